@@ -1,0 +1,147 @@
+"""I/O shapes shared by every action: camelCase JSON, unknown keys rejected, field rules of spec §1.10."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+MAX_TAKE = 100
+
+
+class Input(BaseModel):
+    """Action input: camelCase keys only; an unknown key is an error naming it."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, extra="forbid", validate_by_alias=True, validate_by_name=False
+    )
+
+    def set_fields(self, *, exclude: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+        """The fields the caller gave (null included), by column name: partial updates use this."""
+        return {
+            k: getattr(self, k) for k in self.model_fields_set if k not in exclude
+        }
+
+
+class Output(BaseModel):
+    """Action output, built from ORM rows by attribute name, dumped with camelCase keys."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        from_attributes=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        extra="ignore",
+    )
+
+
+def _check_meta(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None:
+        bad = [k for k in value if k.startswith("_")]
+        if bad:
+            raise ValueError(f"meta keys must not start with '_' (got {', '.join(bad)})")
+    return value
+
+
+def _check_alias(value: str | None) -> str | None:
+    if value:
+        if len(value) > 128:
+            raise ValueError("alias must be at most 128 characters")
+        if not re.fullmatch(r"[a-z0-9_-]*", value):
+            raise ValueError(
+                "Alias must contain only lowercase letters, numbers, hyphens, and underscores"
+            )
+    return value or None  # "" clears it
+
+
+_MODEL_STRING = re.compile(r"[A-Za-z0-9._:@+-]+(/[A-Za-z][A-Za-z0-9_]*=[^/=]*)*")
+
+
+def _check_model(value: str | None) -> str | None:
+    if value and not _MODEL_STRING.fullmatch(value):
+        raise ValueError("model must be 'name' or 'name/key=value/key=value...'")
+    return value
+
+
+Meta = Annotated[
+    dict[str, Any] | None,
+    AfterValidator(_check_meta),
+    Field(description="Free-form JSON object; keys must not start with '_'."),
+]
+Alias = Annotated[
+    str | None,
+    AfterValidator(_check_alias),
+    Field(description="Unique per account and resource type; lowercase letters, digits, - and _."),
+]
+ModelString = Annotated[
+    str | None,
+    AfterValidator(_check_model),
+    Field(description="Model name, optionally with settings: 'name/key=value/...'."),
+]
+Visibility = Literal["private", "protected", "public"]
+Timestamp = Annotated[int, Field(description="Milliseconds since the Unix epoch.")]
+
+
+def _lenient_take(value: Any) -> int:
+    """The server's rule: no error for junk or large values, clamp to 1..100, 0/NaN = 100."""
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return MAX_TAKE
+    return MAX_TAKE if n <= 0 else min(n, MAX_TAKE)
+
+
+def _lenient_order(value: Any) -> str | None:
+    return value if value in ("asc", "desc") else None
+
+
+def _meta_filter(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("meta filter must be an object of key -> value")
+    return value
+
+
+class ListInput(Input):
+    """Pagination shared by every list action (spec §1.5)."""
+
+    cursor: str | None = Field(
+        None, description="Id of the last item of the previous page; '' means the first page."
+    )
+    order: Annotated[Literal["asc", "desc"] | None, BeforeValidator(_lenient_order)] = Field(
+        None, description="Sort by creation time; default desc (messages: asc)."
+    )
+    take: Annotated[int, BeforeValidator(_lenient_take)] = Field(
+        MAX_TAKE, description="Page size, clamped to 1..100."
+    )
+
+
+class MetaFilterMixin(BaseModel):
+    meta: Annotated[dict[str, Any] | None, BeforeValidator(_meta_filter)] = Field(
+        None, description="Equality filters on meta: {key: value}; dotted keys reach nested values."
+    )
+
+
+class IdOutput(Output):
+    id: str
+
+
+ItemT = TypeVar("ItemT", bound=BaseModel)
+
+
+class ListOutput(Output, Generic[ItemT]):
+    """A page of items; `cursor` is the id to pass for the next page, "" after the last one."""
+
+    items: list[ItemT]
+    cursor: str
+
+
+class Resource(Output):
+    """Fields every stored resource returns."""
+
+    id: str
+    created_at: Timestamp
+    updated_at: Timestamp

@@ -1,0 +1,104 @@
+"""Bot actions (spec §2)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from openbotkit.actions.base import (
+    Alias,
+    IdOutput,
+    Input,
+    ListInput,
+    ListOutput,
+    Meta,
+    MetaFilterMixin,
+    ModelString,
+    Resource,
+    Visibility,
+)
+from openbotkit.actions.registry import Effect, action
+from openbotkit.services import bots, crud
+from openbotkit.services.context import Ctx
+from openbotkit.store.tables import Bot
+
+
+class BotFields(Input):
+    alias: Alias = None
+    name: str | None = None
+    description: str | None = None
+    meta: Meta = None
+    model: ModelString = None
+    backstory: str | None = Field(None, description="The bot's instructions (system prompt).")
+    dataset_id: str | None = Field(None, description="Dataset the bot answers from.")
+    skillset_id: str | None = None
+    blueprint_id: str | None = None
+    privacy: bool | None = None
+    moderation: bool | None = None
+    visibility: Visibility | None = None
+
+
+class BotRef(Input):
+    bot_id: str = Field(description="Bot id, or @alias.")
+
+
+class CreateBotInput(BotFields):
+    pass
+
+
+class UpdateBotInput(BotFields, BotRef):
+    pass
+
+
+class ListBotsInput(ListInput, MetaFilterMixin):
+    blueprint_id: str | None = None
+
+
+class BotOutput(Resource):
+    alias: str | None = None
+    name: str | None = None
+    description: str | None = None
+    meta: dict[str, object] | None = None
+    model: str | None = None
+    backstory: str | None = None
+    dataset_id: str | None = None
+    skillset_id: str | None = None
+    blueprint_id: str | None = None
+    privacy: bool | None = None
+    moderation: bool | None = None
+    visibility: Visibility | None = None
+
+
+@action("list_bots", Effect.READ, "GET /bot/list")
+def list_bots(ctx: Ctx, inp: ListBotsInput) -> ListOutput[BotOutput]:
+    """List bots, newest first, optionally filtered by meta."""
+    where = [Bot.account_id == ctx.account_id]
+    if inp.blueprint_id:
+        where.append(Bot.blueprint_id == inp.blueprint_id)
+    rows, cursor = crud.page(
+        ctx, Bot, where=where, cursor=inp.cursor, order=inp.order, take=inp.take, meta=inp.meta
+    )
+    return ListOutput[BotOutput](items=rows, cursor=cursor)  # type: ignore[arg-type]
+
+
+@action("fetch_bot", Effect.READ, "GET /bot/{botId}/fetch")
+def fetch_bot(ctx: Ctx, inp: BotRef) -> BotOutput:
+    """Fetch one bot with its configuration."""
+    return BotOutput.model_validate(bots.get(ctx, inp.bot_id))
+
+
+@action("create_bot", Effect.WRITE, "POST /bot/create")
+def create_bot(ctx: Ctx, inp: CreateBotInput) -> IdOutput:
+    """Create a bot (every field optional)."""
+    return IdOutput(id=bots.create(ctx, inp.set_fields()).id)
+
+
+@action("update_bot", Effect.WRITE, "POST /bot/{botId}/update")
+def update_bot(ctx: Ctx, inp: UpdateBotInput) -> IdOutput:
+    """Change the given fields of a bot; null clears a field."""
+    return IdOutput(id=bots.update(ctx, inp.bot_id, inp.set_fields(exclude={"bot_id"})).id)
+
+
+@action("delete_bot", Effect.DESTRUCTIVE, "POST /bot/{botId}/delete")
+def delete_bot(ctx: Ctx, inp: BotRef) -> IdOutput:
+    """Delete a bot; its conversations keep their history."""
+    return IdOutput(id=bots.delete(ctx, inp.bot_id))

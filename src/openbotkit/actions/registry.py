@@ -1,0 +1,148 @@
+"""The action registry: each action declared once, every surface derived from it.
+
+`@action(name, effect, "METHOD /path")` records the handler with its input and output types (read
+from the annotations) and the first docstring line. The CLI, the REST routes, the JSON Schemas,
+the HTTP client and (later) MCP tools all loop over `REGISTRY`; none has per-action code.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from openbotkit.errors import InvalidInput, Problem, UnknownAction
+
+
+class Effect(enum.StrEnum):
+    """What running an action does; drives confirmation, HTTP verbs' meaning and MCP hints."""
+
+    READ = "read"
+    WRITE = "write"
+    DESTRUCTIVE = "destructive"
+
+
+EffectRule = Effect | Callable[[Any], Effect]
+Handler = Callable[[Any, Any], Any]
+_PATH_PARAM = re.compile(r"{(\w+)}")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One declared action. `path` is relative to the API prefix (`/api/v1`, `/v1`)."""
+
+    name: str
+    effect_rule: EffectRule
+    method: str
+    path: str
+    input: type[BaseModel]
+    output: type[BaseModel]
+    handler: Handler
+    description: str
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path_params(self) -> list[str]:
+        return _PATH_PARAM.findall(self.path)
+
+    @property
+    def effect(self) -> Effect:
+        """The declared effect; for input-dependent rules, the strongest it can be."""
+        if isinstance(self.effect_rule, Effect):
+            return self.effect_rule
+        return Effect.DESTRUCTIVE
+
+    def effect_for(self, inp: BaseModel) -> Effect:
+        rule = self.effect_rule
+        return rule if isinstance(rule, Effect) else rule(inp)
+
+    def parse_input(self, data: Any) -> BaseModel:
+        """Validate raw JSON-like input; errors name each field (JSON pointer) and rule."""
+        if not isinstance(data, dict):
+            raise InvalidInput(
+                "input must be a JSON object",
+                details=[Problem("", "type", f"expected an object, got {type(data).__name__}")],
+            )
+        try:
+            return self.input.model_validate(data)
+        except ValidationError as exc:
+            raise invalid_input_from(exc) from None
+
+    def dump_output(self, out: BaseModel) -> dict[str, Any]:
+        return out.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def invalid_input_from(exc: ValidationError) -> InvalidInput:
+    problems = []
+    for err in exc.errors(include_url=False):
+        pointer = "".join(f"/{part}" for part in err["loc"])
+        problems.append(Problem(pointer, err["type"], err["msg"]))
+    summary = "; ".join(f"{p.pointer or '/'}: {p.message}" for p in problems)
+    return InvalidInput(f"invalid input: {summary}", details=problems)
+
+
+class Registry:
+    """Actions by name, in declaration order."""
+
+    def __init__(self) -> None:
+        self._actions: dict[str, Action] = {}
+
+    def add(self, act: Action) -> None:
+        if act.name in self._actions:
+            raise ValueError(f"action {act.name!r} declared twice")
+        self._actions[act.name] = act
+
+    def get(self, name: str) -> Action:
+        try:
+            return self._actions[name]
+        except KeyError:
+            known = ", ".join(sorted(self._actions))
+            raise UnknownAction(f"no action {name!r}; known actions: {known}") from None
+
+    def __iter__(self) -> Iterator[Action]:
+        return iter(self._actions.values())
+
+    def __len__(self) -> int:
+        return len(self._actions)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._actions
+
+
+REGISTRY = Registry()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def action(
+    name: str, effect: EffectRule, route: str, *, registry: Registry = REGISTRY, **extensions: Any
+) -> Callable[[F], F]:
+    """Declare a handler `(ctx, inp: XInput) -> XOutput` as the action `name` at `route`."""
+    method, path = route.split(" ", 1)
+
+    def register(fn: F) -> F:
+        hints = typing.get_type_hints(fn)
+        params = [p for p in hints if p != "return"]
+        inp_type, out_type = hints[params[-1]], hints["return"]
+        doc = (fn.__doc__ or "").strip().splitlines()
+        registry.add(
+            Action(
+                name=name,
+                effect_rule=effect,
+                method=method,
+                path=path,
+                input=inp_type,
+                output=out_type,
+                handler=fn,
+                description=doc[0] if doc else name,
+                extensions=extensions,
+            )
+        )
+        return fn
+
+    return register

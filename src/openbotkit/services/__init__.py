@@ -1,0 +1,1 @@
+"""Services hold the rules: account scope, references, limits, usage. Every call takes ctx first."""

@@ -1,0 +1,43 @@
+"""Bots: a model, a backstory and optionally a dataset, shared by the conversations that use it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update as sql_update
+
+from openbotkit.services import crud
+from openbotkit.services.context import Ctx
+from openbotkit.store.tables import Bot, Conversation, Dataset
+
+REFS = {"dataset_id": Dataset}
+
+
+def create(ctx: Ctx, fields: dict[str, Any]) -> Bot:
+    crud.resolve_refs(ctx, fields, REFS)
+    crud.check_alias_free(ctx, Bot, fields.get("alias"))
+    return crud.insert(ctx, Bot, fields)
+
+
+def get(ctx: Ctx, ref: str) -> Bot:
+    return crud.get_owned(ctx, Bot, ref, field="botId")
+
+
+def update(ctx: Ctx, ref: str, fields: dict[str, Any]) -> Bot:
+    bot = get(ctx, ref)
+    crud.resolve_refs(ctx, fields, REFS)
+    crud.check_alias_free(ctx, Bot, fields.get("alias"), own_id=bot.id)
+    crud.update(ctx, bot, fields)
+    return bot
+
+
+def delete(ctx: Ctx, ref: str) -> str:
+    """Delete a bot; its conversations stay, unlinked, with their history."""
+    bot = get(ctx, ref)
+    ctx.session.execute(
+        sql_update(Conversation)
+        .where(Conversation.account_id == ctx.account_id, Conversation.bot_id == bot.id)
+        .values(bot_id=None)
+    )
+    ctx.session.delete(bot)
+    return bot.id

@@ -1,0 +1,68 @@
+"""Settings: read once from the environment by a surface, then passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict
+
+
+class Settings(BaseModel):
+    """Everything configurable. Nothing below the surfaces reads `os.environ`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    home: Path
+    database_url: str | None = None
+    # The HTTP backend of the connector (spec/actions.md "Backends").
+    base_url: str | None = None
+    api_secret: str | None = None
+    # Retrieval
+    embedder: str = "local"
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    openai_embedding_model: str = "text-embedding-3-small"
+    # Files
+    max_file_bytes: int = 25 * 1024 * 1024
+    allow_private_urls: bool = False
+    sync_min_interval_s: float = 120.0
+    # Completion
+    models_file: Path | None = None
+    default_model: str = "smollm2"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'openbotkit.sqlite3'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The one reader of OBK_* (and CHATBOTKIT_* for the connector's HTTP backend)."""
+        env = os.environ if env is None else env
+        home = Path(env.get("OBK_HOME") or platformdirs.user_data_dir("openbotkit"))
+        values: dict[str, object] = {"home": home}
+        mapping = {
+            "OBK_DATABASE_URL": "database_url",
+            "CHATBOTKIT_BASE_URL": "base_url",
+            "CHATBOTKIT_API_SECRET": "api_secret",
+            "OBK_EMBEDDER": "embedder",
+            "OBK_OPENAI_BASE_URL": "openai_base_url",
+            "OBK_OPENAI_API_KEY": "openai_api_key",
+            "OBK_OPENAI_EMBEDDING_MODEL": "openai_embedding_model",
+            "OBK_MAX_FILE_BYTES": "max_file_bytes",
+            "OBK_SYNC_MIN_INTERVAL_S": "sync_min_interval_s",
+            "OBK_MODELS_FILE": "models_file",
+            "OBK_DEFAULT_MODEL": "default_model",
+        }
+        for key, field in mapping.items():
+            if env.get(key):
+                values[field] = env[key]
+        if env.get("OBK_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"):
+            values["allow_private_urls"] = True
+        return cls.model_validate(values)

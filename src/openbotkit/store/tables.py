@@ -1,0 +1,213 @@
+"""ORM classes: one per stored resource. Column names match the API's fields in snake_case.
+
+No rules live here: services validate and scope, the store only keeps rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from openbotkit.ids import now_ms
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _fk(target: str) -> Any:
+    return ForeignKey(target, ondelete="CASCADE")
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(191), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class Secret(Base):
+    """An API secret. Only a SHA-256 of the token is kept; the token is shown once."""
+
+    __tablename__ = "secrets"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40), _fk("accounts.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(191))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class _Owned:
+    """Columns every account-owned resource has."""
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40), _fk("accounts.id"))
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Bot(_Owned, Base):
+    __tablename__ = "bots"
+    __table_args__ = (
+        UniqueConstraint("account_id", "alias"),
+        Index("ix_bots_account_created", "account_id", "created_at", "id"),
+    )
+
+    alias: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    backstory: Mapped[str | None] = mapped_column(Text)
+    dataset_id: Mapped[str | None] = mapped_column(String(40))
+    skillset_id: Mapped[str | None] = mapped_column(String(40))
+    blueprint_id: Mapped[str | None] = mapped_column(String(40))
+    privacy: Mapped[bool | None] = mapped_column(Boolean)
+    moderation: Mapped[bool | None] = mapped_column(Boolean)
+    visibility: Mapped[str | None] = mapped_column(String(16))
+
+
+class Conversation(_Owned, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_account_created", "account_id", "created_at", "id"),)
+
+    bot_id: Mapped[str | None] = mapped_column(String(40))
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    contact_id: Mapped[str | None] = mapped_column(String(40))
+    task_id: Mapped[str | None] = mapped_column(String(40))
+    space_id: Mapped[str | None] = mapped_column(String(40))
+    model: Mapped[str | None] = mapped_column(Text)
+    backstory: Mapped[str | None] = mapped_column(Text)
+    dataset_id: Mapped[str | None] = mapped_column(String(40))
+    skillset_id: Mapped[str | None] = mapped_column(String(40))
+    privacy: Mapped[bool | None] = mapped_column(Boolean)
+    moderation: Mapped[bool | None] = mapped_column(Boolean)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Message(_Owned, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_conversation_created", "conversation_id", "created_at", "id"),
+    )
+
+    conversation_id: Mapped[str] = mapped_column(String(40), _fk("conversations.id"))
+    type: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    entities: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+
+
+class Dataset(_Owned, Base):
+    __tablename__ = "datasets"
+    __table_args__ = (
+        UniqueConstraint("account_id", "alias"),
+        Index("ix_datasets_account_created", "account_id", "created_at", "id"),
+    )
+
+    alias: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    blueprint_id: Mapped[str | None] = mapped_column(String(40))
+    reranker: Mapped[str | None] = mapped_column(Text)
+    record_max_tokens: Mapped[int | None] = mapped_column(Integer)
+    search_min_score: Mapped[float | None] = mapped_column(Float)
+    search_max_records: Mapped[int | None] = mapped_column(Integer)
+    search_max_tokens: Mapped[int | None] = mapped_column(Integer)
+    match_instruction: Mapped[str | None] = mapped_column(Text)
+    mismatch_instruction: Mapped[str | None] = mapped_column(Text)
+    separators: Mapped[str | None] = mapped_column(Text)
+    visibility: Mapped[str | None] = mapped_column(String(16))
+
+
+class Record(_Owned, Base):
+    __tablename__ = "records"
+    __table_args__ = (
+        Index("ix_records_dataset_created", "dataset_id", "created_at", "id"),
+        Index("ix_records_dataset_source", "dataset_id", "source"),
+    )
+
+    dataset_id: Mapped[str] = mapped_column(String(40), _fk("datasets.id"))
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+
+
+class File(_Owned, Base):
+    __tablename__ = "files"
+    __table_args__ = (
+        UniqueConstraint("account_id", "alias"),
+        Index("ix_files_account_created", "account_id", "created_at", "id"),
+    )
+
+    alias: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    blueprint_id: Mapped[str | None] = mapped_column(String(40))
+    visibility: Mapped[str | None] = mapped_column(String(16))
+    # Content, set by upload (issue: files and ingestion).
+    content_type: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class DatasetFile(Base):
+    """A file attached to a dataset as a source of its records."""
+
+    __tablename__ = "dataset_files"
+    __table_args__ = (Index("ix_dataset_files_dataset_created", "dataset_id", "created_at"),)
+
+    dataset_id: Mapped[str] = mapped_column(String(40), _fk("datasets.id"), primary_key=True)
+    file_id: Mapped[str] = mapped_column(String(40), _fk("files.id"), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40), _fk("accounts.id"))
+    type: Mapped[str] = mapped_column(String(16), default="source")
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class UsageEvent(Base):
+    """An append-only ledger of what an account used; inserts never contend with each other."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (Index("ix_usage_account_metric_created", "account_id", "metric", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(40), _fk("accounts.id"))
+    metric: Mapped[str] = mapped_column(String(32))  # tokens | conversations | messages
+    amount: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class Execution(Base):
+    """One connector run (success or failure), listed by `obk connector executions`."""
+
+    __tablename__ = "executions"
+    __table_args__ = (Index("ix_executions_created", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    action: Mapped[str] = mapped_column(String(64))
+    effect: Mapped[str] = mapped_column(String(16))
+    backend: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))  # ok | error
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    duration_ms: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
