@@ -1,6 +1,10 @@
 """The action registry and the modules that declare actions (importing this registers them all)."""
 
-from openbotkit.actions import bots, datasets  # noqa: F401
+import openbotkit.actions.bots
+import openbotkit.actions.conversations
+import openbotkit.actions.datasets
+import openbotkit.actions.files
+import openbotkit.actions.usage
 from openbotkit.actions.registry import REGISTRY, Action, Effect, Registry, action
 
 __all__ = ["REGISTRY", "Action", "Effect", "Registry", "action"]

@@ -1,4 +1,4 @@
-"""I/O shapes shared by every action: camelCase JSON, unknown keys rejected, field rules of spec §1.10."""
+"""I/O shapes shared by every action: camelCase JSON, unknown keys rejected, spec §1.10 rules."""
 
 from __future__ import annotations
 
@@ -20,9 +20,7 @@ class Input(BaseModel):
 
     def set_fields(self, *, exclude: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
         """The fields the caller gave (null included), by column name: partial updates use this."""
-        return {
-            k: getattr(self, k) for k in self.model_fields_set if k not in exclude
-        }
+        return {k: getattr(self, k) for k in self.model_fields_set if k not in exclude}
 
 
 class Output(BaseModel):

@@ -77,7 +77,7 @@ def list_bots(ctx: Ctx, inp: ListBotsInput) -> ListOutput[BotOutput]:
     rows, cursor = crud.page(
         ctx, Bot, where=where, cursor=inp.cursor, order=inp.order, take=inp.take, meta=inp.meta
     )
-    return ListOutput[BotOutput](items=rows, cursor=cursor)  # type: ignore[arg-type]
+    return ListOutput[BotOutput](items=rows, cursor=cursor)
 
 
 @action("fetch_bot", Effect.READ, "GET /bot/{botId}/fetch")

@@ -90,7 +90,7 @@ def list_datasets(ctx: Ctx, inp: ListDatasetsInput) -> ListOutput[DatasetOutput]
     rows, cursor = crud.page(
         ctx, Dataset, where=where, cursor=inp.cursor, order=inp.order, take=inp.take, meta=inp.meta
     )
-    return ListOutput[DatasetOutput](items=rows, cursor=cursor)  # type: ignore[arg-type]
+    return ListOutput[DatasetOutput](items=rows, cursor=cursor)
 
 
 @action("fetch_dataset", Effect.READ, "GET /dataset/{datasetId}/fetch")
@@ -155,7 +155,7 @@ def list_dataset_records(ctx: Ctx, inp: ListRecordsInput) -> ListOutput[RecordOu
     rows, cursor = crud.page(
         ctx, Record, where=where, cursor=inp.cursor, order=inp.order, take=inp.take
     )
-    return ListOutput[RecordOutput](items=rows, cursor=cursor)  # type: ignore[arg-type]
+    return ListOutput[RecordOutput](items=rows, cursor=cursor)
 
 
 @action("fetch_dataset_record", Effect.READ, "GET /dataset/{datasetId}/record/{recordId}/fetch")
@@ -171,9 +171,7 @@ def create_dataset_record(ctx: Ctx, inp: CreateRecordInput) -> IdOutput:
     return IdOutput(id=records.create(ctx, inp.dataset_id, fields).id)
 
 
-@action(
-    "update_dataset_record", Effect.WRITE, "POST /dataset/{datasetId}/record/{recordId}/update"
-)
+@action("update_dataset_record", Effect.WRITE, "POST /dataset/{datasetId}/record/{recordId}/update")
 def update_dataset_record(ctx: Ctx, inp: UpdateRecordInput) -> IdOutput:
     """Change a record's text, source or meta."""
     fields = inp.set_fields(exclude={"dataset_id", "record_id"})

@@ -18,7 +18,7 @@ T = TypeVar("T", bound=Base)
 
 
 def _label(table: type[Base]) -> str:
-    return table.__tablename__.rstrip("s").replace("_", " ")
+    return str(table.__tablename__).rstrip("s").replace("_", " ")
 
 
 def get_owned(ctx: Ctx, table: type[T], ref: str, *, field: str | None = None) -> T:
@@ -26,7 +26,7 @@ def get_owned(ctx: Ctx, table: type[T], ref: str, *, field: str | None = None) -
     col_id: Any = table.id  # type: ignore[attr-defined]
     col_account: Any = table.account_id  # type: ignore[attr-defined]
     if ref.startswith("@") and hasattr(table, "alias"):
-        cond = table.alias == ref[1:]
+        cond = table.alias == ref[1:]  # type: ignore[attr-defined]
     else:
         cond = col_id == ref
     row = ctx.session.scalar(select(table).where(col_account == ctx.account_id, cond))
@@ -37,7 +37,9 @@ def get_owned(ctx: Ctx, table: type[T], ref: str, *, field: str | None = None) -
     return row
 
 
-def check_alias_free(ctx: Ctx, table: type[Base], alias: str | None, *, own_id: str | None = None) -> None:
+def check_alias_free(
+    ctx: Ctx, table: type[Base], alias: str | None, *, own_id: str | None = None
+) -> None:
     """Aliases are unique per account and resource type (409 conflict)."""
     if not alias:
         return
@@ -112,9 +114,7 @@ def page(
         conds.append(meta_condition(table.meta, key, value))  # type: ignore[attr-defined]
     descending = (order or default_order) == "desc"
     if cursor:
-        anchor = ctx.session.execute(
-            select(created, ident).where(*where, ident == cursor)
-        ).first()
+        anchor = ctx.session.execute(select(created, ident).where(*where, ident == cursor)).first()
         if anchor is None:
             raise InvalidInput(
                 f"cursor {cursor!r} is not an item of this list",
@@ -126,7 +126,9 @@ def page(
         else:
             conds.append(or_(created > a_created, and_(created == a_created, ident > a_id)))
     ordering = (created.desc(), ident.desc()) if descending else (created.asc(), ident.asc())
-    rows = list(ctx.session.scalars(select(table).where(*conds).order_by(*ordering).limit(take + 1)))
+    rows = list(
+        ctx.session.scalars(select(table).where(*conds).order_by(*ordering).limit(take + 1))
+    )
     more = len(rows) > take
     rows = rows[:take]
     return rows, (rows[-1].id if more and rows else "")  # type: ignore[attr-defined]

@@ -188,7 +188,9 @@ class UsageEvent(Base):
     """An append-only ledger of what an account used; inserts never contend with each other."""
 
     __tablename__ = "usage_events"
-    __table_args__ = (Index("ix_usage_account_metric_created", "account_id", "metric", "created_at"),)
+    __table_args__ = (
+        Index("ix_usage_account_metric_created", "account_id", "metric", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[str] = mapped_column(String(40), _fk("accounts.id"))

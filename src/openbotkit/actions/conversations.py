@@ -1,0 +1,259 @@
+"""Conversation and message actions (spec §3.1–3.3). Completion lives in actions/completion.py."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from openbotkit.actions.base import (
+    IdOutput,
+    Input,
+    ListInput,
+    ListOutput,
+    Meta,
+    MetaFilterMixin,
+    ModelString,
+    Output,
+    Resource,
+)
+from openbotkit.actions.registry import Effect, action
+from openbotkit.services import conversations, crud
+from openbotkit.services.context import Ctx
+from openbotkit.store.tables import Conversation, Message
+
+MessageType = Literal[
+    "user", "bot", "reasoning", "context", "instruction", "backstory", "activity", "checkpoint"
+]
+
+
+class Replacement(Input):
+    begin: Annotated[int, Field(ge=0)]
+    end: Annotated[int, Field(ge=0)]
+    text: str
+
+
+class Entity(Input):
+    """A span of a message's text (offsets into it), optionally with a replacement."""
+
+    type: str
+    begin: Annotated[int, Field(ge=0)]
+    end: Annotated[int, Field(ge=1)]
+    text: str
+    replacement: Replacement | None = None
+
+
+class ConversationFields(Input):
+    name: str | None = None
+    description: str | None = None
+    meta: Meta = None
+    contact_id: str | None = None
+    task_id: str | None = None
+    space_id: str | None = None
+    bot_id: str | None = Field(None, description="Bot whose configuration answers here.")
+    model: ModelString = None
+    backstory: str | None = None
+    dataset_id: str | None = None
+    skillset_id: str | None = None
+    privacy: bool | None = None
+    moderation: bool | None = None
+    expires_at: int | None = Field(None, description="Milliseconds since the epoch, or null.")
+
+
+class SeedMessage(Input):
+    type: MessageType
+    text: str
+
+
+class CreateConversationInput(ConversationFields):
+    messages: list[SeedMessage] | None = Field(None, description="Messages to start with.")
+
+
+class ConversationRef(Input):
+    conversation_id: str
+
+
+class UpdateConversationInput(ConversationFields, ConversationRef):
+    pass
+
+
+class ListConversationsInput(ListInput, MetaFilterMixin):
+    pass
+
+
+class ConversationOutput(Resource):
+    name: str | None = None
+    description: str | None = None
+    meta: dict[str, object] | None = None
+    contact_id: str | None = None
+    task_id: str | None = None
+    space_id: str | None = None
+    bot_id: str | None = None
+    model: str | None = None
+    backstory: str | None = None
+    dataset_id: str | None = None
+    skillset_id: str | None = None
+    privacy: bool | None = None
+    moderation: bool | None = None
+    expires_at: int | None = None
+
+
+@action("list_conversations", Effect.READ, "GET /conversation/list")
+def list_conversations(ctx: Ctx, inp: ListConversationsInput) -> ListOutput[ConversationOutput]:
+    """List conversations, newest first, optionally filtered by meta."""
+    rows, cursor = crud.page(
+        ctx,
+        Conversation,
+        where=[Conversation.account_id == ctx.account_id],
+        cursor=inp.cursor,
+        order=inp.order,
+        take=inp.take,
+        meta=inp.meta,
+    )
+    return ListOutput[ConversationOutput](items=rows, cursor=cursor)
+
+
+@action("fetch_conversation", Effect.READ, "GET /conversation/{conversationId}/fetch")
+def fetch_conversation(ctx: Ctx, inp: ConversationRef) -> ConversationOutput:
+    """Fetch one conversation."""
+    return ConversationOutput.model_validate(conversations.get(ctx, inp.conversation_id))
+
+
+@action("create_conversation", Effect.WRITE, "POST /conversation/create")
+def create_conversation(ctx: Ctx, inp: CreateConversationInput) -> IdOutput:
+    """Start a conversation with a bot (botId) or an inline model/backstory/dataset."""
+    seed = [m.model_dump() for m in inp.messages or []]
+    return IdOutput(id=conversations.create(ctx, inp.set_fields(exclude={"messages"}), seed).id)
+
+
+@action("update_conversation", Effect.WRITE, "POST /conversation/{conversationId}/update")
+def update_conversation(ctx: Ctx, inp: UpdateConversationInput) -> IdOutput:
+    """Change the given fields of a conversation; null clears a field."""
+    fields = inp.set_fields(exclude={"conversation_id"})
+    return IdOutput(id=conversations.update(ctx, inp.conversation_id, fields).id)
+
+
+@action("delete_conversation", Effect.DESTRUCTIVE, "POST /conversation/{conversationId}/delete")
+def delete_conversation(ctx: Ctx, inp: ConversationRef) -> IdOutput:
+    """Delete a conversation and its messages."""
+    return IdOutput(id=conversations.delete(ctx, inp.conversation_id))
+
+
+# -- messages ------------------------------------------------------------------------------
+
+
+class MessageRef(ConversationRef):
+    message_id: str
+
+
+class MessageFields(Input):
+    entities: list[Entity] | None = None
+    name: str | None = None
+    description: str | None = None
+    meta: Meta = None
+
+
+class CreateMessageInput(MessageFields, ConversationRef):
+    type: MessageType
+    text: str
+
+
+class UpdateMessageInput(MessageFields, MessageRef):
+    type: MessageType | None = None
+    text: str | None = None
+
+
+class ListMessagesInput(ListInput, MetaFilterMixin, ConversationRef):
+    pass
+
+
+class EntityOutput(Output):
+    type: str
+    begin: int
+    end: int
+    text: str
+    replacement: dict[str, object] | None = None
+
+
+class MessageOutput(Resource):
+    type: MessageType
+    text: str
+    name: str | None = None
+    description: str | None = None
+    meta: dict[str, object] | None = None
+    entities: list[EntityOutput] | None = None
+
+
+class CreateMessageOutput(Output):
+    id: str
+    entities: list[EntityOutput]
+
+
+@action(
+    "list_conversation_messages", Effect.READ, "GET /conversation/{conversationId}/message/list"
+)
+def list_conversation_messages(ctx: Ctx, inp: ListMessagesInput) -> ListOutput[MessageOutput]:
+    """List a conversation's messages, oldest first."""
+    conversation = conversations.get(ctx, inp.conversation_id)
+    rows, cursor = crud.page(
+        ctx,
+        Message,
+        where=[Message.account_id == ctx.account_id, Message.conversation_id == conversation.id],
+        cursor=inp.cursor,
+        order=inp.order,
+        take=inp.take,
+        meta=inp.meta,
+        default_order="asc",
+    )
+    return ListOutput[MessageOutput](items=rows, cursor=cursor)
+
+
+@action(
+    "fetch_conversation_message",
+    Effect.READ,
+    "GET /conversation/{conversationId}/message/{messageId}/fetch",
+)
+def fetch_conversation_message(ctx: Ctx, inp: MessageRef) -> MessageOutput:
+    """Fetch one message of a conversation."""
+    message = conversations.get_message(ctx, inp.conversation_id, inp.message_id)
+    return MessageOutput.model_validate(message)
+
+
+@action(
+    "create_conversation_message",
+    Effect.WRITE,
+    "POST /conversation/{conversationId}/message/create",
+)
+def create_conversation_message(ctx: Ctx, inp: CreateMessageInput) -> CreateMessageOutput:
+    """Append a message to a conversation without generating a reply."""
+    conversation = conversations.get(ctx, inp.conversation_id)
+    fields = inp.set_fields(exclude={"conversation_id"})
+    fields["entities"] = [e.model_dump(exclude_none=True) for e in inp.entities or []]
+    message = conversations.add_message(ctx, conversation, fields)
+    return CreateMessageOutput.model_validate(
+        {"id": message.id, "entities": message.entities or []}
+    )
+
+
+@action(
+    "update_conversation_message",
+    Effect.WRITE,
+    "POST /conversation/{conversationId}/message/{messageId}/update",
+)
+def update_conversation_message(ctx: Ctx, inp: UpdateMessageInput) -> IdOutput:
+    """Change a message's type, text, entities, name, description or meta."""
+    fields = inp.set_fields(exclude={"conversation_id", "message_id"})
+    if "entities" in fields:
+        fields["entities"] = [e.model_dump(exclude_none=True) for e in inp.entities or []]
+    message = conversations.update_message(ctx, inp.conversation_id, inp.message_id, fields)
+    return IdOutput(id=message.id)
+
+
+@action(
+    "delete_conversation_message",
+    Effect.DESTRUCTIVE,
+    "POST /conversation/{conversationId}/message/{messageId}/delete",
+)
+def delete_conversation_message(ctx: Ctx, inp: MessageRef) -> IdOutput:
+    """Delete one message of a conversation."""
+    return IdOutput(id=conversations.delete_message(ctx, inp.conversation_id, inp.message_id))

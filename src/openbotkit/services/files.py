@@ -1,0 +1,33 @@
+"""File metadata. Content (upload, download, sync) is handled by services/file_content.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openbotkit.services import crud
+from openbotkit.services.context import Ctx
+from openbotkit.store.tables import File
+
+
+def create(ctx: Ctx, fields: dict[str, Any]) -> File:
+    crud.check_alias_free(ctx, File, fields.get("alias"))
+    return crud.insert(ctx, File, fields)
+
+
+def get(ctx: Ctx, ref: str) -> File:
+    return crud.get_owned(ctx, File, ref, field="fileId")
+
+
+def update(ctx: Ctx, ref: str, fields: dict[str, Any]) -> File:
+    file = get(ctx, ref)
+    crud.check_alias_free(ctx, File, fields.get("alias"), own_id=file.id)
+    crud.update(ctx, file, fields)
+    return file
+
+
+def delete(ctx: Ctx, ref: str) -> str:
+    """Delete a file's metadata and attachments; records synced from it stay in their datasets."""
+    file = get(ctx, ref)
+    ctx.session.delete(file)
+    ctx.session.flush()
+    return file.id

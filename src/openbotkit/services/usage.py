@@ -1,0 +1,49 @@
+"""Usage accounting: an append-only ledger summed per billing period (the calendar month, UTC)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from sqlalchemy import func, select
+
+from openbotkit.ids import now_ms
+from openbotkit.services.context import Ctx
+from openbotkit.store.tables import Dataset, File, Record, UsageEvent
+
+Metric = Literal["tokens", "conversations", "messages"]
+
+
+def record(ctx: Ctx, metric: Metric, amount: int = 1) -> None:
+    """Add `amount` to an account's usage; an insert, so concurrent requests never lose counts."""
+    if amount:
+        ctx.session.add(
+            UsageEvent(account_id=ctx.account_id, metric=metric, amount=amount, created_at=now_ms())
+        )
+
+
+def period_start_ms(now: int | None = None) -> int:
+    moment = dt.datetime.fromtimestamp((now or now_ms()) / 1000, tz=dt.UTC)
+    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return int(start.timestamp() * 1000)
+
+
+def totals(ctx: Ctx) -> dict[str, int]:
+    """This period's tokens, conversations and messages."""
+    rows = ctx.session.execute(
+        select(UsageEvent.metric, func.sum(UsageEvent.amount))
+        .where(UsageEvent.account_id == ctx.account_id, UsageEvent.created_at >= period_start_ms())
+        .group_by(UsageEvent.metric)
+    )
+    sums = {metric: int(total or 0) for metric, total in rows}
+    return {m: sums.get(m, 0) for m in ("tokens", "conversations", "messages")}
+
+
+def database_counts(ctx: Ctx) -> dict[str, int]:
+    """How many datasets, records and files the account holds now."""
+
+    def count(table: type[Dataset] | type[Record] | type[File]) -> int:
+        query = select(func.count()).select_from(table).where(table.account_id == ctx.account_id)
+        return int(ctx.session.scalar(query) or 0)
+
+    return {"datasets": count(Dataset), "records": count(Record), "files": count(File)}
