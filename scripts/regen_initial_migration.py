@@ -5,6 +5,8 @@ Run: .venv/bin/python scripts/regen_initial_migration.py
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -28,4 +30,7 @@ with tempfile.TemporaryDirectory() as tmp:
         )
 for new in versions.glob("0001_*.py"):
     new.rename(versions / "0001_initial.py")
-print("wrote", versions / "0001_initial.py")
+target = versions / "0001_initial.py"
+ruff = Path(sys.executable).parent / "ruff"
+subprocess.run([str(ruff), "format", "-q", str(target)], check=False)
+print("wrote", target)
