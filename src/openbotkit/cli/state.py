@@ -1,0 +1,30 @@
+"""What every command shares: settings read once, and an engine built only when needed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import click
+
+from openbotkit.engine import Engine
+from openbotkit.settings import Settings
+
+
+@dataclass
+class CliState:
+    settings: Settings
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine(self.settings)
+        return self._engine
+
+
+def state() -> CliState:
+    """The current command's shared state (set up by the `obk` group)."""
+    obj = click.get_current_context().find_object(CliState)
+    if obj is None:  # pragma: no cover - only when a command runs outside `obk`
+        obj = CliState(Settings.from_env())
+    return obj
