@@ -215,8 +215,8 @@ def run(
     except ObkError as err:
         _fail(err, execution_id, as_json, runner, action_name, effect, started)
     except Exception as exc:  # the one place a bug becomes internal_error
-        err = InternalError(f"{action_name} failed: {type(exc).__name__}: {exc}")
-        _fail(err, execution_id, as_json, runner, action_name, effect, started)
+        bug = InternalError(f"{action_name} failed: {type(exc).__name__}: {exc}")
+        _fail(bug, execution_id, as_json, runner, action_name, effect, started)
     runner.record(execution_id, act.name if act else action_name, effect, None, started)
     if as_json:
         click.echo(_dumps({"data": result, "meta": {"executionId": execution_id}}))
