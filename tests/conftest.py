@@ -1,0 +1,59 @@
+"""Shared fixtures: a fresh OBK_HOME per test, an engine on a real SQLite file, an action runner."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openbotkit.actions import REGISTRY
+from openbotkit.engine import Engine
+from openbotkit.settings import Settings
+
+RunAction = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may touch the user's real data directory or a configured server."""
+    monkeypatch.setenv("OBK_HOME", str(tmp_path / "obk-home"))
+    for key in list(os.environ):
+        if key.startswith("CHATBOTKIT_") or (key.startswith("OBK_") and key != "OBK_HOME"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "obk-home")
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    eng = Engine(settings)
+    yield eng
+    eng.close()
+
+
+def make_runner(engine: Engine, account: str) -> RunAction:
+    account_id = engine.ensure_account(account)
+
+    def run(name: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        act = REGISTRY.get(name)
+        return act.dump_output(engine.run(act, act.parse_input(data or {}), account_id=account_id))
+
+    return run
+
+
+@pytest.fixture
+def run(engine: Engine) -> RunAction:
+    """Run an action as account 'alice' and return its JSON output."""
+    return make_runner(engine, "alice")
+
+
+@pytest.fixture
+def run_bob(engine: Engine) -> RunAction:
+    """Run an action as account 'bob'."""
+    return make_runner(engine, "bob")
