@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from openbotkit.actions import REGISTRY
 from openbotkit.engine import Engine
 from openbotkit.settings import Settings
 
@@ -38,11 +37,10 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 
 def make_runner(engine: Engine, account: str) -> RunAction:
-    account_id = engine.ensure_account(account)
+    """Run actions as `account` through the Python API (`Engine.execute`)."""
 
     def run(name: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        act = REGISTRY.get(name)
-        return act.dump_output(engine.run(act, act.parse_input(data or {}), account_id=account_id))
+        return engine.execute(name, data, account=account)
 
     return run
 

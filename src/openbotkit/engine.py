@@ -39,6 +39,19 @@ class Engine:
         with self.store.session(write=write) as session:
             return act.handler(Ctx(self, session, account_id), inp)  # type: ignore[no-any-return]
 
+    def execute(
+        self, name: str, data: dict[str, Any] | None = None, *, account: str = LOCAL_ACCOUNT
+    ) -> dict[str, Any]:
+        """Validate JSON-like input, run the action `name` as `account`, return its JSON output.
+
+        The Python API's one call: the same validation and errors as the CLI and the server.
+        """
+        from openbotkit.actions import REGISTRY
+
+        act = REGISTRY.get(name)
+        out = self.run(act, act.parse_input(data or {}), account_id=self.ensure_account(account))
+        return act.dump_output(out)
+
     def ensure_account(self, name: str) -> str:
         """The id of the account called `name`, created if it does not exist yet."""
         with self.store.session(write=False) as session:
