@@ -4,14 +4,9 @@ import openbotkit
 
 
 def test_public_api_is_pinned() -> None:
-    assert sorted(openbotkit.__all__) == [
-        "REGISTRY",
-        "Action",
-        "Effect",
-        "Engine",
-        "ObkError",
-        "Settings",
-    ]
+    assert sorted(openbotkit.__all__) == sorted(
+        ["Action", "Effect", "Engine", "ObkError", "REGISTRY", "Settings"]
+    )
     for name in openbotkit.__all__:
         assert getattr(openbotkit, name) is not None
 
