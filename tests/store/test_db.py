@@ -1,0 +1,76 @@
+"""The store: migrations on first use, WAL mode, several processes writing one file at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from openbotkit.actions.base import IdOutput
+from openbotkit.actions.bots import CreateBotInput
+from openbotkit.actions.registry import Effect, Registry, action
+from openbotkit.engine import Engine
+from openbotkit.errors import NotFound
+from openbotkit.services import bots
+from openbotkit.services.context import Ctx
+from openbotkit.settings import Settings
+from openbotkit.store import Store
+
+
+def test_first_use_migrates_and_enables_wal(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with store.session(write=False) as session:
+        assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        tables = set(session.execute(text("SELECT name FROM sqlite_master")).scalars())
+        version = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert {"bots", "datasets", "records", "files", "messages", "secrets"} <= tables
+    assert version
+    store.dispose()
+
+
+def test_failed_action_leaves_nothing_behind(engine: Engine) -> None:
+    """An action that fails half-way (after writing) is rolled back whole."""
+    registry = Registry()
+
+    @action("write_then_fail", Effect.WRITE, "POST /test/fail", registry=registry)
+    def write_then_fail(ctx: Ctx, inp: CreateBotInput) -> IdOutput:
+        """Create a bot, then fail."""
+        bots.create(ctx, inp.set_fields())
+        raise NotFound("failing on purpose after a write")
+
+    act = registry.get("write_then_fail")
+    with pytest.raises(NotFound):
+        engine.run(act, act.parse_input({"name": "ghost"}), account_id=engine.local_account_id())
+    assert engine.execute("list_bots")["items"] == []
+
+
+def _create_bots(home: str, worker: int, count: int) -> None:
+    engine = Engine(Settings(home=Path(home)))
+    for i in range(count):
+        engine.execute("create_bot", {"name": f"w{worker}-{i}", "meta": {"w": worker}})
+    engine.close()
+
+
+def test_several_processes_write_one_database(tmp_path: Path) -> None:
+    home = tmp_path / "shared-home"
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_create_bots, args=(str(home), w, 25)) for w in range(4)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    engine = Engine(Settings(home=home))
+    names: set[str] = set()
+    cursor = ""
+    while True:
+        page = engine.execute("list_bots", {"cursor": cursor, "take": 100})
+        names |= {b["name"] for b in page["items"]}
+        cursor = page["cursor"]
+        if not cursor:
+            break
+    assert names == {f"w{w}-{i}" for w in range(4) for i in range(25)}
+    engine.close()
