@@ -97,6 +97,22 @@ def test_data_from_file(tmp_path: Path) -> None:
     assert run_json("fetch_bot", {"botId": out["data"]["id"]})[1]["data"]["name"] == "From file"
 
 
+def test_data_from_stdin() -> None:
+    proc = obk(
+        "connector",
+        "run",
+        "chatbotkit",
+        "--action",
+        "create_bot",
+        "--json",
+        "--data",
+        "-",
+        stdin='{"name": "From stdin"}',
+    )
+    bot_id = json.loads(proc.stdout)["data"]["id"]
+    assert run_json("fetch_bot", {"botId": bot_id})[1]["data"]["name"] == "From stdin"
+
+
 def test_delete_without_yes_is_refused_and_deletes_nothing() -> None:
     bot_id = run_json("create_bot", {"name": "keep"})[1]["data"]["id"]
     code, out = run_json("delete_bot", {"botId": bot_id})

@@ -62,10 +62,12 @@ def schema_of(act: Action) -> dict[str, Any]:
 
 
 def read_data(raw: str | None) -> Any:
-    """`--data` as JSON text or @path; omitted means {}."""
+    """`--data` as JSON text, @path, or - for standard input; omitted means {}."""
     if raw is None:
         return {}
-    if raw.startswith("@"):
+    if raw == "-":
+        raw = sys.stdin.read()
+    elif raw.startswith("@"):
         path = Path(raw[1:])
         try:
             raw = path.read_text()
@@ -176,7 +178,7 @@ def schema(service: str, action_name: str, as_json: bool) -> None:
 @connector.command("run")
 @click.argument("service")
 @click.option("--action", "action_name", required=True, help="Action name, e.g. create_bot.")
-@click.option("--data", "data", help="Input as a JSON object, or @path to a JSON file.")
+@click.option("--data", "data", help="Input: a JSON object, @path to a JSON file, or - for stdin.")
 @click.option("--json", "as_json", is_flag=True, help="Print the {data, meta} envelope.")
 @click.option("--dry-run", is_flag=True, help="Validate the input only.")
 @click.option("--yes", is_flag=True, help="Confirm a destructive action.")
