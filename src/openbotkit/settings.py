@@ -9,6 +9,22 @@ from pathlib import Path
 import platformdirs
 from pydantic import BaseModel, ConfigDict
 
+# Environment variable -> Settings field. OBK_HOME and OBK_ALLOW_PRIVATE_URLS are read apart
+# (a default directory; a boolean). tests/test_docs.py checks the README documents each one.
+ENV_VARS: dict[str, str] = {
+    "OBK_DATABASE_URL": "database_url",
+    "CHATBOTKIT_BASE_URL": "base_url",
+    "CHATBOTKIT_API_SECRET": "api_secret",
+    "OBK_EMBEDDER": "embedder",
+    "OBK_OPENAI_BASE_URL": "openai_base_url",
+    "OBK_OPENAI_API_KEY": "openai_api_key",
+    "OBK_OPENAI_EMBEDDING_MODEL": "openai_embedding_model",
+    "OBK_MAX_FILE_BYTES": "max_file_bytes",
+    "OBK_SYNC_MIN_INTERVAL_S": "sync_min_interval_s",
+    "OBK_MODELS_FILE": "models_file",
+    "OBK_DEFAULT_MODEL": "default_model",
+}
+
 
 class Settings(BaseModel):
     """Everything configurable. Nothing below the surfaces reads `os.environ`."""
@@ -47,20 +63,7 @@ class Settings(BaseModel):
         env = os.environ if env is None else env
         home = Path(env.get("OBK_HOME") or platformdirs.user_data_dir("openbotkit"))
         values: dict[str, object] = {"home": home}
-        mapping = {
-            "OBK_DATABASE_URL": "database_url",
-            "CHATBOTKIT_BASE_URL": "base_url",
-            "CHATBOTKIT_API_SECRET": "api_secret",
-            "OBK_EMBEDDER": "embedder",
-            "OBK_OPENAI_BASE_URL": "openai_base_url",
-            "OBK_OPENAI_API_KEY": "openai_api_key",
-            "OBK_OPENAI_EMBEDDING_MODEL": "openai_embedding_model",
-            "OBK_MAX_FILE_BYTES": "max_file_bytes",
-            "OBK_SYNC_MIN_INTERVAL_S": "sync_min_interval_s",
-            "OBK_MODELS_FILE": "models_file",
-            "OBK_DEFAULT_MODEL": "default_model",
-        }
-        for key, field in mapping.items():
+        for key, field in ENV_VARS.items():
             if env.get(key):
                 values[field] = env[key]
         if env.get("OBK_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"):
