@@ -6,12 +6,14 @@ each run is one transaction scoped to one account.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from openbotkit.actions.registry import Action, Effect
+from openbotkit.errors import InvalidInput, Problem
 from openbotkit.ids import new_id
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.settings import Settings
@@ -38,6 +40,21 @@ class Engine:
         write = act.effect_for(inp) is not Effect.READ
         with self.store.session(write=write) as session:
             return act.handler(Ctx(self, session, account_id), inp)  # type: ignore[no-any-return]
+
+    def stream(self, act: Action, inp: BaseModel, *, account_id: str) -> Iterator[dict[str, Any]]:
+        """Run a streaming action: its events, `{"type", "data"}`, the last one `result`."""
+        produce = act.extensions.get("stream")
+        if produce is None:
+            raise InvalidInput(
+                f"action {act.name} does not stream",
+                details=[Problem("", "stream", "not a streaming action")],
+            )
+        if act.extensions.get("own_transactions"):
+            yield from produce(AccountScope(self, account_id), inp)
+            return
+        write = act.effect_for(inp) is not Effect.READ
+        with self.store.session(write=write) as session:
+            yield from produce(Ctx(self, session, account_id), inp)
 
     def execute(
         self, name: str, data: dict[str, Any] | None = None, *, account: str = LOCAL_ACCOUNT

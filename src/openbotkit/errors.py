@@ -97,11 +97,12 @@ class InternalError(ObkError):
     pass
 
 
+# Order matters: a wire code shared by several classes maps back to the first listed.
 ERROR_CLASSES: tuple[type[ObkError], ...] = (
     InvalidInput,
+    NotFound,
     UnknownAction,
     UnknownService,
-    NotFound,
     NotAuthenticated,
     NotAuthorized,
     MethodNotAllowed,
@@ -114,7 +115,6 @@ ERROR_CLASSES: tuple[type[ObkError], ...] = (
 )
 
 _BY_CODE = {cls.code: cls for cls in ERROR_CLASSES}
-# Several connector codes share a wire code; the first listed is the one a wire code maps back to.
 _BY_WIRE: dict[str, type[ObkError]] = {}
 for _cls in ERROR_CLASSES:
     _BY_WIRE.setdefault(_cls.wire_code, _cls)

@@ -8,6 +8,7 @@ import click
 
 from openbotkit.cli.connector import connector
 from openbotkit.cli.secret import secret
+from openbotkit.cli.serve import serve
 from openbotkit.cli.state import CliState
 from openbotkit.errors import ObkError
 from openbotkit.settings import Settings
@@ -23,6 +24,7 @@ def cli(ctx: click.Context) -> None:
 
 cli.add_command(connector)
 cli.add_command(secret)
+cli.add_command(serve)
 
 
 def main() -> None:

@@ -1,0 +1,32 @@
+"""`obk serve`: the ChatBotKit API v1 compatible server."""
+
+from __future__ import annotations
+
+import click
+import uvicorn
+
+from openbotkit.cli.state import state
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8080, show_default=True, help="TCP port.")
+@click.option("--workers", default=1, show_default=True, help="Worker processes.")
+@click.option("--log-level", default="info", show_default=True)
+def serve(host: str, port: int, workers: int, log_level: str) -> None:
+    """Serve the REST API under /api/v1 and /v1 (give SDKs the origin, e.g. http://HOST:PORT)."""
+    if workers > 1:
+        # Each worker process builds its own app from the same environment.
+        uvicorn.run(
+            "openbotkit.server.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+        )
+        return
+    from openbotkit.server.app import create_app
+
+    st = state()
+    uvicorn.run(create_app(st.settings, st.engine), host=host, port=port, log_level=log_level)

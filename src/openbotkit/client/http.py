@@ -1,0 +1,135 @@
+"""The connector's HTTP backend: the same actions against any ChatBotKit-compatible server
+(`obk serve`, or ChatBotKit's hosted API), with server errors mapped back to the same codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+from pydantic import BaseModel
+
+from openbotkit.actions import Action
+from openbotkit.errors import ObkError, Problem, ProviderError, error_class_for
+
+HOSTED = "api.chatbotkit.com"
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+class HttpBackend:
+    """Runs actions over HTTP; one short-lived client per call keeps it simple and thread-safe."""
+
+    def __init__(
+        self,
+        base_url: str,
+        secret: str | None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        # ChatBotKit's hosted API serves /v1; every other server (obk serve too) /api/v1.
+        self.prefix = "/v1" if urlsplit(self.base_url).hostname == HOSTED else "/api/v1"
+        self.headers = {"Accept": "application/json"}
+        if secret:
+            self.headers["Authorization"] = f"Bearer {secret}"
+        self.transport = transport
+        self.timeout = timeout
+
+    def _request(self, act: Action, inp: BaseModel) -> tuple[str, dict[str, Any], Any]:
+        """URL, query params and JSON body for one action call."""
+        data = inp.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        path = act.path
+        for param in act.path_params:
+            path = path.replace("{" + param + "}", quote(str(data.pop(param)), safe="@"))
+        url = self.base_url + self.prefix + path
+        if act.method != "GET":
+            return url, {}, data
+        query: dict[str, Any] = {}
+        for key, value in data.items():
+            if value is None:
+                continue
+            if key == "meta" and isinstance(value, dict):
+                query.update({f"meta.{k}": _query_value(v) for k, v in value.items()})
+            else:
+                query[key] = _query_value(value)
+        return url, query, None
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(headers=self.headers, transport=self.transport, timeout=self.timeout)
+
+    def run(self, act: Action, inp: BaseModel) -> dict[str, Any]:
+        url, query, body = self._request(act, inp)
+        try:
+            with self._client() as client:
+                resp = client.request(act.method, url, params=query, json=body)
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"{self.base_url}: {exc}") from exc
+        if resp.status_code >= 400:
+            raise self._error(resp)
+        try:
+            result = resp.json()
+        except ValueError:
+            raise ProviderError(f"{self.base_url}: a success without a JSON body") from None
+        if not isinstance(result, dict):
+            raise ProviderError(f"{self.base_url}: expected a JSON object, got {result!r:.80}")
+        return result
+
+    def stream(self, act: Action, inp: BaseModel) -> Iterator[dict[str, Any]]:
+        """A streaming action's JSONL events, as they arrive."""
+        url, query, body = self._request(act, inp)
+        try:
+            with (
+                self._client() as client,
+                client.stream(
+                    act.method,
+                    url,
+                    params=query,
+                    json=body,
+                    headers={"Accept": "application/jsonl"},
+                ) as resp,
+            ):
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise self._error(resp)
+                for line in resp.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"{self.base_url}: {exc}") from exc
+
+    def _error(self, resp: httpx.Response) -> ObkError:
+        """Map `{"message", "code"}` (and our `details`) back onto the connector's errors."""
+        message, code, details = resp.text[:500] or resp.reason_phrase, None, []
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            message = str(body.get("message") or message)
+            code = body.get("code") if isinstance(body.get("code"), str) else None
+            for d in body.get("details") or []:
+                if isinstance(d, dict):
+                    details.append(
+                        Problem(
+                            str(d.get("pointer", "")),
+                            str(d.get("rule", "")),
+                            str(d.get("message", "")),
+                        )
+                    )
+        # A remote server's own failure is, for the connector, a provider error (502).
+        cls = (
+            ProviderError
+            if resp.status_code >= 500
+            else error_class_for(code=code, status=resp.status_code)
+        )
+        return cls(message, details=details)

@@ -1,0 +1,94 @@
+"""The ASGI app of `obk serve`: ChatBotKit API v1 routes generated from the action registry."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from openbotkit.actions import REGISTRY
+from openbotkit.engine import Engine
+from openbotkit.errors import ObkError
+from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
+from openbotkit.server.openapi import openapi_document
+from openbotkit.server.routes import PREFIXES, action_routes, authenticate
+from openbotkit.server.wire import EXTRA_ROUTES
+from openbotkit.settings import Settings
+from openbotkit.store.tables import Account
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("openbotkit")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a tree
+        return "0"
+
+
+def _team_routes(engine: Engine) -> list[BaseRoute]:
+    """`GET /team/list`: the account's single team (the hosted connector checks keys with it)."""
+
+    def load(account_id: str) -> bytes:
+        with engine.store.session(write=False) as session:
+            account = session.scalar(select(Account).where(Account.id == account_id))
+            assert account is not None
+            team = {
+                "id": account.id,
+                "name": account.name,
+                "createdAt": account.created_at,
+                "updatedAt": account.updated_at,
+            }
+        return orjson.dumps({"items": [team], "cursor": ""})
+
+    async def team_list(request: Request) -> Response:
+        account_id = await authenticate(request, engine)
+        body = await run_in_threadpool(load, account_id)
+        return Response(body, media_type="application/json")
+
+    return [Route(p + "/team/list", team_list, methods=["GET"]) for p in PREFIXES]
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
+    """The app for one engine (built from `settings` unless given)."""
+    engine = engine or Engine(settings)
+    engine.store.migrate()
+    document = orjson.dumps(openapi_document(REGISTRY, _version()))
+
+    async def openapi(_request: Request) -> Response:
+        return Response(document, media_type="application/json")
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        engine.close()
+
+    routes: list[BaseRoute] = [
+        *action_routes(REGISTRY, engine),
+        *_team_routes(engine),
+        *EXTRA_ROUTES,
+        *(Route(p + "/openapi.json", openapi, methods=["GET"]) for p in PREFIXES),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ObkError: on_obk_error,
+            HTTPException: on_http_error,
+            Exception: on_unexpected,
+        },
+    )
+    app.state.engine = engine
+    return app
+
+
+def app_from_env() -> Starlette:
+    """The factory `obk serve --workers N` hands to uvicorn: each worker reads the settings."""
+    return create_app(Settings.from_env())
