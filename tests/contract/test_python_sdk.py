@@ -1,0 +1,141 @@
+"""ChatBotKit's official Python SDK (`chatbotkit` from PyPI) against `obk serve`.
+
+The SDK parses every response strictly (required fields, types, enums), so each call below
+also checks the wire shapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from chatbotkit import APIError, ChatBotKit
+
+from tests.contract.conftest import LiveServer
+
+pytestmark = pytest.mark.contract
+
+
+def with_sdk(
+    server: LiveServer, body: Callable[[ChatBotKit], Awaitable[None]], token: str | None = None
+) -> None:
+    async def main() -> None:
+        async with ChatBotKit(token=token or server.token_a, base_url=server.url) as cbk:
+            await body(cbk)
+
+    asyncio.run(main())
+
+
+async def api_error(call: Awaitable[Any]) -> APIError:
+    try:
+        await call
+    except APIError as err:
+        return err
+    raise AssertionError("expected an APIError")
+
+
+def test_bots_round_trip_with_meta_filter_and_cursor(live_server: LiveServer) -> None:
+    async def body(cbk: ChatBotKit) -> None:
+        ids = [
+            (await cbk.bot.create({"name": f"py{i}", "meta": {"sdk": "python"}})).id
+            for i in range(3)
+        ]
+        await cbk.bot.update(ids[0], {"backstory": "Be brief."})
+        bot = await cbk.bot.fetch(ids[0])
+        assert bot.backstory == "Be brief."
+        first = await cbk.bot.list({"take": 2, "meta": {"sdk": "python"}})
+        second = await cbk.bot.list({"take": 2, "meta": {"sdk": "python"}, "cursor": first.cursor})
+        assert sorted(b.id for b in [*first.items, *second.items]) == sorted(ids)
+        assert second.cursor == ""
+        streamed = [
+            item.data.id async for item in cbk.bot.list({"meta": {"sdk": "python"}}).stream()
+        ]
+        assert sorted(streamed) == sorted(ids)
+        await cbk.bot.delete(ids[1])
+        assert (await api_error(cbk.bot.fetch(ids[1]))).code == "NOT_FOUND"
+
+    with_sdk(live_server, body)
+
+
+def test_empty_list_has_a_string_cursor(live_server: LiveServer) -> None:
+    async def body(cbk: ChatBotKit) -> None:
+        page = await cbk.dataset.list({"meta": {"none": "match"}})
+        assert page.items == [] and page.cursor == ""
+
+    with_sdk(live_server, body)
+
+
+def test_datasets_records_conversations_messages_files(live_server: LiveServer) -> None:
+    async def body(cbk: ChatBotKit) -> None:
+        ds = await cbk.dataset.create({"name": "KB", "searchMaxRecords": 3})
+        assert (await cbk.dataset.fetch(ds.id)).search_max_records == 3
+        rec = await cbk.dataset.record.create(ds.id, {"text": "The sky is blue."})
+        assert (await cbk.dataset.record.fetch(ds.id, rec.id)).text == "The sky is blue."
+        records = await cbk.dataset.record.list(ds.id, {"take": 5})
+        assert [r.id for r in records.items] == [rec.id]
+        await cbk.dataset.record.delete(ds.id, rec.id)
+
+        conv = await cbk.conversation.create({"name": "chat"})
+        assert (await cbk.conversation.fetch(conv.id)).name == "chat"
+        created = await cbk.client_fetch(
+            f"/api/v1/conversation/{conv.id}/message/create", record={"type": "user", "text": "hi"}
+        )
+        assert created["entities"] == []
+        messages = await cbk.client_fetch(
+            f"/api/v1/conversation/{conv.id}/message/list", query={"take": 10}
+        )
+        assert [m["text"] for m in messages["items"]] == ["hi"]
+        assert messages["cursor"] == ""
+        await cbk.conversation.delete(conv.id)
+
+        f = await cbk.file.create({"name": "a.txt", "visibility": "private"})
+        assert (await cbk.file.fetch(f.id)).name == "a.txt"
+        await cbk.file.delete(f.id)
+        await cbk.dataset.delete(ds.id)
+
+    with_sdk(live_server, body)
+
+
+def test_usage_shape(live_server: LiveServer) -> None:
+    async def body(cbk: ChatBotKit) -> None:
+        usage = await cbk.usage.fetch()
+        assert usage.conversations >= 0 and usage.database.records >= 0
+
+    with_sdk(live_server, body)
+
+
+def test_errors(live_server: LiveServer) -> None:
+    async def body(cbk: ChatBotKit) -> None:
+        bad = await api_error(cbk.bot.create({"visibility": "everyone"}))
+        assert (bad.status_code, bad.code) == (400, "BAD_REQUEST")
+        assert "visibility" in bad.message
+        missing = await api_error(cbk.dataset.fetch("nope"))
+        assert (missing.status_code, missing.code) == (404, "NOT_FOUND")
+
+    with_sdk(live_server, body)
+
+    async def anonymous(cbk: ChatBotKit) -> None:
+        err = await api_error(cbk.bot.list())
+        assert (err.status_code, err.code) == (401, "NOT_AUTHENTICATED")
+
+    with_sdk(live_server, anonymous, token="obk_wrong")
+
+
+def test_account_b_never_sees_account_a(live_server: LiveServer) -> None:
+    made: dict[str, str] = {}
+
+    async def as_a(cbk: ChatBotKit) -> None:
+        made["bot"] = (await cbk.bot.create({"name": "A only"})).id
+        made["dataset"] = (await cbk.dataset.create({"name": "A only"})).id
+
+    async def as_b(cbk: ChatBotKit) -> None:
+        assert (await api_error(cbk.bot.fetch(made["bot"]))).code == "NOT_FOUND"
+        assert (await api_error(cbk.dataset.record.list(made["dataset"]))).code == "NOT_FOUND"
+        assert made["bot"] not in [b.id for b in (await cbk.bot.list()).items]
+        teams = await cbk.client_fetch("/api/v1/team/list", query={"take": 1})
+        assert teams["items"][0]["name"] == "account-b"
+
+    with_sdk(live_server, as_a)
+    with_sdk(live_server, as_b, token=live_server.token_b)
