@@ -19,7 +19,9 @@ from openbotkit.store.db import MIGRATIONS_DIR
 versions = MIGRATIONS_DIR / "versions"
 for old in versions.glob("0001_*.py"):
     old.unlink()
-with tempfile.TemporaryDirectory() as tmp:
+with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as later_dir:
+    # Later revisions point at 0001; keep them out of alembic's sight while it is rewritten.
+    later = [p.rename(Path(later_dir) / p.name) for p in versions.glob("*.py")]
     engine = create_engine(f"sqlite:///{Path(tmp) / 'empty.sqlite3'}")
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -28,6 +30,8 @@ with tempfile.TemporaryDirectory() as tmp:
         command.revision(
             cfg, message="initial schema", autogenerate=True, rev_id="0001", head="base"
         )
+    for moved in later:
+        moved.rename(versions / moved.name)
 for new in versions.glob("0001_*.py"):
     new.rename(versions / "0001_initial.py")
 target = versions / "0001_initial.py"

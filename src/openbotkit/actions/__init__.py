@@ -4,6 +4,7 @@ import openbotkit.actions.bots
 import openbotkit.actions.conversations
 import openbotkit.actions.datasets
 import openbotkit.actions.files
+import openbotkit.actions.search
 import openbotkit.actions.usage
 from openbotkit.actions.registry import REGISTRY, Action, Effect, Registry, action
 

@@ -1,6 +1,7 @@
 """Dataset records: the chunks of text that search retrieves.
 
-Every write path goes through this module so the search index stays consistent with the rows.
+Every write path goes through this module, so each record is embedded and indexed in the same
+transaction that stores it: searchable by every process once committed, never half-way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from sqlalchemy import select
 
 from openbotkit.errors import InvalidInput, NotFound, Problem
 from openbotkit.ids import new_id, now_ms
+from openbotkit.retrieval.embedders import Vectors, get_embedder
+from openbotkit.retrieval.index import get_index
 from openbotkit.services import crud, datasets
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Dataset, Record
@@ -48,10 +51,22 @@ def create(ctx: Ctx, dataset_ref: str, fields: dict[str, Any]) -> Record:
     return create_many(ctx, dataset, [fields])[0]
 
 
-def create_many(ctx: Ctx, dataset: Dataset, items: Sequence[dict[str, Any]]) -> list[Record]:
-    """Add records in bulk (ingestion uses this); all or none, in the caller's transaction."""
+def create_many(
+    ctx: Ctx,
+    dataset: Dataset,
+    items: Sequence[dict[str, Any]],
+    vectors: Vectors | None = None,
+) -> list[Record]:
+    """Add records in bulk, embedded and indexed in the caller's transaction: all or none.
+
+    Pass `vectors` (from `embed_texts`) to embed before opening a write transaction, so a big
+    batch does not hold the database's write lock while the model runs.
+    """
     for i, item in enumerate(items):
         _check_text(item.get("text", ""), f"/{i}/text" if len(items) > 1 else "/text")
+    embedder = get_embedder(ctx.engine)
+    if vectors is None:
+        vectors = embedder.embed([item["text"] for item in items])
     now = now_ms()
     rows = [
         Record(
@@ -68,7 +83,15 @@ def create_many(ctx: Ctx, dataset: Dataset, items: Sequence[dict[str, Any]]) -> 
     ]
     ctx.session.add_all(rows)
     ctx.session.flush()
+    get_index(ctx.engine).add(
+        ctx.session, dataset.id, [r.id for r in rows], vectors, embedder.model_id
+    )
     return rows
+
+
+def embed_texts(ctx: Ctx, texts: Sequence[str]) -> Vectors:
+    """Embed texts for `create_many` with the installation's embedder."""
+    return get_embedder(ctx.engine).embed(texts)
 
 
 def update(ctx: Ctx, dataset_ref: str, record_id: str, fields: dict[str, Any]) -> Record:
@@ -79,14 +102,23 @@ def update(ctx: Ctx, dataset_ref: str, record_id: str, fields: dict[str, Any]) -
                 "record text cannot be cleared", details=[Problem("/text", "type", "null text")]
             )
         _check_text(fields["text"])
+    text_changed = "text" in fields and fields["text"] != record.text
     crud.update(ctx, record, fields)
+    index = get_index(ctx.engine)
+    if text_changed:
+        embedder = get_embedder(ctx.engine)
+        vector = embedder.embed([record.text])[0]
+        index.replace(ctx.session, record.dataset_id, record.id, vector, embedder.model_id)
+    else:
+        index.touch(ctx.session, record.dataset_id)
     return record
 
 
 def delete(ctx: Ctx, dataset_ref: str, record_id: str) -> str:
     record = get(ctx, dataset_ref, record_id)
-    ctx.session.delete(record)
+    ctx.session.delete(record)  # its vector and full-text entry go with it (cascade, trigger)
     ctx.session.flush()
+    get_index(ctx.engine).touch(ctx.session, record.dataset_id)
     return record.id
 
 
@@ -99,4 +131,5 @@ def delete_by_source(ctx: Ctx, dataset: Dataset, source: str) -> int:
             Record.source == source,
         )
     )
+    get_index(ctx.engine).touch(ctx.session, dataset.id)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -138,6 +139,9 @@ class Dataset(_Owned, Base):
     mismatch_instruction: Mapped[str | None] = mapped_column(Text)
     separators: Mapped[str | None] = mapped_column(Text)
     visibility: Mapped[str | None] = mapped_column(String(16))
+    # Bumped in the same transaction as any change to the dataset's records, so every process
+    # can tell that its in-memory copy of the vectors is stale.
+    index_version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Record(_Owned, Base):
@@ -150,6 +154,18 @@ class Record(_Owned, Base):
     dataset_id: Mapped[str] = mapped_column(String(40), _fk("datasets.id"))
     text: Mapped[str] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(Text)
+
+
+class RecordVector(Base):
+    """A record's embedding: float32 bytes, with the model that made it."""
+
+    __tablename__ = "record_vectors"
+    __table_args__ = (Index("ix_record_vectors_dataset", "dataset_id"),)
+
+    record_id: Mapped[str] = mapped_column(String(40), _fk("records.id"), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(String(40), _fk("datasets.id"))
+    model_id: Mapped[str] = mapped_column(String(128))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class File(_Owned, Base):

@@ -1,0 +1,1 @@
+"""Retrieval: embedders, the search index (dense + lexical), fusion and meta filters."""

@@ -1,0 +1,255 @@
+"""The search index on SQLite: vectors as float32 blobs searched exactly in process memory, and
+FTS5 (kept in step by triggers, see migration 0002) for BM25. All SQL that only SQLite has for
+retrieval lives here, behind `SearchIndex`, which a PostgreSQL + pgvector index can implement.
+
+Consistency across processes: every write to a dataset's records bumps `datasets.index_version`
+in the same transaction. A process keeps each dataset's vectors in memory with the version it
+read; a search that sees a newer version refreshes incrementally (drops vanished rows, loads new
+ones), so a record is searchable by every process as soon as its transaction commits.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import ColumnElement, column, delete, insert, literal_column, select, table, text
+from sqlalchemy import update as sql_update
+from sqlalchemy.orm import Session
+
+from openbotkit.retrieval.embedders import Vectors
+from openbotkit.retrieval.lexical import fts_match
+from openbotkit.store.tables import Dataset, Record, RecordVector
+
+if TYPE_CHECKING:
+    from openbotkit.engine import Engine
+
+_FTS = table("records_fts", column("rowid"))
+_CHUNK = 900  # stay under SQLite's bound-parameter limit
+
+
+@dataclass(frozen=True)
+class Hit:
+    record_id: str
+    score: float
+
+
+class SearchIndex(Protocol):
+    """What search needs from a storage backend."""
+
+    def add(
+        self,
+        session: Session,
+        dataset_id: str,
+        record_ids: Sequence[str],
+        vectors: Vectors,
+        model_id: str,
+    ) -> None: ...
+
+    def replace(
+        self, session: Session, dataset_id: str, record_id: str, vector: Vectors, model_id: str
+    ) -> None: ...
+
+    def touch(self, session: Session, dataset_id: str) -> None: ...
+
+    def dense(
+        self,
+        session: Session,
+        dataset: Dataset,
+        query: Vectors,
+        model_id: str,
+        limit: int,
+        allowed: set[str] | None,
+    ) -> list[Hit]: ...
+
+    def lexical(
+        self,
+        session: Session,
+        dataset_id: str,
+        query: str,
+        conditions: Sequence[ColumnElement[bool]],
+        limit: int,
+    ) -> list[Hit]: ...
+
+    def cosine(
+        self,
+        session: Session,
+        dataset: Dataset,
+        query: Vectors,
+        model_id: str,
+        record_ids: Sequence[str],
+    ) -> dict[str, float]: ...
+
+
+@dataclass
+class _Cached:
+    version: int
+    rowids: npt.NDArray[np.int64]
+    ids: list[str]
+    matrix: Vectors
+
+
+class SQLiteIndex:
+    """Exact k-NN over cached float32 matrices, BM25 through FTS5."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], _Cached] = {}
+        self._lock = threading.Lock()
+
+    # -- writes (always inside the caller's transaction) --------------------------------------
+
+    def add(
+        self,
+        session: Session,
+        dataset_id: str,
+        record_ids: Sequence[str],
+        vectors: Vectors,
+        model_id: str,
+    ) -> None:
+        if len(record_ids):
+            rows = [
+                {
+                    "record_id": rid,
+                    "dataset_id": dataset_id,
+                    "model_id": model_id,
+                    "vector": np.asarray(vec, dtype=np.float32).tobytes(),
+                }
+                for rid, vec in zip(record_ids, vectors, strict=True)
+            ]
+            session.execute(insert(RecordVector), rows)
+        self.touch(session, dataset_id)
+
+    def replace(
+        self, session: Session, dataset_id: str, record_id: str, vector: Vectors, model_id: str
+    ) -> None:
+        # Delete + insert gives the row a new rowid, which is how other processes see the change.
+        session.execute(delete(RecordVector).where(RecordVector.record_id == record_id))
+        self.add(session, dataset_id, [record_id], vector.reshape(1, -1), model_id)
+
+    def touch(self, session: Session, dataset_id: str) -> None:
+        session.execute(
+            sql_update(Dataset)
+            .where(Dataset.id == dataset_id)
+            .values(index_version=Dataset.index_version + 1)
+        )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _vectors(self, session: Session, dataset: Dataset, model_id: str) -> _Cached:
+        key = (dataset.id, model_id)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached.version == dataset.index_version:
+                return cached
+            self._cache[key] = cached = self._refresh(session, dataset, model_id, cached)
+            return cached
+
+    def _refresh(
+        self, session: Session, dataset: Dataset, model_id: str, old: _Cached | None
+    ) -> _Cached:
+        rowid: Any = literal_column("record_vectors.rowid")
+        current = np.fromiter(
+            session.scalars(
+                select(rowid).where(
+                    RecordVector.dataset_id == dataset.id, RecordVector.model_id == model_id
+                )
+            ),
+            dtype=np.int64,
+        )
+        current.sort()
+        if old is None:
+            old = _Cached(0, np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32))
+        keep = np.isin(old.rowids, current)
+        new_rowids = np.setdiff1d(current, old.rowids, assume_unique=True)
+        ids = [rid for rid, k in zip(old.ids, keep, strict=True) if k]
+        parts = [old.matrix[keep]] if keep.any() else []
+        rowids = [old.rowids[keep]]
+        for start in range(0, len(new_rowids), _CHUNK):
+            chunk = [int(r) for r in new_rowids[start : start + _CHUNK]]
+            rows = session.execute(
+                select(rowid, RecordVector.record_id, RecordVector.vector).where(rowid.in_(chunk))
+            ).all()
+            rowids.append(np.array([r[0] for r in rows], dtype=np.int64))
+            ids += [r[1] for r in rows]
+            parts.append(np.vstack([np.frombuffer(r[2], dtype=np.float32) for r in rows]))
+        matrix = np.vstack(parts) if parts else np.zeros((0, 0), np.float32)
+        return _Cached(
+            dataset.index_version, np.concatenate(rowids), ids, np.ascontiguousarray(matrix)
+        )
+
+    def dense(
+        self,
+        session: Session,
+        dataset: Dataset,
+        query: Vectors,
+        model_id: str,
+        limit: int,
+        allowed: set[str] | None,
+    ) -> list[Hit]:
+        cached = self._vectors(session, dataset, model_id)
+        if not cached.ids:
+            return []
+        scores = cached.matrix @ query.reshape(-1)
+        if allowed is not None:
+            mask = np.fromiter(
+                (rid in allowed for rid in cached.ids), dtype=bool, count=len(cached.ids)
+            )
+            scores = np.where(mask, scores, -np.inf)
+        n = min(limit, len(scores))
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [Hit(cached.ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+    def cosine(
+        self,
+        session: Session,
+        dataset: Dataset,
+        query: Vectors,
+        model_id: str,
+        record_ids: Sequence[str],
+    ) -> dict[str, float]:
+        cached = self._vectors(session, dataset, model_id)
+        position = {rid: i for i, rid in enumerate(cached.ids)} if record_ids else {}
+        rows = [position[r] for r in record_ids if r in position]
+        if not rows:
+            return {}
+        scores = cached.matrix[rows] @ query.reshape(-1)
+        return {cached.ids[i]: float(s) for i, s in zip(rows, scores, strict=True)}
+
+    def lexical(
+        self,
+        session: Session,
+        dataset_id: str,
+        query: str,
+        conditions: Sequence[ColumnElement[bool]],
+        limit: int,
+    ) -> list[Hit]:
+        match = fts_match(query)
+        if match is None:
+            return []
+        bm25: Any = literal_column("bm25(records_fts)")
+        stmt: Any = (
+            select(Record.id, bm25)
+            .select_from(_FTS.join(Record, literal_column("records.rowid") == _FTS.c.rowid))
+            .where(text("records_fts MATCH :match"), Record.dataset_id == dataset_id, *conditions)
+            .order_by(bm25)
+            .limit(limit)
+        )
+        # FTS5's bm25() is negative, lower is better; report it positive.
+        return [Hit(rid, -float(s)) for rid, s in session.execute(stmt, {"match": match})]
+
+
+_build_lock = threading.Lock()
+
+
+def get_index(engine: Engine) -> SearchIndex:
+    """The engine's index, one per process."""
+    found = engine.components.get("index")
+    if found is None:
+        with _build_lock:
+            found = engine.components.setdefault("index", SQLiteIndex())
+    return found  # type: ignore[no-any-return]

@@ -1,0 +1,127 @@
+"""Searching a dataset: dense and lexical retrieval fused by reciprocal rank, then the
+dataset's limits (searchMaxRecords, searchMinScore, searchMaxTokens) applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from openbotkit.errors import InvalidInput, Problem
+from openbotkit.retrieval import filters
+from openbotkit.retrieval.embedders import get_embedder
+from openbotkit.retrieval.fusion import fuse_rrf
+from openbotkit.retrieval.index import get_index
+from openbotkit.services import datasets
+from openbotkit.services.context import Ctx
+from openbotkit.store.tables import Record
+
+Mode = Literal["hybrid", "dense", "lexical"]
+DEFAULT_MAX_RECORDS = 3
+# Each retriever proposes this many candidates per wanted record before fusion.
+CANDIDATES_PER_RECORD = 10
+MIN_CANDIDATES = 50
+
+
+@dataclass(frozen=True)
+class ScoredRecord:
+    id: str
+    text: str
+    source: str | None
+    meta: dict[str, Any] | None
+    score: float
+
+
+def _lexical_score(bm25: float) -> float:
+    # BM25 is unbounded; saturate it into 0..1 because the API promises that range.
+    return bm25 / (bm25 + 5.0) if bm25 > 0 else 0.0
+
+
+def search_records(
+    ctx: Ctx,
+    dataset_id: str,
+    query: str,
+    *,
+    filter: dict[str, Any] | None = None,
+    mode: str = "hybrid",
+    max_records: int | None = None,
+) -> list[ScoredRecord]:
+    """The dataset's records best matching `query`, best first.
+
+    `score` is the cosine similarity of query and record (0..1) in hybrid and dense mode, the
+    ChatBotKit meaning that `searchMinScore` is set against; in lexical mode, a saturated BM25.
+    Hybrid mode orders by fused rank, so a record found by both retrievers can come before one
+    with a slightly higher cosine.
+    """
+    if mode not in ("hybrid", "dense", "lexical"):
+        raise InvalidInput(
+            f"mode {mode!r} is not one of hybrid, dense, lexical",
+            details=[Problem("/mode", "enum", "hybrid | dense | lexical")],
+        )
+    dataset = datasets.get(ctx, dataset_id)
+    k = max_records or dataset.search_max_records or DEFAULT_MAX_RECORDS
+    min_score = dataset.search_min_score or 0.0
+    conds = filters.conditions(filter)
+    index = get_index(ctx.engine)
+    embedder = get_embedder(ctx.engine)
+    n = max(MIN_CANDIDATES, k * CANDIDATES_PER_RECORD)
+
+    rankings: list[list[str]] = []
+    cosine: dict[str, float] = {}
+    bm25: dict[str, float] = {}
+    query_vec = None
+    if mode != "lexical":
+        query_vec = embedder.embed([query])[0]
+        allowed = None
+        if conds:
+            allowed = set(
+                ctx.session.scalars(
+                    select(Record.id).where(Record.dataset_id == dataset.id, *conds)
+                )
+            )
+        hits = index.dense(ctx.session, dataset, query_vec, embedder.model_id, n, allowed)
+        cosine = {h.record_id: h.score for h in hits}
+        rankings.append([h.record_id for h in hits])
+    if mode != "dense":
+        hits = index.lexical(ctx.session, dataset.id, query, conds, n)
+        bm25 = {h.record_id: h.score for h in hits}
+        rankings.append([h.record_id for h in hits])
+
+    if mode == "hybrid":
+        assert query_vec is not None
+        ordered = [rid for rid, _ in fuse_rrf(rankings)]
+        missing = [rid for rid in ordered if rid not in cosine]
+        cosine.update(index.cosine(ctx.session, dataset, query_vec, embedder.model_id, missing))
+        scored = [(rid, max(0.0, min(1.0, cosine.get(rid, 0.0)))) for rid in ordered]
+    elif mode == "dense":
+        scored = [(rid, max(0.0, min(1.0, s))) for rid, s in cosine.items()]
+    else:
+        scored = [(rid, _lexical_score(s)) for rid, s in bm25.items()]
+    chosen = [(rid, s) for rid, s in scored if s >= min_score][:k]
+    return _within_budget(ctx, chosen, dataset.search_max_tokens)
+
+
+def _within_budget(
+    ctx: Ctx, chosen: list[tuple[str, float]], max_tokens: int | None
+) -> list[ScoredRecord]:
+    """Load the chosen records; with a token budget, stop before the first that would pass it."""
+    if not chosen:
+        return []
+    rows = {
+        r.id: r
+        for r in ctx.session.scalars(select(Record).where(Record.id.in_([c[0] for c in chosen])))
+    }
+    out: list[ScoredRecord] = []
+    used = 0
+    embedder = get_embedder(ctx.engine) if max_tokens else None
+    for rid, score in chosen:
+        row = rows.get(rid)
+        if row is None:
+            continue
+        if embedder is not None and max_tokens:
+            used += embedder.count_tokens(row.text)
+            if used > max_tokens and out:
+                break
+        out.append(ScoredRecord(row.id, row.text, row.source, row.meta, round(score, 6)))
+    return out
