@@ -1,0 +1,229 @@
+"""Retrieval quality and speed, measured through the real engine.
+
+    .venv/bin/python bench/retrieval.py [BEIR_DIR] [--latency-sizes 10000,100000]
+
+Quality: indexes a BEIR-layout collection (default: ../shared/eval/scifact-subset) as one
+dataset through the services (embedding, vectors, FTS5), runs every query in lexical, dense and
+hybrid mode, and prints nDCG@10 and recall@10 next to the reference figures, with a paired
+bootstrap 95% interval for hybrid minus each single mode.
+
+Speed: synthetic datasets of N records (random unit vectors, random words), search latency
+p50/p99 with and without the query embedding, next to a bare numpy matrix-product k-NN over
+the same vectors in the same run, and the index's recall@10 against exact search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from openbotkit.engine import Engine
+from openbotkit.retrieval.embedders import get_embedder
+from openbotkit.retrieval.index import get_index
+from openbotkit.services import records
+from openbotkit.services.search import search_records
+from openbotkit.settings import Settings
+from openbotkit.store.tables import Dataset
+
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact-subset"
+REFERENCE = {"lexical": (0.829, 0.927), "dense": (0.823, 0.919), "hybrid": (0.838, 0.955)}
+MODES = ("lexical", "dense", "hybrid")
+
+
+def load_beir(root: Path) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
+    corpus = {}
+    for line in (root / "corpus.jsonl").open():
+        doc = json.loads(line)
+        corpus[doc["_id"]] = (doc.get("title", "") + " " + doc["text"]).strip()
+    queries = {}
+    for line in (root / "queries.jsonl").open():
+        q = json.loads(line)
+        queries[q["_id"]] = q["text"]
+    qrels: dict[str, dict[str, int]] = {}
+    for i, line in enumerate((root / "qrels" / "test.tsv").open()):
+        parts = line.rstrip("\n").split("\t")
+        if i == 0 and not parts[-1].isdigit():
+            continue
+        qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    return corpus, {q: t for q, t in queries.items() if q in qrels}, qrels
+
+
+def ndcg_at_10(ranked: list[str], rels: dict[str, int]) -> float:
+    dcg = sum(rels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:10]))
+    ideal = sorted(rels.values(), reverse=True)[:10]
+    idcg = sum(r / math.log2(i + 2) for i, r in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at_10(ranked: list[str], rels: dict[str, int]) -> float:
+    relevant = {d for d, r in rels.items() if r > 0}
+    return len(relevant & set(ranked[:10])) / len(relevant) if relevant else 0.0
+
+
+def bootstrap(diffs: list[float], rounds: int = 2000, seed: int = 7) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    arr = np.array(diffs)
+    means = arr[rng.integers(0, len(arr), (rounds, len(arr)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def make_dataset(engine: Engine, account: str, name: str) -> tuple[Any, str]:
+    from openbotkit.services.context import Ctx
+
+    account_id = engine.ensure_account(account)
+    with engine.store.session() as session:
+        ds = Dataset(id=f"bench-{name}", account_id=account_id, name=name, index_version=0)
+        session.add(ds)
+    return Ctx, account_id
+
+
+def quality(engine: Engine, root: Path) -> None:
+    corpus, queries, qrels = load_beir(root)
+    ctx_cls, account_id = make_dataset(engine, "bench", "beir")
+    doc_ids = list(corpus)
+    by_record: dict[str, str] = {}
+    started = time.perf_counter()
+    batch = 64
+    for start in range(0, len(doc_ids), batch):
+        ids = doc_ids[start : start + batch]
+        texts = [corpus[d] for d in ids]
+        with engine.store.session(write=False) as session:
+            vectors = records.embed_texts(ctx_cls(engine, session, account_id), texts)
+        with engine.store.session() as session:
+            ctx = ctx_cls(engine, session, account_id)
+            ds = session.get(Dataset, "bench-beir")
+            assert ds is not None
+            rows = records.create_many(ctx, ds, [{"text": t} for t in texts], vectors)
+            by_record.update({r.id: d for r, d in zip(rows, ids, strict=True)})
+    took = time.perf_counter() - started
+    print(f"indexed {len(doc_ids)} documents in {took:.1f} s ({len(doc_ids) / took:.1f} docs/s)")
+
+    per_mode: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in MODES}
+    with engine.store.session(write=False) as session:
+        ctx = ctx_cls(engine, session, account_id)
+        for qid, text in queries.items():
+            for mode in MODES:
+                found = search_records(ctx, "bench-beir", text, mode=mode, max_records=10)
+                ranked = [by_record[r.id] for r in found]
+                per_mode[mode][qid] = (
+                    ndcg_at_10(ranked, qrels[qid]),
+                    recall_at_10(ranked, qrels[qid]),
+                )
+    print(f"\n{len(queries)} queries, {len(corpus)} documents ({root})")
+    print(f"{'mode':<8} {'nDCG@10':>8} {'ref':>6} {'diff':>7}   {'R@10':>6} {'ref':>6}")
+    for mode in MODES:
+        nd = statistics.mean(v[0] for v in per_mode[mode].values())
+        rc = statistics.mean(v[1] for v in per_mode[mode].values())
+        ref_nd, ref_rc = REFERENCE[mode]
+        print(
+            f"{mode:<8} {nd:>8.3f} {ref_nd:>6.3f} {nd - ref_nd:>+7.3f}   {rc:>6.3f} {ref_rc:>6.3f}"
+        )
+    for other in ("lexical", "dense"):
+        diffs = [per_mode["hybrid"][q][0] - per_mode[other][q][0] for q in queries]
+        lo, hi = bootstrap(diffs)
+        print(
+            f"hybrid - {other:<7} nDCG@10 {statistics.mean(diffs):+.3f}  95% CI [{lo:+.3f}, {hi:+.3f}]"
+        )
+
+
+def latency(engine: Engine, size: int, rng: random.Random) -> None:
+    ctx_cls, account_id = make_dataset(engine, "bench", f"synthetic-{size}")
+    dataset_id = f"bench-synthetic-{size}"
+    embedder = get_embedder(engine)
+    words = [f"w{i}" for i in range(5000)]
+    np_rng = np.random.default_rng(size)
+    started = time.perf_counter()
+    for start in range(0, size, 5000):
+        n = min(5000, size - start)
+        vectors = np_rng.standard_normal((n, embedder.dimensions)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        items = [{"text": " ".join(rng.choices(words, k=30))} for _ in range(n)]
+        with engine.store.session() as session:
+            ds = session.get(Dataset, dataset_id)
+            assert ds is not None
+            records.create_many(ctx_cls(engine, session, account_id), ds, items, vectors)
+    print(f"\n{size} synthetic records written in {time.perf_counter() - started:.1f} s")
+
+    queries = [" ".join(rng.choices(words, k=6)) for _ in range(200)]
+    index = get_index(engine)
+    with engine.store.session(write=False) as session:
+        ctx = ctx_cls(engine, session, account_id)
+        ds = session.get(Dataset, dataset_id)
+        assert ds is not None
+        search_records(ctx, dataset_id, queries[0], mode="dense")  # load the vectors once
+        matrix = index._vectors(session, ds, embedder.model_id).matrix  # type: ignore[attr-defined]
+        qvecs = embedder.embed(queries)
+
+        def timed(fn: Any, items: list[Any]) -> list[float]:
+            out = []
+            for item in items:
+                t = time.perf_counter()
+                fn(item)
+                out.append((time.perf_counter() - t) * 1000)
+            return out
+
+        with_embed = timed(lambda q: search_records(ctx, dataset_id, q, mode="dense"), queries)
+        hybrid = timed(lambda q: search_records(ctx, dataset_id, q, mode="hybrid"), queries)
+        index_only = timed(
+            lambda v: index.dense(session, ds, v, embedder.model_id, 10, None), list(qvecs)
+        )
+
+        def bare(v: Any) -> Any:
+            scores = matrix @ v
+            top = np.argpartition(-scores, 9)[:10]
+            return top[np.argsort(-scores[top])]
+
+        baseline = timed(bare, list(qvecs))
+        hits = 0
+        for v in qvecs[:50]:
+            exact = set(bare(v).tolist())
+            found = index.dense(session, ds, v, embedder.model_id, 10, None)
+            position = {
+                rid: i for i, rid in enumerate(index._vectors(session, ds, embedder.model_id).ids)
+            }  # type: ignore[attr-defined]
+            hits += len(exact & {position[h.record_id] for h in found})
+    p = lambda xs, q: float(np.percentile(xs, q))  # noqa: E731
+    print(f"{'search at ' + str(size):<34} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'dense, query embedding included':<34} {p(with_embed, 50):>8.2f} {p(with_embed, 99):>8.2f}"
+    )
+    print(f"{'hybrid, query embedding included':<34} {p(hybrid, 50):>8.2f} {p(hybrid, 99):>8.2f}")
+    print(
+        f"{'dense index only (no embedding)':<34} {p(index_only, 50):>8.2f} {p(index_only, 99):>8.2f}"
+    )
+    print(f"{'bare numpy matmul k-NN':<34} {p(baseline, 50):>8.2f} {p(baseline, 99):>8.2f}")
+    print(
+        f"index / bare numpy (p50): {p(index_only, 50) / p(baseline, 50):.2f}x;"
+        f" index recall@10 vs exact: {hits / 500:.3f}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("beir_dir", nargs="?", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--latency-sizes", default="10000,100000")
+    parser.add_argument("--skip-quality", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        engine = Engine(Settings(home=Path(home)))
+        if not args.skip_quality:
+            quality(engine, args.beir_dir)
+        rng = random.Random(1)
+        for size in (int(s) for s in args.latency_sizes.split(",") if s):
+            latency(engine, size, rng)
+        engine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
