@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from openbotkit.engine import Engine
+from openbotkit.retrieval.embedders import Embedder, LocalEmbedder
 from openbotkit.settings import Settings
 
 RunAction = Callable[..., dict[str, Any]]
@@ -29,9 +30,16 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "obk-home")
 
 
+@pytest.fixture(scope="session")
+def local_embedder() -> Embedder:
+    """The bundled MiniLM, loaded once for the whole test session."""
+    return LocalEmbedder()
+
+
 @pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
+def engine(settings: Settings, local_embedder: Embedder) -> Iterator[Engine]:
     eng = Engine(settings)
+    eng.components["embedder"] = local_embedder  # what get_embedder would build, shared
     yield eng
     eng.close()
 
