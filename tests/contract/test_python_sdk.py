@@ -139,3 +139,23 @@ def test_account_b_never_sees_account_a(live_server: LiveServer) -> None:
 
     with_sdk(live_server, as_a)
     with_sdk(live_server, as_b, token=live_server.token_b)
+
+
+def test_search_with_filter(live_server: LiveServer) -> None:
+    async def body(cbk: ChatBotKit) -> None:
+        ds = await cbk.dataset.create({"name": "filtered", "searchMaxRecords": 5})
+        for text, team in [
+            ("The Zephyr-9 robot lifts 42 kilograms.", "hardware"),
+            ("The Zephyr-9 app runs on phones.", "software"),
+            ("Lunch is served at noon.", "office"),
+        ]:
+            await cbk.dataset.record.create(ds.id, {"text": text, "meta": {"team": team}})
+        result = await cbk.dataset.search(
+            ds.id, {"search": "Zephyr-9", "filter": {"team": {"$ne": "hardware"}}}
+        )
+        assert result.id == ds.id
+        assert [r.text for r in result.records][0] == "The Zephyr-9 app runs on phones."
+        assert "The Zephyr-9 robot lifts 42 kilograms." not in [r.text for r in result.records]
+        assert all(0 <= r.score <= 1 for r in result.records)
+
+    with_sdk(live_server, body)

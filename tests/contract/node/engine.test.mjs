@@ -123,3 +123,16 @@ test('account B never reaches account A data', async () => {
   assert.ok(!(await b.bot.list()).items.some((x) => x.id === botId))
   assert.equal((await a.bot.fetch(botId)).name, 'private to A')
 })
+
+test('dataset search finds a paraphrase first', async () => {
+  const { id: dsId } = await a.dataset.create({ name: 'robots' })
+  await a.dataset.record.create(dsId, { text: 'The Zephyr-9 warehouse robot has a maximum payload of 42 kilograms.' })
+  await a.dataset.record.create(dsId, { text: 'Our office is open Monday to Friday.' })
+  await a.dataset.record.create(dsId, { text: 'Paris is the capital of France.' })
+  const result = await a.dataset.search(dsId, 'How much weight can the Zephyr-9 carry?')
+  assert.equal(result.id, dsId)
+  assert.match(result.records[0].text, /Zephyr-9 warehouse robot/)
+  for (const r of result.records) assert.ok(r.score >= 0 && r.score <= 1)
+  assert.ok(result.records.length <= 3)
+  await rejects(b.dataset.search(dsId, 'robot'), 'NOT_FOUND')
+})
