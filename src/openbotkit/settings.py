@@ -21,6 +21,7 @@ ENV_VARS: dict[str, str] = {
     "OBK_OPENAI_EMBEDDING_MODEL": "openai_embedding_model",
     "OBK_MAX_FILE_BYTES": "max_file_bytes",
     "OBK_SYNC_MIN_INTERVAL_S": "sync_min_interval_s",
+    "OBK_JOB_LEASE_S": "job_lease_s",
     "OBK_MODELS_FILE": "models_file",
     "OBK_DEFAULT_MODEL": "default_model",
 }
@@ -45,6 +46,7 @@ class Settings(BaseModel):
     max_file_bytes: int = 25 * 1024 * 1024
     allow_private_urls: bool = False
     sync_min_interval_s: float = 120.0
+    job_lease_s: float = 60.0
     # Completion
     models_file: Path | None = None
     default_model: str = "smollm2"

@@ -2,7 +2,9 @@
 
 import openbotkit.actions.bots
 import openbotkit.actions.conversations
+import openbotkit.actions.dataset_files
 import openbotkit.actions.datasets
+import openbotkit.actions.file_content
 import openbotkit.actions.files
 import openbotkit.actions.search
 import openbotkit.actions.usage

@@ -7,6 +7,7 @@ import sys
 import click
 
 from openbotkit.cli.connector import connector
+from openbotkit.cli.jobs import files, jobs, worker
 from openbotkit.cli.secret import secret
 from openbotkit.cli.serve import serve
 from openbotkit.cli.state import CliState
@@ -25,6 +26,9 @@ def cli(ctx: click.Context) -> None:
 cli.add_command(connector)
 cli.add_command(secret)
 cli.add_command(serve)
+cli.add_command(worker)
+cli.add_command(jobs)
+cli.add_command(files)
 
 
 def main() -> None:

@@ -13,10 +13,16 @@ from openbotkit.cli.state import state
 @click.option("--port", default=8080, show_default=True, help="TCP port.")
 @click.option("--workers", default=1, show_default=True, help="Worker processes.")
 @click.option("--log-level", default="info", show_default=True)
-def serve(host: str, port: int, workers: int, log_level: str) -> None:
+@click.option(
+    "--worker/--no-worker",
+    default=True,
+    show_default=True,
+    help="Also run file-sync jobs in this process (else run `obk worker`).",
+)
+def serve(host: str, port: int, workers: int, log_level: str, worker: bool) -> None:
     """Serve the REST API under /api/v1 and /v1 (give SDKs the origin, e.g. http://HOST:PORT)."""
     if workers > 1:
-        # Each worker process builds its own app from the same environment.
+        # Each process builds its own app (and job worker) from the same environment.
         uvicorn.run(
             "openbotkit.server.app:app_from_env",
             factory=True,
@@ -29,4 +35,5 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     from openbotkit.server.app import create_app
 
     st = state()
-    uvicorn.run(create_app(st.settings, st.engine), host=host, port=port, log_level=log_level)
+    app = create_app(st.settings, st.engine, worker=worker)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

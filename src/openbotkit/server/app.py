@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,8 @@ from starlette.routing import BaseRoute, Route
 from openbotkit.actions import REGISTRY
 from openbotkit.engine import Engine
 from openbotkit.errors import ObkError
+from openbotkit.ingestion.worker import Worker
+from openbotkit.server import wire_files  # noqa: F401 - registers the file wire adapters
 from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
 from openbotkit.server.openapi import openapi_document
 from openbotkit.server.routes import PREFIXES, action_routes, authenticate
@@ -56,8 +59,11 @@ def _team_routes(engine: Engine) -> list[BaseRoute]:
     return [Route(p + "/team/list", team_list, methods=["GET"]) for p in PREFIXES]
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
-    """The app for one engine (built from `settings` unless given)."""
+def create_app(
+    settings: Settings, engine: Engine | None = None, *, worker: bool = False
+) -> Starlette:
+    """The app for one engine (built from `settings` unless given). With `worker`, it also runs
+    file-sync jobs in a background thread, so one `obk serve` is a whole installation."""
     engine = engine or Engine(settings)
     engine.store.migrate()
     document = orjson.dumps(openapi_document(REGISTRY, _version()))
@@ -67,7 +73,17 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        stop = threading.Event()
+        thread = None
+        if worker:
+            thread = threading.Thread(
+                target=Worker(engine).run, args=(stop,), name="obk-worker", daemon=True
+            )
+            thread.start()
         yield
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=30)
         engine.close()
 
     routes: list[BaseRoute] = [
@@ -91,4 +107,4 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
 
 def app_from_env() -> Starlette:
     """The factory `obk serve --workers N` hands to uvicorn: each worker reads the settings."""
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), worker=True)

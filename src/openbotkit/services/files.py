@@ -1,12 +1,22 @@
-"""File metadata. Content (upload, download, sync) is handled by services/file_content.py."""
+"""File metadata. Content (upload, download) is handled by services/file_content.py."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import event
+
+from openbotkit.ingestion.blobs import get_blobs
 from openbotkit.services import crud
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import File
+
+if TYPE_CHECKING:
+    from openbotkit.engine import Engine
+
+
+def delete_content(engine: Engine, file_id: str) -> None:
+    get_blobs(engine).delete(file_id)
 
 
 def create(ctx: Ctx, fields: dict[str, Any]) -> File:
@@ -30,4 +40,7 @@ def delete(ctx: Ctx, ref: str) -> str:
     file = get(ctx, ref)
     ctx.session.delete(file)
     ctx.session.flush()
+    # The content goes only once the row is gone for good: never a row without its blob.
+    file_id, engine = file.id, ctx.engine
+    event.listen(ctx.session, "after_commit", lambda _s: delete_content(engine, file_id), once=True)
     return file.id

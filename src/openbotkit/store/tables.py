@@ -229,3 +229,38 @@ class Execution(Base):
     error_code: Mapped[str | None] = mapped_column(String(32))
     duration_ms: Mapped[float] = mapped_column(Float)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class Job(Base):
+    """A durable background job (a file sync into a dataset), claimed by one worker at a time.
+
+    A worker holds a lease (`lease_until`) that it renews while it works; a job whose lease ran
+    out (the worker died) is claimed again and redone from the start. Jobs write their results
+    in one transaction at the end, so a redo never duplicates anything.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_claim", "status", "run_after"),
+        Index("ix_jobs_file", "account_id", "file_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40), _fk("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    file_id: Mapped[str] = mapped_column(String(40))
+    dataset_id: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | succeeded | failed
+    stage: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    run_after: Mapped[int] = mapped_column(BigInteger, default=0)
+    lease_until: Mapped[int | None] = mapped_column(BigInteger)
+    worker_id: Mapped[str | None] = mapped_column(String(64))
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    records: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)

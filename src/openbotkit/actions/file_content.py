@@ -1,0 +1,160 @@
+"""File content actions (spec §7.3–7.5): upload, download, sync."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from pydantic import Field
+
+from openbotkit.actions.base import Input, Output
+from openbotkit.actions.registry import Effect, action
+from openbotkit.errors import InvalidInput, Problem
+from openbotkit.ingestion.blobs import get_blobs
+from openbotkit.services import dataset_files, file_content, files
+from openbotkit.services.context import Ctx
+from openbotkit.store.tables import Job
+
+
+class UploadSpec(Input):
+    """Direct upload: describe the file, then PUT its bytes to the returned `uploadRequest`."""
+
+    type: str = Field(description="Content type; '' to guess it from the name.")
+    size: Annotated[int, Field(ge=0)]
+    name: str | None = None
+
+
+class UploadFileInput(Input):
+    file_id: str = Field(description="File id, or @alias.")
+    file: str | UploadSpec | None = Field(
+        None,
+        description=(
+            "An http(s) URL to fetch, a data: URL, or {type, size, name} for a direct upload."
+            " Multipart and raw bodies are accepted by the server too."
+        ),
+    )
+    path: str | None = Field(None, description="A local file to upload (local connector only).")
+    type: str | None = Field(None, description="Content type of `path` (guessed if omitted).")
+    name: str | None = Field(None, description="File name to record.")
+
+
+class HttpRequestSpec(Output):
+    method: str
+    url: str
+    headers: dict[str, str]
+
+
+class UploadFileOutput(Output):
+    id: str
+    upload_request: HttpRequestSpec | None = None
+    download_request: HttpRequestSpec | None = None
+
+
+def _content_url(ctx: Ctx, verb: str, file_id: str) -> str:
+    params = file_content.sign(ctx.engine, verb, file_id, ctx.account_id)
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    # Relative: the server makes it absolute with the address the client used.
+    return f"/api/v1/file/{file_id}/content?{query}"
+
+
+@action("upload_file", Effect.WRITE, "POST /file/{fileId}/upload")
+def upload_file(ctx: Ctx, inp: UploadFileInput) -> UploadFileOutput:
+    """Give a file its content: from a URL, a data: URL, a local path, or a direct upload."""
+    if (inp.file is None) == (inp.path is None):
+        raise InvalidInput(
+            "give exactly one of `file` (URL, data: URL or {type, size, name}) and `path`",
+            details=[Problem("/file", "one_of", "file or path")],
+        )
+    file_id = files.get(ctx, inp.file_id).id
+    upload = None
+    if inp.path is not None:
+        file_content.store_path(
+            ctx,
+            file_id,
+            Path(inp.path),
+            inp.type,
+            inp.name,
+            move=Path(inp.path).parent == get_blobs(ctx.engine).staging,
+        )
+    elif isinstance(inp.file, UploadSpec):
+        file_content.check_size(ctx.engine, inp.file.size)
+        ctype = file_content.guess_type(inp.file.name, inp.file.type)
+        headers = {"content-length": str(inp.file.size), "content-type": ctype}
+        if inp.file.name:
+            headers["content-disposition"] = f"attachment; filename={quote(inp.file.name)}"
+            if not files.get(ctx, file_id).name:
+                files.update(ctx, file_id, {"name": inp.file.name})
+        upload = HttpRequestSpec(
+            method="PUT", url=_content_url(ctx, "put", file_id), headers=headers
+        )
+    elif inp.file is not None and inp.file.startswith("data:"):
+        file_content.store_data_url(ctx, file_id, inp.file, inp.name)
+    elif inp.file is not None and inp.file.startswith(("http://", "https://")):
+        file_content.store_url(ctx, file_id, inp.file, inp.name)
+    else:
+        raise InvalidInput(
+            "`file` must be an http(s) URL, a data: URL, or {type, size, name}",
+            details=[Problem("/file", "format", "unsupported file reference")],
+        )
+    download = HttpRequestSpec(method="GET", url=_content_url(ctx, "get", file_id), headers={})
+    return UploadFileOutput(id=file_id, upload_request=upload, download_request=download)
+
+
+class DownloadFileInput(Input):
+    file_id: str = Field(description="File id, or @alias.")
+    path: str | None = Field(None, description="Write the content here (local connector only).")
+
+
+class DownloadFileOutput(Output):
+    id: str
+    url: str = Field(description="A signed, expiring link to the content.")
+    name: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+    path: str | None = None
+
+
+@action("download_file", Effect.READ, "GET /file/{fileId}/download")
+def download_file(ctx: Ctx, inp: DownloadFileInput) -> DownloadFileOutput:
+    """Get a file's content: a signed link, the bytes (server), or a local copy (`path`)."""
+    file, found = file_content.content(ctx, inp.file_id)
+    out = DownloadFileOutput(id=file.id, url=_content_url(ctx, "get", file.id), name=file.name)
+    if found is not None:
+        out.content_type, out.size = found.content_type, found.size
+        if inp.path is not None:
+            target = Path(inp.path)
+            if target.is_dir():
+                target = target / found.name
+            shutil.copyfile(found.path, target)
+            out.path = str(target)
+    elif inp.path is not None:
+        raise InvalidInput(f"file {file.id} has no content yet: upload it first")
+    return out
+
+
+class SyncJob(Output):
+    id: str
+    dataset_id: str
+    status: str
+
+
+def job_summary(job: Job) -> SyncJob:
+    return SyncJob(id=job.id, dataset_id=job.dataset_id, status=job.status)
+
+
+class SyncFileInput(Input):
+    file_id: str = Field(description="File id, or @alias.")
+
+
+class SyncOutput(Output):
+    id: str
+    jobs: list[SyncJob] = Field(description="openbotkit extension: the queued import jobs.")
+
+
+@action("sync_file", Effect.WRITE, "POST /file/{fileId}/sync")
+def sync_file(ctx: Ctx, inp: SyncFileInput) -> SyncOutput:
+    """Re-import a file into every dataset it is attached to, in the background."""
+    file, queued = dataset_files.sync_file(ctx, inp.file_id)
+    return SyncOutput(id=file.id, jobs=[job_summary(j) for j in queued])

@@ -1,0 +1,1 @@
+"""Ingestion: blobs, safe URL fetching, parsers, chunking and the durable job queue."""

@@ -1,0 +1,111 @@
+"""File contents, kept apart from the database: a local directory now, S3-compatible later."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from openbotkit.errors import LimitsReached
+
+if TYPE_CHECKING:
+    from openbotkit.engine import Engine
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    size: int
+    sha256: str
+
+
+class BlobStore(Protocol):
+    """Content by key (the file id). Writes are atomic: a reader sees old or new, never half."""
+
+    def put_chunks(self, key: str, chunks: Iterable[bytes], max_bytes: int) -> StoredBlob: ...
+
+    def put_file(self, key: str, path: Path, *, move: bool) -> StoredBlob: ...
+
+    def path(self, key: str) -> Path | None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class LocalBlobStore:
+    """Blobs as files under one directory, written to a temp file and renamed into place."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.staging = root / ".staging"
+        self.staging.mkdir(parents=True, exist_ok=True)
+
+    def _target(self, key: str) -> Path:
+        if not key or "/" in key or key.startswith("."):
+            raise ValueError(f"bad blob key {key!r}")
+        return self.root / key[-2:] / key
+
+    def staged_file(self) -> Path:
+        """A new empty file in the staging area (same filesystem, so it can be renamed in)."""
+        fd, name = tempfile.mkstemp(dir=self.staging)
+        os.close(fd)
+        return Path(name)
+
+    def put_chunks(self, key: str, chunks: Iterable[bytes], max_bytes: int) -> StoredBlob:
+        tmp = self.staged_file()
+        digest, size = hashlib.sha256(), 0
+        try:
+            with tmp.open("wb") as out:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise LimitsReached(
+                            f"file is larger than the {max_bytes}-byte limit (OBK_MAX_FILE_BYTES)"
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            return self._install(key, tmp, StoredBlob(size, digest.hexdigest()))
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_file(self, key: str, path: Path, *, move: bool) -> StoredBlob:
+        digest, size = hashlib.sha256(), 0
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+                size += len(chunk)
+        info = StoredBlob(size, digest.hexdigest())
+        if move and path.parent == self.staging:
+            return self._install(key, path, info)
+        tmp = self.staged_file()
+        try:
+            shutil.copyfile(path, tmp)
+            return self._install(key, tmp, info)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _install(self, key: str, tmp: Path, info: StoredBlob) -> StoredBlob:
+        target = self._target(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+        return info
+
+    def path(self, key: str) -> Path | None:
+        target = self._target(key)
+        return target if target.exists() else None
+
+    def delete(self, key: str) -> None:
+        self._target(key).unlink(missing_ok=True)
+
+
+def get_blobs(engine: Engine) -> LocalBlobStore:
+    """The engine's blob store (a directory under OBK_HOME)."""
+    found = engine.components.get("blobs")
+    if found is None:
+        found = engine.components.setdefault("blobs", LocalBlobStore(engine.settings.blob_dir))
+    return found  # type: ignore[no-any-return]

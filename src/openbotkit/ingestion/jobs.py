@@ -1,0 +1,125 @@
+"""The durable job queue: a table, claimed atomically, leased while a worker runs a job.
+
+Works across processes on SQLite (one UPDATE ... RETURNING under BEGIN IMMEDIATE) and is ready
+for PostgreSQL, where the row-picking subquery adds FOR UPDATE SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from openbotkit.ids import new_id, now_ms
+from openbotkit.store.tables import Job
+
+SYNC = "sync"
+BACKOFF_BASE_MS = 2_000
+BACKOFF_MAX_MS = 5 * 60_000
+
+
+def enqueue_sync(session: Session, account_id: str, file_id: str, dataset_id: str) -> Job:
+    """Queue a sync of a file into a dataset; an identical job still waiting is reused."""
+    waiting = session.scalar(
+        select(Job).where(
+            Job.account_id == account_id,
+            Job.file_id == file_id,
+            Job.dataset_id == dataset_id,
+            Job.status == "queued",
+        )
+    )
+    if waiting is not None:
+        return waiting
+    now = now_ms()
+    job = Job(
+        id=new_id(),
+        account_id=account_id,
+        kind=SYNC,
+        file_id=file_id,
+        dataset_id=dataset_id,
+        status="queued",
+        stage="queued",
+        attempts=0,
+        max_attempts=5,
+        run_after=now,
+        progress_done=0,
+        progress_total=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def claim_next_job(session: Session, worker_id: str, now: int, lease_ms: int) -> Job | None:
+    """Take the oldest runnable job (queued and due, or running with an expired lease).
+
+    One UPDATE ... RETURNING, so two workers never claim the same row.
+    """
+    runnable = or_(
+        and_(Job.status == "queued", Job.run_after <= now),
+        and_(Job.status == "running", Job.lease_until < now),
+    )
+    pick = select(Job.id).where(runnable).order_by(Job.created_at, Job.id).limit(1)
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    claimed = session.execute(
+        update(Job)
+        .where(Job.id == pick.scalar_subquery(), runnable)
+        .values(
+            status="running",
+            stage="fetch",
+            worker_id=worker_id,
+            lease_until=now + lease_ms,
+            attempts=Job.attempts + 1,
+            updated_at=now,
+            error=None,
+        )
+        .returning(Job.id)
+    ).scalar()
+    return session.get(Job, claimed, populate_existing=True) if claimed else None
+
+
+def progress(
+    session: Session, job_id: str, worker_id: str, stage: str, done: int, total: int, lease_ms: int
+) -> bool:
+    """Record progress and renew the lease; False if the job is no longer this worker's."""
+    now = now_ms()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+        .values(
+            stage=stage,
+            progress_done=done,
+            progress_total=total,
+            lease_until=now + lease_ms,
+            updated_at=now,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish(session: Session, job: Job, records: int) -> None:
+    now = now_ms()
+    job.status, job.stage, job.records = "succeeded", "done", records
+    job.progress_done = job.progress_total
+    job.finished_at = job.updated_at = now
+    job.lease_until = None
+
+
+def fail(session: Session, job_id: str, error: str, *, retry: bool) -> Job | None:
+    """Give the job back with exponential backoff, or fail it for good."""
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        return None
+    now = now_ms()
+    job.error = error[:2000]
+    job.lease_until = None
+    job.updated_at = now
+    if retry and job.attempts < job.max_attempts:
+        job.status, job.stage = "queued", "queued"
+        job.run_after = now + min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (job.attempts - 1))
+    else:
+        job.status, job.stage = "failed", "failed"
+        job.finished_at = now
+    return job

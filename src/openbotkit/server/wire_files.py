@@ -1,0 +1,200 @@
+"""The HTTP forms of file content (spec §7.3–7.4): the five upload modes, binary downloads,
+public files without a secret, and the signed PUT/GET content URLs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from openbotkit.engine import Engine
+from openbotkit.errors import InvalidInput, LimitsReached, NotAuthenticated, NotFound, Problem
+from openbotkit.ingestion.blobs import get_blobs
+from openbotkit.server.negotiation import JSON, json_body
+from openbotkit.server.routes import PREFIXES, authenticate
+from openbotkit.server.wire import EXTRA_ROUTES, WireAdapter, register_adapter
+from openbotkit.services import file_content
+from openbotkit.services.context import AccountScope
+from openbotkit.store.tables import File
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+async def _stage_body(request: Request, engine: Engine) -> Path:
+    """Stream the request body into the blob store's staging area, refusing it past the limit."""
+    limit = engine.settings.max_file_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise LimitsReached(f"file of {declared} bytes is over the {limit}-byte limit")
+    staged = get_blobs(engine).staged_file()
+    size = 0
+    try:
+        with staged.open("wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise LimitsReached(f"file is over the {limit}-byte limit (OBK_MAX_FILE_BYTES)")
+                out.write(chunk)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return staged
+
+
+def _last_type(value: str | None) -> str | None:
+    # The Node SDK joins its own content type with ours: "application/octet-stream, text/plain".
+    return value.split(",")[-1].strip() if value else None
+
+
+async def read_upload(request: Request) -> dict[str, Any]:
+    engine = _engine(request)
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype == JSON or ctype == "":
+        data = await json_body(request)
+        if "path" in data:
+            raise InvalidInput(
+                "`path` uploads are for the local connector; send the bytes instead",
+                details=[Problem("/path", "local_only", "not accepted over HTTP")],
+            )
+        return data
+    if ctype == "multipart/form-data":
+        limit = engine.settings.max_file_bytes
+        form = await request.form(max_files=1, max_fields=20, max_part_size=limit)
+        part = form.get("file")
+        if part is None or isinstance(part, str):
+            raise InvalidInput(
+                "multipart upload needs a `file` part",
+                details=[Problem("/file", "required", "no file part")],
+            )
+        staged = get_blobs(engine).staged_file()
+        size = 0
+        with staged.open("wb") as out:
+            while chunk := await part.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    staged.unlink(missing_ok=True)
+                    raise LimitsReached(f"file is over the {limit}-byte limit")
+                out.write(chunk)
+        return {"path": str(staged), "type": part.content_type, "name": part.filename}
+    staged = await _stage_body(request, engine)
+    disposition = request.headers.get("content-disposition", "")
+    name = (
+        unquote(disposition.split("filename=", 1)[1].strip('"'))
+        if "filename=" in disposition
+        else None
+    )
+    return {
+        "path": str(staged),
+        "type": _last_type(request.headers.get("content-type")),
+        "name": name,
+    }
+
+
+def _absolute(request: Request, out: BaseModel) -> Response:
+    data = out.model_dump(mode="json", by_alias=True, exclude_none=True)
+    base = str(request.base_url).rstrip("/")
+    for key in ("uploadRequest", "downloadRequest"):
+        if key in data and data[key]["url"].startswith("/"):
+            data[key]["url"] = base + data[key]["url"]
+    if "url" in data and data["url"].startswith("/"):
+        data["url"] = base + data["url"]
+    return Response(orjson.dumps(data), media_type="application/json")
+
+
+async def read_download(request: Request) -> dict[str, Any]:
+    return {}  # the file id comes from the path; `path` (a local copy) is not for HTTP
+
+
+def render_download(request: Request, out: BaseModel) -> Response | None:
+    """JSON accept: `{url}`; anything else: the bytes (204 when there are none)."""
+    accept = request.headers.get("accept", "").split(",")[0].split(";")[0].strip().lower()
+    if accept == JSON:
+        return _absolute(request, out)
+    data = out.model_dump()
+    path = get_blobs(_engine(request)).path(data["id"])
+    if path is None:
+        return Response(status_code=204)
+    name = data.get("name") or f"{data['id']}.bin"
+    return FileResponse(
+        path,
+        media_type=data.get("content_type") or "application/octet-stream",
+        filename=name,
+        content_disposition_type="attachment",
+    )
+
+
+async def download_account(request: Request, engine: Engine) -> str:
+    """A secret when given; without one, public files are still downloadable."""
+    if request.headers.get("authorization"):
+        return await authenticate(request, engine)
+    file_id = request.path_params["fileId"]
+
+    def owner() -> str | None:
+        with engine.store.session(write=False) as session:
+            row = session.get(File, file_id)
+            return row.account_id if row is not None and row.visibility == "public" else None
+
+    account_id = await run_in_threadpool(owner)
+    if account_id is None:
+        raise NotAuthenticated("Not authenticated: send Authorization: Bearer <secret>")
+    return account_id
+
+
+async def content(request: Request) -> Response:
+    """The signed content URL: PUT stores the body (no finalize step), GET returns the bytes."""
+    engine = _engine(request)
+    file_id = request.path_params["fileId"]
+    q = request.query_params
+    verb = "put" if request.method == "PUT" else "get"
+    account = q.get("account", "")
+    file_content.verify(
+        engine, verb, file_id, account, q.get("expires", ""), q.get("signature", "")
+    )
+    scope = AccountScope(engine, account)
+    if verb == "get":
+
+        def locate() -> file_content.Content | None:
+            with scope.transaction(write=False) as ctx:
+                return file_content.content(ctx, file_id)[1]
+
+        found = await run_in_threadpool(locate)
+        if found is None:
+            return Response(status_code=204)
+        return FileResponse(
+            found.path,
+            media_type=found.content_type,
+            filename=found.name,
+            content_disposition_type="attachment",
+        )
+    staged = await _stage_body(request, engine)
+    ctype = _last_type(request.headers.get("content-type"))
+
+    def store() -> str:
+        with scope.transaction() as ctx:
+            try:
+                return file_content.store_path(ctx, file_id, staged, ctype, None, move=True).id
+            except NotFound:
+                staged.unlink(missing_ok=True)
+                raise
+
+    return Response(orjson.dumps({"id": await run_in_threadpool(store)}), media_type=JSON)
+
+
+register_adapter("upload_file", WireAdapter(read_input=read_upload, render=_absolute))
+register_adapter(
+    "download_file",
+    WireAdapter(read_input=read_download, render=render_download, account=download_account),
+)
+EXTRA_ROUTES.extend(
+    Route(prefix + "/file/{fileId}/content", content, methods=["GET", "PUT"]) for prefix in PREFIXES
+)

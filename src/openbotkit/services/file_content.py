@@ -1,0 +1,178 @@
+"""File content: upload (from bytes, a local path, a URL or a data: URL), download, and the
+signed URLs that let a client PUT or GET content without an API secret."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import mimetypes
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote_to_bytes
+
+from openbotkit.engine import Engine
+from openbotkit.errors import InvalidInput, LimitsReached, NotAuthorized, Problem
+from openbotkit.ingestion.blobs import StoredBlob, get_blobs
+from openbotkit.ingestion.fetch import capped_chunks, open_url
+from openbotkit.services import crud, files
+from openbotkit.services.context import Ctx
+from openbotkit.store.tables import File
+
+URL_TTL_S = 3600
+
+
+@dataclass(frozen=True)
+class Content:
+    path: Path
+    content_type: str
+    name: str
+    size: int
+
+
+def guess_type(name: str | None, given: str | None) -> str:
+    """A usable content type: the given one (the last of a comma-joined list), else by name."""
+    if given:
+        last = given.split(",")[-1].split(";")[0].strip().lower()
+        if last and last != "application/octet-stream":
+            return last
+    guessed = mimetypes.guess_type(name or "")[0]
+    return guessed or (given.split(",")[-1].strip() if given else "application/octet-stream")
+
+
+def check_size(engine: Engine, size: int) -> None:
+    limit = engine.settings.max_file_bytes
+    if size > limit:
+        raise LimitsReached(
+            f"file of {size} bytes is over the {limit}-byte limit (OBK_MAX_FILE_BYTES)",
+            details=[Problem("/file/size", "maximum", f"at most {limit} bytes")],
+        )
+
+
+def _record(ctx: Ctx, file: File, stored: StoredBlob, content_type: str, name: str | None) -> File:
+    meta = dict(file.meta or {})
+    meta["contentType"] = content_type  # where ChatBotKit puts the detected type
+    fields = {
+        "content_type": content_type,
+        "size": stored.size,
+        "sha256": stored.sha256,
+        "meta": meta,
+    }
+    if name and not file.name:
+        fields["name"] = name
+    crud.update(ctx, file, fields)
+    return file
+
+
+def store_chunks(
+    ctx: Ctx, ref: str, chunks: Iterable[bytes], content_type: str | None, name: str | None
+) -> File:
+    file = files.get(ctx, ref)
+    stored = get_blobs(ctx.engine).put_chunks(file.id, chunks, ctx.settings.max_file_bytes)
+    return _record(ctx, file, stored, guess_type(name or file.name, content_type), name)
+
+
+def store_path(
+    ctx: Ctx,
+    ref: str,
+    path: Path,
+    content_type: str | None,
+    name: str | None,
+    *,
+    move: bool = False,
+) -> File:
+    """Content from a file on this machine (the local connector's upload, or a staged body)."""
+    file = files.get(ctx, ref)
+    if not path.is_file():
+        raise InvalidInput(f"no such file: {path}", details=[Problem("/path", "exists", str(path))])
+    check_size(ctx.engine, path.stat().st_size)
+    stored = get_blobs(ctx.engine).put_file(file.id, path, move=move)
+    name = name or path.name
+    return _record(ctx, file, stored, guess_type(name, content_type), name)
+
+
+def store_data_url(ctx: Ctx, ref: str, url: str, name: str | None) -> File:
+    """`data:<mime>[;base64],<payload>`."""
+    header, sep, payload = url.partition(",")
+    if not sep:
+        raise InvalidInput(
+            "malformed data: URL", details=[Problem("/file", "data_url", "no comma")]
+        )
+    mime = header[5:].split(";")[0] or "text/plain"
+    check_size(ctx.engine, len(payload) * 3 // 4)
+    try:
+        data = (
+            base64.b64decode(payload, validate=True)
+            if header.endswith(";base64")
+            else unquote_to_bytes(payload)
+        )
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(
+            f"data: URL payload is not valid base64: {exc}",
+            details=[Problem("/file", "base64", str(exc))],
+        ) from None
+    return store_chunks(ctx, ref, [data], mime, name)
+
+
+def store_url(ctx: Ctx, ref: str, url: str, name: str | None) -> File:
+    """Fetch an http(s) URL server-side, guarded against private targets (SSRF)."""
+    files.get(ctx, ref)  # not found before any network traffic
+    with open_url(url, allow_private=ctx.settings.allow_private_urls) as (response, fetched):
+        chunks = capped_chunks(response, ctx.settings.max_file_bytes)
+        return store_chunks(ctx, ref, chunks, fetched.content_type, name or fetched.name)
+
+
+def content(ctx: Ctx, ref: str) -> tuple[File, Content | None]:
+    file = files.get(ctx, ref)
+    path = get_blobs(ctx.engine).path(file.id)
+    if path is None:
+        return file, None
+    name = file.name or f"{file.id}.bin"
+    return file, Content(
+        path, file.content_type or "application/octet-stream", name, file.size or 0
+    )
+
+
+# -- signed URLs -----------------------------------------------------------------------------
+
+
+def _key(engine: Engine) -> bytes:
+    """The installation's URL-signing key, made once and kept under OBK_HOME (0600)."""
+    found = engine.components.get("url_key")
+    if found is None:
+        path = engine.settings.home / "url-signing.key"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(secrets.token_bytes(32))
+            tmp.chmod(0o600)
+            try:
+                tmp.rename(path) if not path.exists() else tmp.unlink()
+            except OSError:
+                tmp.unlink(missing_ok=True)
+        found = engine.components.setdefault("url_key", path.read_bytes())
+    return found  # type: ignore[no-any-return]
+
+
+def sign(
+    engine: Engine, verb: str, file_id: str, account_id: str, ttl_s: int = URL_TTL_S
+) -> dict[str, str]:
+    """Query parameters that let anyone holding them `verb` this file's content until expiry."""
+    expires = str(int(time.time()) + ttl_s)
+    message = f"{verb}\n{file_id}\n{account_id}\n{expires}".encode()
+    signature = hmac.new(_key(engine), message, hashlib.sha256).hexdigest()
+    return {"account": account_id, "expires": expires, "signature": signature}
+
+
+def verify(
+    engine: Engine, verb: str, file_id: str, account_id: str, expires: str, signature: str
+) -> None:
+    message = f"{verb}\n{file_id}\n{account_id}\n{expires}".encode()
+    expected = hmac.new(_key(engine), message, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        raise NotAuthorized("this link is not valid")
+    if not expires.isdigit() or int(expires) < time.time():
+        raise NotAuthorized("this link has expired; ask for a new one")
