@@ -154,7 +154,7 @@ def test_search_with_filter(live_server: LiveServer) -> None:
             ds.id, {"search": "Zephyr-9", "filter": {"team": {"$ne": "hardware"}}}
         )
         assert result.id == ds.id
-        assert [r.text for r in result.records][0] == "The Zephyr-9 app runs on phones."
+        assert result.records[0].text == "The Zephyr-9 app runs on phones."
         assert "The Zephyr-9 robot lifts 42 kilograms." not in [r.text for r in result.records]
         assert all(0 <= r.score <= 1 for r in result.records)
 
