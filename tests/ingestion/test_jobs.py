@@ -1,0 +1,196 @@
+"""Sync jobs end to end: attach, sync, worker, records; failures; a worker killed mid-job."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from openbotkit.engine import Engine
+from openbotkit.errors import NotFound, RateLimited
+from openbotkit.ingestion.worker import Worker
+from openbotkit.retrieval.embedders import Embedder
+from openbotkit.settings import Settings
+from openbotkit.store.tables import Job, Record
+from tests.ingestion.samples import MARKDOWN, docx_bytes, pdf_bytes
+
+OBK = shutil.which("obk", path=str(Path(sys.executable).parent)) or "obk"
+
+
+def upload(engine: Engine, tmp_path: Path, name: str, data: bytes) -> str:
+    file_id = engine.execute("create_file", {"name": name})["id"]
+    path = tmp_path / name
+    path.write_bytes(data)
+    engine.execute("upload_file", {"fileId": file_id, "path": str(path)})
+    return file_id
+
+
+@pytest.fixture
+def quick_engine(tmp_path: Path, local_embedder: Embedder) -> Engine:
+    """No sync rate limit, so tests can re-sync at once."""
+    eng = Engine(Settings(home=tmp_path / "home", sync_min_interval_s=0))
+    eng.components["embedder"] = local_embedder
+    return eng
+
+
+def texts(engine: Engine, dataset: str) -> list[str]:
+    return [
+        r["text"] for r in engine.execute("list_dataset_records", {"datasetId": dataset})["items"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "question", "expected"),
+    [
+        ("manual.md", MARKDOWN, "How often should the sensors be cleaned?", "dry cloth"),
+        (
+            "specs.pdf",
+            pdf_bytes(["Intro page.", "The Zephyr-9 lifts 42 kilograms."]),
+            "payload of the Zephyr-9",
+            "42 kilograms",
+        ),
+        (
+            "policy.docx",
+            docx_bytes("Returns", ["Robots can be returned within 30 days."]),
+            "return window for robots",
+            "30 days",
+        ),
+    ],
+)
+def test_sync_makes_searchable_records(
+    quick_engine: Engine, tmp_path: Path, name: str, data: bytes, question: str, expected: str
+) -> None:
+    engine = quick_engine
+    ds = engine.execute("create_dataset", {})["id"]
+    file_id = upload(engine, tmp_path, name, data)
+    engine.execute("attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"})
+    out = engine.execute("sync_file", {"fileId": file_id})
+    assert out["id"] == file_id and out["jobs"][0]["status"] == "queued"
+    job = Worker(engine).run_once()
+    assert job is not None and job.status == "succeeded" and job.records
+    found = engine.execute("search_dataset", {"datasetId": ds, "search": question})["records"]
+    assert expected in found[0]["text"]
+    assert found[0]["source"] == f"file:///{file_id}"
+    assert found[0]["meta"]["fileName"] == name
+
+
+def test_resync_replaces_the_files_records(quick_engine: Engine, tmp_path: Path) -> None:
+    engine = quick_engine
+    ds = engine.execute("create_dataset", {})["id"]
+    engine.execute("create_dataset_record", {"datasetId": ds, "text": "A record of its own."})
+    file_id = upload(engine, tmp_path, "notes.md", b"# Notes\nThe first version.")
+    engine.execute("attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"})
+    engine.execute("sync_dataset_file", {"datasetId": ds, "fileId": file_id})
+    Worker(engine).run_once()
+    (tmp_path / "notes.md").write_bytes(b"# Notes\nThe second version.")
+    engine.execute("upload_file", {"fileId": file_id, "path": str(tmp_path / "notes.md")})
+    engine.execute("sync_file", {"fileId": file_id})
+    Worker(engine).run_once()
+    assert sorted(texts(engine, ds)) == ["A record of its own.", "Notes\nThe second version."]
+
+
+def test_unreadable_file_fails_with_a_message_and_writes_nothing(
+    quick_engine: Engine, tmp_path: Path
+) -> None:
+    engine = quick_engine
+    ds = engine.execute("create_dataset", {})["id"]
+    file_id = upload(engine, tmp_path, "broken.pdf", b"%PDF-1.4 not really")
+    engine.execute("attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"})
+    engine.execute("sync_file", {"fileId": file_id})
+    job = Worker(engine).run_once()
+    assert job is not None and job.status == "failed" and "broken.pdf" in (job.error or "")
+    assert texts(engine, ds) == []
+
+
+def test_sync_rules(engine: Engine, tmp_path: Path) -> None:
+    ds = engine.execute("create_dataset", {})["id"]
+    file_id = upload(engine, tmp_path, "a.txt", b"text")
+    assert engine.execute("sync_file", {"fileId": file_id})["jobs"] == []  # unattached: no-op
+    with pytest.raises(NotFound):
+        engine.execute("sync_dataset_file", {"datasetId": ds, "fileId": file_id})
+    engine.execute("attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"})
+    engine.execute("sync_file", {"fileId": file_id})
+    with pytest.raises(RateLimited, match="OBK_SYNC_MIN_INTERVAL_S"):
+        engine.execute("sync_file", {"fileId": file_id})
+
+
+def test_detach_with_delete_records_removes_exactly_that_files_records(
+    quick_engine: Engine, tmp_path: Path
+) -> None:
+    engine = quick_engine
+    ds = engine.execute("create_dataset", {})["id"]
+    engine.execute("create_dataset_record", {"datasetId": ds, "text": "Keep me."})
+    a = upload(engine, tmp_path, "a.md", b"# A\nFrom file a.")
+    b = upload(engine, tmp_path, "b.md", b"# B\nFrom file b.")
+    for f in (a, b):
+        engine.execute("attach_dataset_file", {"datasetId": ds, "fileId": f, "type": "source"})
+        engine.execute("sync_file", {"fileId": f})
+    worker = Worker(engine)
+    while worker.run_once():
+        pass
+    assert engine.execute("list_dataset_files", {"datasetId": ds})["items"][0]["id"] in (a, b)
+    out = engine.execute(
+        "detach_dataset_file", {"datasetId": ds, "fileId": a, "deleteRecords": True}
+    )
+    assert out["deletedRecords"] == 1
+    assert sorted(texts(engine, ds)) == ["B\nFrom file b.", "Keep me."]
+    assert [f["id"] for f in engine.execute("list_dataset_files", {"datasetId": ds})["items"]] == [
+        b
+    ]
+
+
+def test_worker_killed_mid_sync_is_resumed_with_exactly_the_right_records(
+    tmp_path: Path, local_embedder: Embedder
+) -> None:
+    home = tmp_path / "home"
+    settings = Settings(home=home, sync_min_interval_s=0, job_lease_s=2)
+    engine = Engine(settings)
+    engine.components["embedder"] = local_embedder
+    ds = engine.execute("create_dataset", {"recordMaxTokens": 40})["id"]
+    paragraphs = [
+        f"Section {i}: robot model {i} carries {i + 10} kilograms of cargo." for i in range(400)
+    ]
+    file_id = upload(engine, tmp_path, "big.md", "\n\n".join(paragraphs).encode())
+    engine.execute("attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"})
+    engine.execute("sync_file", {"fileId": file_id})
+
+    env = {**os.environ, "OBK_HOME": str(home), "OBK_JOB_LEASE_S": "2", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [OBK, "worker", "--poll", "0.2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            with engine.store.session(write=False) as session:
+                job = session.scalars(select(Job)).one()
+                if job.stage == "embed" and job.progress_done > 0:
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the worker never reached the embed stage")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with engine.store.session(write=False) as session:
+        assert session.scalar(select(func.count()).select_from(Record)) == 0  # nothing half-written
+    time.sleep(2.2)  # the dead worker's lease runs out
+    job = Worker(engine).run_once()
+    assert job is not None and job.status == "succeeded" and job.attempts == 2
+    with engine.store.session(write=False) as session:
+        stored = session.scalars(select(Record.text)).all()
+    assert len(stored) == len(set(stored)) == job.records
+    joined = "\n".join(stored)
+    assert all(p in joined for p in paragraphs)
+    engine.close()
