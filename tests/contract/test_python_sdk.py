@@ -159,3 +159,28 @@ def test_search_with_filter(live_server: LiveServer) -> None:
         assert all(0 <= r.score <= 1 for r in result.records)
 
     with_sdk(live_server, body)
+
+
+def test_files_upload_attach_sync_with_client_fetch(live_server: LiveServer) -> None:
+    async def body(cbk: ChatBotKit) -> None:
+        import base64
+
+        f = await cbk.file.create({"name": "hours.txt"})
+        data = "data:text/plain;base64," + base64.b64encode(b"The shop opens at 9am.").decode()
+        await cbk.client_fetch(f"/api/v1/file/{f.id}/upload", record={"file": data})
+        link = await cbk.client_fetch(f"/api/v1/file/{f.id}/download")
+        assert link["url"].startswith(live_server.url)
+        ds = await cbk.dataset.create({"name": "hours"})
+        attached = await cbk.client_fetch(
+            f"/api/v1/dataset/{ds.id}/file/{f.id}/attach", record={"type": "source"}
+        )
+        assert attached == {"id": f.id, "datasetId": ds.id, "type": "source"}
+        assert (await cbk.file.sync(f.id)).id == f.id
+        for _ in range(400):
+            records = await cbk.dataset.record.list(ds.id)
+            if records.items:
+                break
+            await asyncio.sleep(0.3)
+        assert [r.text for r in records.items] == ["The shop opens at 9am."]
+
+    with_sdk(live_server, body)

@@ -69,23 +69,23 @@ async def read_upload(request: Request) -> dict[str, Any]:
         return data
     if ctype == "multipart/form-data":
         limit = engine.settings.max_file_bytes
-        form = await request.form(max_files=1, max_fields=20, max_part_size=limit)
-        part = form.get("file")
-        if part is None or isinstance(part, str):
-            raise InvalidInput(
-                "multipart upload needs a `file` part",
-                details=[Problem("/file", "required", "no file part")],
-            )
-        staged = get_blobs(engine).staged_file()
-        size = 0
-        with staged.open("wb") as out:
-            while chunk := await part.read(1 << 20):
-                size += len(chunk)
-                if size > limit:
-                    staged.unlink(missing_ok=True)
-                    raise LimitsReached(f"file is over the {limit}-byte limit")
-                out.write(chunk)
-        return {"path": str(staged), "type": part.content_type, "name": part.filename}
+        async with request.form(max_files=1, max_fields=20, max_part_size=limit) as form:
+            part = form.get("file")
+            if part is None or isinstance(part, str):
+                raise InvalidInput(
+                    "multipart upload needs a `file` part",
+                    details=[Problem("/file", "required", "no file part")],
+                )
+            staged = get_blobs(engine).staged_file()
+            size = 0
+            with staged.open("wb") as out:
+                while chunk := await part.read(1 << 20):
+                    size += len(chunk)
+                    if size > limit:
+                        staged.unlink(missing_ok=True)
+                        raise LimitsReached(f"file is over the {limit}-byte limit")
+                    out.write(chunk)
+            return {"path": str(staged), "type": part.content_type, "name": part.filename}
     staged = await _stage_body(request, engine)
     disposition = request.headers.get("content-disposition", "")
     name = (
