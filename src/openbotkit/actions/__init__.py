@@ -1,6 +1,7 @@
 """The action registry and the modules that declare actions (importing this registers them all)."""
 
 import openbotkit.actions.bots
+import openbotkit.actions.completion
 import openbotkit.actions.conversations
 import openbotkit.actions.dataset_files
 import openbotkit.actions.datasets

@@ -1,0 +1,186 @@
+"""Completion (spec §3.4–3.5): complete, the stateless complete, send and receive.
+
+Each declares a `stream` of spec events; its plain form runs the same stream and returns the
+final `result`, so streamed and unstreamed answers are one code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+from openbotkit.actions.base import Input, ModelString, Output
+from openbotkit.actions.conversations import CreateMessageOutput, Entity, MessageType
+from openbotkit.actions.registry import Effect, action
+from openbotkit.errors import InternalError
+from openbotkit.services import completion, conversations
+from openbotkit.services.completion import BotConfig
+from openbotkit.services.context import AccountScope
+
+OutT = TypeVar("OutT", bound=BaseModel)
+Events = Iterator[dict[str, Any]]
+
+
+def result_of(events: Events, output: type[OutT]) -> OutT:
+    """Run a stream to its end and return its `result` event as the action's output."""
+    for event in events:
+        if event["type"] == "result":
+            return output.model_validate(event["data"])
+    raise InternalError("the completion ended without a result")
+
+
+class Function(Input):
+    """A function the model may call (accepted; openbotkit's local models do not call tools)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_$][A-Za-z0-9_$]*$", max_length=64)]
+    description: str
+    parameters: dict[str, Any]
+    result: dict[str, Any] | None = None
+    call: dict[str, bool] | None = None
+
+
+class Limits(Input):
+    iterations: Annotated[int, Field(ge=1)] | None = None
+    continuations: Annotated[int, Field(ge=1)] | None = None
+    calls: Annotated[int, Field(ge=1)] | None = None
+
+
+class TurnOptions(Input):
+    functions: list[Function] | None = None
+    extensions: dict[str, Any] | None = None
+    limits: Limits | None = None
+
+
+class Usage(Output):
+    token: int
+
+
+class End(Output):
+    reason: Literal["stop", "length", "activity", "abort", "error", "iteration"]
+
+
+class CompleteOutput(Output):
+    id: str
+    text: str
+    usage: Usage
+    end: End
+
+
+class CompleteConversationInput(TurnOptions):
+    conversation_id: str
+    text: str | None = Field(None, description="The user's message; omit to continue as is.")
+    entities: list[Entity] | None = None
+
+
+def stream_complete(scope: AccountScope, inp: CompleteConversationInput) -> Events:
+    return completion.converse(scope, inp.conversation_id, inp.text)
+
+
+@action(
+    "complete_conversation",
+    Effect.WRITE,
+    "POST /conversation/{conversationId}/complete",
+    own_transactions=True,
+    stream=stream_complete,
+)
+def complete_conversation(scope: AccountScope, inp: CompleteConversationInput) -> CompleteOutput:
+    """Send a message (optional) and get the bot's answer, grounded in its dataset."""
+    return result_of(stream_complete(scope, inp), CompleteOutput)
+
+
+class StatelessMessage(Input):
+    type: MessageType
+    text: str
+    meta: dict[str, Any] | None = None
+
+
+class CompleteMessagesInput(TurnOptions):
+    messages: Annotated[list[StatelessMessage], Field(min_length=1)]
+    bot_id: str | None = None
+    model: ModelString = None
+    backstory: str | None = None
+    dataset_id: str | None = None
+    skillset_id: str | None = None
+    privacy: bool | None = None
+    moderation: bool | None = None
+
+
+class CompleteMessagesOutput(Output):
+    text: str
+    usage: Usage
+    end: End
+
+
+def stream_messages(scope: AccountScope, inp: CompleteMessagesInput) -> Events:
+    inline = BotConfig(inp.model, inp.backstory, inp.dataset_id)
+    messages = [m.model_dump() for m in inp.messages]
+    return completion.complete_messages(scope, messages, inp.bot_id, inline)
+
+
+@action(
+    "complete_messages",
+    Effect.WRITE,
+    "POST /conversation/complete",
+    own_transactions=True,
+    stream=stream_messages,
+)
+def complete_messages(scope: AccountScope, inp: CompleteMessagesInput) -> CompleteMessagesOutput:
+    """Answer a list of messages without storing a conversation."""
+    return result_of(stream_messages(scope, inp), CompleteMessagesOutput)
+
+
+class SendInput(TurnOptions):
+    conversation_id: str
+    text: Annotated[str, Field(min_length=1)]
+    entities: list[Entity] | None = None
+
+
+def stream_send(scope: AccountScope, inp: SendInput) -> Events:
+    with scope.transaction() as ctx:
+        conversation = conversations.get(ctx, inp.conversation_id)
+        entities = [e.model_dump(exclude_none=True) for e in inp.entities or []]
+        message = conversations.add_message(
+            ctx, conversation, {"type": "user", "text": inp.text, "entities": entities}
+        )
+        data = {"id": message.id, "entities": entities}
+    yield {"type": "result", "data": data}
+
+
+@action(
+    "send_conversation",
+    Effect.WRITE,
+    "POST /conversation/{conversationId}/send",
+    own_transactions=True,
+    stream=stream_send,
+)
+def send_conversation(scope: AccountScope, inp: SendInput) -> CreateMessageOutput:
+    """Add the user's message to a conversation; `receive_conversation` gets the answer."""
+    return result_of(stream_send(scope, inp), CreateMessageOutput)
+
+
+class ReceiveInput(TurnOptions):
+    conversation_id: str
+
+
+class ReceiveOutput(Output):
+    id: str
+    text: str
+    usage: Usage
+
+
+def stream_receive(scope: AccountScope, inp: ReceiveInput) -> Events:
+    return completion.converse(scope, inp.conversation_id, None, with_end=False)
+
+
+@action(
+    "receive_conversation",
+    Effect.WRITE,
+    "POST /conversation/{conversationId}/receive",
+    own_transactions=True,
+    stream=stream_receive,
+)
+def receive_conversation(scope: AccountScope, inp: ReceiveInput) -> ReceiveOutput:
+    """Get the bot's answer to the conversation as it stands."""
+    return result_of(stream_receive(scope, inp), ReceiveOutput)

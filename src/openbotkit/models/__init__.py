@@ -1,0 +1,1 @@
+"""Language models: providers (local llama.cpp, OpenAI-compatible), routing, prompt assembly."""

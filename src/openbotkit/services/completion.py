@@ -1,0 +1,215 @@
+"""Completions: a bot answers from its backstory, its dataset and the conversation so far.
+
+Streamed as spec events (completeBegin, token..., usage, completeEnd, result). The model runs
+outside any write transaction; the exchange is stored in one transaction at the end, so a
+request that fails (or whose client goes away) stores nothing and can simply be retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from openbotkit.errors import InvalidInput, Problem
+from openbotkit.models.modelstring import ModelSpec, parse_model
+from openbotkit.models.prompt import Turn, build_messages, context_block
+from openbotkit.models.providers import (
+    ChatMessage,
+    Finished,
+    GenerationOptions,
+    LLMProvider,
+    Role,
+    Token,
+)
+from openbotkit.models.routing import get_router
+from openbotkit.services import bots, conversations, datasets, usage
+from openbotkit.services.context import AccountScope, Ctx
+from openbotkit.services.search import search_records
+from openbotkit.store.tables import Message
+
+DEFAULT_MAX_TOKENS = 256
+DEFAULT_INTERACTION_MAX_MESSAGES = 20
+ROLE_OF: dict[str, Role] = {"user": "user", "bot": "assistant"}
+
+Event = dict[str, Any]
+
+
+@dataclass
+class BotConfig:
+    model: str | None = None
+    backstory: str | None = None
+    dataset_id: str | None = None
+
+
+@dataclass
+class Prepared:
+    provider: LLMProvider
+    spec: ModelSpec
+    messages: list[ChatMessage]
+    options: GenerationOptions
+    sources: list[str] = field(default_factory=list)
+
+
+def _config(ctx: Ctx, bot_id: str | None, inline: BotConfig) -> BotConfig:
+    """The bot's settings, overridden by those given inline (conversation or request)."""
+    base = BotConfig()
+    if bot_id:
+        bot = bots.get(ctx, bot_id)
+        base = BotConfig(bot.model, bot.backstory, bot.dataset_id)
+    return BotConfig(
+        inline.model or base.model,
+        inline.backstory if inline.backstory is not None else base.backstory,
+        inline.dataset_id or base.dataset_id,
+    )
+
+
+def _prepare(ctx: Ctx, config: BotConfig, history: Sequence[Turn]) -> Prepared:
+    spec = parse_model(config.model or ctx.settings.default_model)
+    provider = get_router(ctx.engine).resolve(spec.name)
+    limit = spec.interaction_max_messages or DEFAULT_INTERACTION_MAX_MESSAGES
+    history = list(history)[-limit:]
+    options = GenerationOptions(
+        max_tokens=spec.max_tokens or DEFAULT_MAX_TOKENS,
+        temperature=float(spec.options.get("temperature", 0.2)),
+        top_p=spec.options.get("topP"),
+        seed=spec.options.get("seed"),
+        frequency_penalty=spec.options.get("frequencyPenalty"),
+        presence_penalty=spec.options.get("presencePenalty"),
+    )
+    context, sources = None, []
+    if config.dataset_id:
+        query = next((t.text for t in reversed(history) if t.role == "user"), "")
+        if query.strip():
+            found = search_records(ctx, config.dataset_id, query)
+            sources = [r.id for r in found]
+            dataset = datasets.get(ctx, config.dataset_id)
+            context = context_block(
+                [r.text for r in found], dataset.match_instruction, dataset.mismatch_instruction
+            )
+    messages = build_messages(
+        provider,
+        backstory=config.backstory,
+        context=context,
+        history=history,
+        max_new_tokens=options.max_tokens,
+    )
+    return Prepared(provider, spec, messages, options, sources)
+
+
+def _generate(prepared: Prepared, answer: list[str], finished: list[Finished]) -> Iterator[Event]:
+    """The model's events; fills `answer` and `finished` for the caller to store."""
+    yield {"type": "completeBegin", "data": {}}
+    for event in prepared.provider.stream(prepared.messages, prepared.options):
+        if isinstance(event, Token):
+            answer.append(event.text)
+            yield {"type": "token", "data": {"token": event.text}}
+        elif isinstance(event, Finished):
+            finished.append(event)
+            yield {
+                "type": "usage",
+                "data": {
+                    "model": prepared.spec.name,
+                    "inputTokensUsed": event.input_tokens,
+                    "outputTokensUsed": event.output_tokens,
+                },
+            }
+    yield {"type": "completeEnd", "data": {}}
+
+
+def _history(ctx: Ctx, conversation_id: str) -> list[Turn]:
+    rows = ctx.session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.type.in_(list(ROLE_OF)))
+        .order_by(Message.created_at, Message.id)
+    )
+    return [Turn(ROLE_OF[m.type], m.text) for m in rows]
+
+
+def _check_text(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if not text.strip():
+        raise InvalidInput(
+            "text must not be blank", details=[Problem("/text", "non_blank", "blank")]
+        )
+    return text.strip()
+
+
+def converse(
+    scope: AccountScope, conversation_id: str, text: str | None, *, with_end: bool = True
+) -> Iterator[Event]:
+    """Answer in a stored conversation: `text` (if any) is the new user message."""
+    text = _check_text(text)
+    with scope.transaction(write=False) as ctx:
+        conversation = conversations.get(ctx, conversation_id)
+        conversation_id = conversation.id
+        inline = BotConfig(conversation.model, conversation.backstory, conversation.dataset_id)
+        config = _config(ctx, conversation.bot_id, inline)
+        history = _history(ctx, conversation_id)
+        if text is not None:
+            history.append(Turn("user", text))
+        if not history:
+            raise InvalidInput(
+                "the conversation has no messages yet: send `text`",
+                details=[Problem("/text", "required", "nothing to answer")],
+            )
+        prepared = _prepare(ctx, config, history)
+    answer: list[str] = []
+    finished: list[Finished] = []
+    yield from _generate(prepared, answer, finished)
+    end = finished[-1] if finished else Finished("stop", 0, 0)
+    reply = "".join(answer).strip()
+    with scope.transaction() as ctx:
+        conversation = conversations.get(ctx, conversation_id)
+        if text is not None:
+            conversations.add_message(ctx, conversation, {"type": "user", "text": text})
+        bot_message = conversations.add_message(
+            ctx,
+            conversation,
+            {
+                "type": "bot",
+                "text": reply,
+                "meta": {"sources": prepared.sources, "model": prepared.spec.name},
+            },
+        )
+        usage.record(ctx, "tokens", end.input_tokens + end.output_tokens)
+        message_id = bot_message.id
+    result: dict[str, Any] = {
+        "id": message_id,
+        "text": reply,
+        "usage": {"token": end.input_tokens + end.output_tokens},
+    }
+    if with_end:
+        result["end"] = {"reason": end.reason}
+    yield {"type": "result", "data": result}
+
+
+def complete_messages(
+    scope: AccountScope, messages: Sequence[dict[str, Any]], bot_id: str | None, inline: BotConfig
+) -> Iterator[Event]:
+    """A stateless completion over the given messages; nothing but the token usage is stored."""
+    history = [Turn(ROLE_OF[m["type"]], m["text"]) for m in messages if m["type"] in ROLE_OF]
+    if not history:
+        raise InvalidInput(
+            "messages need at least one user or bot message",
+            details=[Problem("/messages", "min_items", "no user or bot message")],
+        )
+    with scope.transaction(write=False) as ctx:
+        prepared = _prepare(ctx, _config(ctx, bot_id, inline), history)
+    answer: list[str] = []
+    finished: list[Finished] = []
+    yield from _generate(prepared, answer, finished)
+    end = finished[-1] if finished else Finished("stop", 0, 0)
+    with scope.transaction() as ctx:
+        usage.record(ctx, "tokens", end.input_tokens + end.output_tokens)
+    yield {
+        "type": "result",
+        "data": {
+            "text": "".join(answer).strip(),
+            "usage": {"token": end.input_tokens + end.output_tokens},
+            "end": {"reason": end.reason},
+        },
+    }
