@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from openbotkit.engine import Engine
+from openbotkit.models.llamacpp import LlamaCppProvider
+from openbotkit.models.providers import LLMProvider
 from openbotkit.retrieval.embedders import Embedder, LocalEmbedder
 from openbotkit.settings import Settings
 
@@ -36,10 +38,20 @@ def local_embedder() -> Embedder:
     return LocalEmbedder()
 
 
+@pytest.fixture(scope="session")
+def local_llm() -> LLMProvider:
+    """The bundled SmolLM2 through llama.cpp, loaded once for the whole test session."""
+    return LlamaCppProvider()
+
+
 @pytest.fixture
-def engine(settings: Settings, local_embedder: Embedder) -> Iterator[Engine]:
+def engine(
+    settings: Settings, local_embedder: Embedder, local_llm: LLMProvider
+) -> Iterator[Engine]:
     eng = Engine(settings)
-    eng.components["embedder"] = local_embedder  # what get_embedder would build, shared
+    # What get_embedder and the model router would build, shared across tests.
+    eng.components["embedder"] = local_embedder
+    eng.components["llm:local"] = local_llm
     yield eng
     eng.close()
 

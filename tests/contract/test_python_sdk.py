@@ -184,3 +184,33 @@ def test_files_upload_attach_sync_with_client_fetch(live_server: LiveServer) -> 
         assert [r.text for r in records.items] == ["The shop opens at 9am."]
 
     with_sdk(live_server, body)
+
+
+def test_complete_json_and_stream(live_server: LiveServer) -> None:
+    async def body(cbk: ChatBotKit) -> None:
+        ds = await cbk.dataset.create({"name": "zephyr"})
+        await cbk.dataset.record.create(
+            ds.id, {"text": "The Zephyr-9 warehouse robot has a maximum payload of 42 kilograms."}
+        )
+        bot = await cbk.bot.create(
+            {
+                "model": "smollm2/maxTokens=40/temperature=0",
+                "datasetId": ds.id,
+                "backstory": "Answer briefly from the facts given.",
+            }
+        )
+        conv = await cbk.conversation.create({"botId": bot.id})
+        question = "What is the maximum payload of the Zephyr-9 robot?"
+        out = await cbk.conversation.complete(conv.id, {"text": question})
+        assert "42" in out.text and out.usage.token > 0
+        kinds = []
+        async for event in cbk.conversation.complete(conv.id, {"text": question}).stream():
+            kinds.append(event.type.value)
+        assert kinds[-1] == "result" and kinds.count("result") == 1 and "token" in kinds
+        stateless = await cbk.conversation.complete(
+            None,
+            {"messages": [{"type": "user", "text": "Say hi."}], "model": "smollm2/maxTokens=5"},
+        )
+        assert stateless.text
+
+    with_sdk(live_server, body)

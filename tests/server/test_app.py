@@ -157,3 +157,31 @@ def test_error_shape_is_the_same_at_both_edges(cls: type[ObkError]) -> None:
     assert http["message"] == cli["message"]
     assert http["code"] == err.wire_code and cli["code"] == err.code
     assert cli["status"] == err.status
+
+
+def test_completion_streams_jsonl_and_errors_before_the_first_event_are_json(
+    client: Client,
+) -> None:
+    conv = client.request(
+        "POST", "/api/v1/conversation/create", json={"model": "smollm2/maxTokens=6"}
+    ).json()["id"]
+    resp = client.request(
+        "POST",
+        f"/api/v1/conversation/{conv}/complete",
+        json={"text": "Say hi."},
+        headers={"Accept": "application/jsonl"},
+    )
+    assert resp.headers["content-type"].startswith("application/jsonl")
+    lines = resp.text.split("\n")
+    assert lines[-1] == "" and all(lines[:-1])
+    events = [json.loads(line) for line in lines[:-1]]
+    allowed = {"completeBegin", "token", "usage", "completeEnd", "result"}
+    assert {e["type"] for e in events} <= allowed and events[-1]["type"] == "result"
+    bad = client.request("POST", "/api/v1/conversation/create", json={"model": "nope"}).json()["id"]
+    resp = client.request(
+        "POST",
+        f"/api/v1/conversation/{bad}/complete",
+        json={"text": "hi"},
+        headers={"Accept": "application/jsonl"},
+    )
+    assert resp.status_code == 502 and resp.json()["code"] == "BAD_GATEWAY"

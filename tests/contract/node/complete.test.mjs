@@ -1,0 +1,61 @@
+// Completion through the official Node SDK: JSON and JSONL streams, grounded in a dataset.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { ChatBotKit } from '@chatbotkit/sdk'
+
+const baseUrl = process.env.OBK_URL
+const a = new ChatBotKit({ secret: process.env.OBK_TOKEN_A, baseUrl, retries: 0 })
+
+async function groundedConversation() {
+  const { id: datasetId } = await a.dataset.create({ name: 'zephyr' })
+  const { id: recordId } = await a.dataset.record.create(datasetId, {
+    text: 'The Zephyr-9 warehouse robot has a maximum payload of 42 kilograms.',
+  })
+  const { id: botId } = await a.bot.create({
+    model: 'smollm2/maxTokens=40/temperature=0',
+    backstory: 'Answer briefly from the facts given.',
+    datasetId,
+  })
+  const { id } = await a.conversation.create({ botId })
+  return { id, recordId }
+}
+
+const QUESTION = 'What is the maximum payload of the Zephyr-9 robot?'
+
+test('complete answers with 42 and names its source', async () => {
+  const { id, recordId } = await groundedConversation()
+  const out = await a.conversation.complete(id, { text: QUESTION })
+  assert.match(out.text, /42/)
+  assert.equal(out.end.reason, 'stop')
+  assert.equal(typeof out.usage.token, 'number')
+  const message = await a.conversation.message.fetch(id, out.id)
+  assert.ok(message.meta.sources.includes(recordId))
+})
+
+test('complete streams tokens, usage and one result', async () => {
+  const { id } = await groundedConversation()
+  const types = []
+  let text = ''
+  let result
+  for await (const event of a.conversation.complete(id, { text: QUESTION }).stream()) {
+    types.push(event.type)
+    if (event.type === 'token') text += event.data.token
+    if (event.type === 'result') result = event.data
+  }
+  assert.equal(types.filter((t) => t === 'result').length, 1)
+  assert.equal(types.at(-1), 'result')
+  assert.ok(types.includes('token') && types.includes('usage'))
+  assert.match(result.text, /42/)
+  assert.equal(text.trim(), result.text)
+  const usage = await a.usage.fetch()
+  assert.ok(usage.tokens > 0 && usage.messages > 0)
+})
+
+test('an unknown model is a clear provider error', async () => {
+  const { id } = await a.conversation.create({ model: 'no-such-model' })
+  await assert.rejects(a.conversation.complete(id, { text: 'hi' }), (err) => {
+    assert.equal(err.code, 'BAD_GATEWAY')
+    assert.match(err.message, /OBK_MODELS_FILE/)
+    return true
+  })
+})

@@ -1,0 +1,132 @@
+"""The OpenAI-compatible provider against llama.cpp's own server on loopback, same GGUF."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from openbotkit.engine import Engine
+from openbotkit.errors import ProviderError
+from openbotkit.models.llamacpp import bundled_model_path
+from openbotkit.models.openai_compat import OpenAICompatProvider
+from openbotkit.models.providers import ChatMessage, Finished, GenerationOptions, Token
+from openbotkit.retrieval.embedders import Embedder
+from openbotkit.settings import Settings
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("llama") / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(bundled_model_path()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "2",
+            "--model_alias",
+            "smollm2-remote",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/models", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("llama_cpp.server did not start")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+def test_streams_tokens_and_reports_usage(llama_server: str) -> None:
+    provider = OpenAICompatProvider(llama_server, "smollm2-remote")
+    events = list(
+        provider.stream(
+            [ChatMessage("user", "Say hello.")], GenerationOptions(max_tokens=8, temperature=0)
+        )
+    )
+    assert any(isinstance(e, Token) for e in events)
+    assert isinstance(events[-1], Finished) and events[-1].input_tokens > 0
+
+
+def test_endpoint_down_is_a_provider_error() -> None:
+    provider = OpenAICompatProvider(f"http://127.0.0.1:{_free_port()}/v1", "m", timeout=5)
+    with pytest.raises(ProviderError, match="/chat/completions"):
+        list(provider.stream([ChatMessage("user", "hi")], GenerationOptions(max_tokens=4)))
+
+
+def test_a_bot_routed_to_the_remote_model_answers(
+    llama_server: str, tmp_path: Path, local_embedder: Embedder
+) -> None:
+    table = tmp_path / "models.json"
+    table.write_text(
+        json.dumps(
+            {
+                "models": {
+                    "remote": {
+                        "provider": "openai",
+                        "baseUrl": llama_server,
+                        "model": "smollm2-remote",
+                    }
+                }
+            }
+        )
+    )
+    engine = Engine(Settings(home=tmp_path / "home", models_file=table))
+    engine.components["embedder"] = local_embedder
+    ds = engine.execute("create_dataset", {})["id"]
+    engine.execute(
+        "create_dataset_record",
+        {
+            "datasetId": ds,
+            "text": "The Zephyr-9 warehouse robot has a maximum payload of 42 kilograms.",
+        },
+    )
+    bot = engine.execute(
+        "create_bot",
+        {
+            "model": "remote/maxTokens=40/temperature=0",
+            "datasetId": ds,
+            "backstory": "Answer briefly from the facts given.",
+        },
+    )["id"]
+    conv = engine.execute("create_conversation", {"botId": bot})["id"]
+    out = engine.execute(
+        "complete_conversation",
+        {"conversationId": conv, "text": "What is the maximum payload of the Zephyr-9 robot?"},
+    )
+    assert "42" in out["text"]
+    assert out["usage"]["token"] > 0
+    engine.close()
