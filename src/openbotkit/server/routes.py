@@ -19,7 +19,7 @@ from openbotkit.errors import NotAuthenticated, ObkError, error_class_for
 from openbotkit.server.errors import error_response
 from openbotkit.server.negotiation import JSONL, bearer_token, json_body, negotiate, query_input
 from openbotkit.server.wire import ADAPTERS, WireAdapter
-from openbotkit.services.secrets import account_for_token
+from openbotkit.services.secrets import account_for_token, cached_account
 
 PREFIXES = ("/api/v1", "/v1")
 
@@ -35,8 +35,11 @@ def jsonl_line(event: dict[str, Any]) -> bytes:
 
 
 async def authenticate(request: Request, engine: Engine) -> str:
+    """The account of the request's secret; a recently seen secret costs no database trip."""
     token = bearer_token(request)
-    account_id = await run_in_threadpool(account_for_token, engine, token)
+    account_id = cached_account(engine, token)
+    if account_id is None:
+        account_id = await run_in_threadpool(account_for_token, engine, token)
     if account_id is None:
         raise NotAuthenticated("Not authenticated: unknown or revoked secret")
     return account_id
@@ -57,13 +60,15 @@ class ActionEndpoint:
             account_id = await self.adapter.account(request, self.engine)
         else:
             account_id = await authenticate(request, self.engine)
-        data = await self.read_input(request)
-        inp = self.act.parse_input(data)
+        inp = self.act.parse_input(await self.read_input(request))
         if accept == JSONL and "stream" in self.act.extensions:
             return await self.stream_events(inp, account_id)
         if accept == JSONL and self.is_list:
             return StreamingResponse(self.stream_items(inp, account_id), media_type=JSONL)
         out = await run_in_threadpool(self.engine.run, self.act, inp, account_id=account_id)
+        return self.respond(request, out)
+
+    def respond(self, request: Request, out: BaseModel) -> Response:
         if self.adapter.render:
             rendered = self.adapter.render(request, out)
             if rendered is not None:

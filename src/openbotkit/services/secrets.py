@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets as pysecrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -51,9 +52,26 @@ def create_secret(engine: Engine, account: str, name: str | None = None) -> tupl
     return SecretInfo(row.id, account, name, row.prefix, row.created_at, None), token
 
 
+AUTH_CACHE_S = 5.0
+
+
+def cached_account(engine: Engine, token: str) -> str | None:
+    """The account of a secret seen in the last AUTH_CACHE_S seconds (no database trip)."""
+    hit = engine.components.get("auth_cache", {}).get(_hash(token))
+    return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
+
 def account_for_token(engine: Engine, token: str) -> str | None:
-    """The account a live secret belongs to, or None."""
+    """The account a live secret belongs to, or None.
+
+    Answers are remembered for AUTH_CACHE_S seconds per process (a lookup per request is the
+    largest cost of a small API call), so a revocation takes effect within that time.
+    """
+    found = cached_account(engine, token)
+    if found is not None:
+        return found
     digest = _hash(token)
+    cache: dict[str, tuple[str, float]] = engine.components.setdefault("auth_cache", {})
     with engine.store.session(write=False) as session:
         row = session.execute(
             select(Secret.token_hash, Secret.account_id).where(
@@ -63,6 +81,9 @@ def account_for_token(engine: Engine, token: str) -> str | None:
     # The lookup is by hash; the compare keeps the final check constant-time all the same.
     if row is None or not hmac.compare_digest(row[0], digest):
         return None
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[digest] = (str(row[1]), time.monotonic() + AUTH_CACHE_S)
     return str(row[1])
 
 
@@ -84,3 +105,4 @@ def revoke(engine: Engine, secret_id: str) -> None:
             raise NotFound(f"no secret {secret_id!r}; see `obk secret list`")
         if row.revoked_at is None:
             row.revoked_at = now_ms()
+        engine.components.get("auth_cache", {}).pop(row.token_hash, None)
