@@ -29,7 +29,7 @@ import numpy as np
 
 from openbotkit.engine import Engine
 from openbotkit.retrieval.embedders import get_embedder
-from openbotkit.retrieval.index import get_index
+from openbotkit.retrieval.index import SQLiteIndex, get_index
 from openbotkit.services import records
 from openbotkit.services.search import search_records
 from openbotkit.settings import Settings
@@ -75,6 +75,10 @@ def bootstrap(diffs: list[float], rounds: int = 2000, seed: int = 7) -> tuple[fl
     arr = np.array(diffs)
     means = arr[rng.integers(0, len(arr), (rounds, len(arr)))].mean(axis=1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def p(xs: list[float], q: float) -> float:
+    return float(np.percentile(xs, q))
 
 
 def make_dataset(engine: Engine, account: str, name: str) -> tuple[Any, str]:
@@ -156,12 +160,13 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
 
     queries = [" ".join(rng.choices(words, k=6)) for _ in range(200)]
     index = get_index(engine)
+    assert isinstance(index, SQLiteIndex)
     with engine.store.session(write=False) as session:
         ctx = ctx_cls(engine, session, account_id)
         ds = session.get(Dataset, dataset_id)
         assert ds is not None
         search_records(ctx, dataset_id, queries[0], mode="dense")  # load the vectors once
-        matrix = index._vectors(session, ds, embedder.model_id).matrix  # type: ignore[attr-defined]
+        matrix = index._vectors(session, ds, embedder.model_id).matrix
         qvecs = embedder.embed(queries)
 
         def timed(fn: Any, items: list[Any]) -> list[float]:
@@ -190,9 +195,8 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
             found = index.dense(session, ds, v, embedder.model_id, 10, None)
             position = {
                 rid: i for i, rid in enumerate(index._vectors(session, ds, embedder.model_id).ids)
-            }  # type: ignore[attr-defined]
+            }
             hits += len(exact & {position[h.record_id] for h in found})
-    p = lambda xs, q: float(np.percentile(xs, q))  # noqa: E731
     print(f"{'search at ' + str(size):<34} {'p50 ms':>8} {'p99 ms':>8}")
     print(
         f"{'dense, query embedding included':<34} {p(with_embed, 50):>8.2f} {p(with_embed, 99):>8.2f}"

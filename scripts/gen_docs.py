@@ -25,7 +25,7 @@ def _type_of(prop: dict[str, Any]) -> str:
     if "const" in prop:
         return f"`{prop['const']}`"
     if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[-1]
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
     kind = prop.get("type", "any")
     if kind == "array" and "items" in prop:
         return f"array of {_type_of(prop['items'])}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The quickstart `make run` runs: a bot that answers from a dataset, on the embedded default
-# (one SQLite file under OBK_HOME, bundled local models, no server, no network).
+# The quickstart `make run` runs: a file synced into a dataset, searched, and a bot answering
+# from it, all on the embedded default (one SQLite file under OBK_HOME, bundled local models,
+# no server, no network).
 set -euo pipefail
 OBK="${OBK:-$(dirname "$0")/../.venv/bin/obk}"
 export HF_HUB_OFFLINE=1
@@ -14,23 +15,35 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 echo "openbotkit quickstart; data in ${OBK_HOME:-the default data directory}"
 
-say "create a dataset and three records"
-DATASET=$(run create_dataset '{"name": "Robot facts", "searchMaxRecords": 2}' | id_of)
-for text in \
-  "The Zephyr-9 warehouse robot has a maximum payload of 42 kilograms." \
-  "The Zephyr-9 charges in 90 minutes and runs for 8 hours on a full battery." \
-  "Our office is open Monday to Friday, 9am to 5pm."; do
-  run create_dataset_record "{\"datasetId\": \"$DATASET\", \"text\": \"$text\"}" >/dev/null
-done
+say "a dataset with one record typed in, and a Markdown file synced into it"
+DATASET=$(run create_dataset '{"name": "Robot facts", "alias": "robots"}' | id_of)
+run create_dataset_record "{\"datasetId\": \"$DATASET\", \"text\": \"Our office is open Monday to Friday, 9am to 5pm.\"}" >/dev/null
+MANUAL="$(mktemp -d)/zephyr-9.md"
+cat > "$MANUAL" <<'DOC'
+# Zephyr-9 manual
+
+## Payload
+The Zephyr-9 warehouse robot has a maximum payload of 42 kilograms.
+
+## Charging
+The Zephyr-9 charges in 90 minutes and runs for 8 hours on a full battery.
+DOC
+FILE=$(run create_file '{"name": "zephyr-9.md"}' | id_of)
+run upload_file "{\"fileId\": \"$FILE\", \"path\": \"$MANUAL\"}" >/dev/null
+run attach_dataset_file "{\"datasetId\": \"$DATASET\", \"fileId\": \"$FILE\", \"type\": \"source\"}" >/dev/null
+"$OBK" files sync "$FILE" --wait
 "$OBK" connector run chatbotkit --action list_dataset_records --data "{\"datasetId\": \"$DATASET\"}"
 
-say "create a bot that answers from it"
-BOT=$(run create_bot "{\"name\": \"Robot helper\", \"backstory\": \"Answer briefly from the facts given.\", \"datasetId\": \"$DATASET\"}" | id_of)
-"$OBK" connector run chatbotkit --action fetch_bot --data "{\"botId\": \"$BOT\"}"
+say "search it by meaning"
+"$OBK" connector run chatbotkit --action search_dataset --data '{"datasetId": "@robots", "search": "How much weight can the robot carry?"}'
 
-say "start a conversation"
+say "a bot that answers from it (bundled SmolLM2, on this machine)"
+BOT=$(run create_bot "{\"name\": \"Robot helper\", \"backstory\": \"Answer briefly from the facts given.\", \"datasetId\": \"$DATASET\", \"model\": \"smollm2/maxTokens=60/temperature=0\"}" | id_of)
 CONVERSATION=$(run create_conversation "{\"botId\": \"$BOT\"}" | id_of)
-echo "conversation $CONVERSATION"
+echo "Q: What is the maximum payload of the Zephyr-9 robot?"
+printf 'A: '
+"$OBK" connector run chatbotkit --action complete_conversation --stream \
+  --data "{\"conversationId\": \"$CONVERSATION\", \"text\": \"What is the maximum payload of the Zephyr-9 robot?\"}"
 
 say "usage"
 "$OBK" connector run chatbotkit --action fetch_usage

@@ -39,9 +39,11 @@ def local_embedder() -> Embedder:
 
 
 @pytest.fixture(scope="session")
-def local_llm() -> LLMProvider:
+def local_llm() -> Iterator[LLMProvider]:
     """The bundled SmolLM2 through llama.cpp, loaded once for the whole test session."""
-    return LlamaCppProvider()
+    provider = LlamaCppProvider()
+    yield provider
+    provider.close()
 
 
 @pytest.fixture

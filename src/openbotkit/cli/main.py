@@ -7,6 +7,7 @@ import sys
 import click
 
 from openbotkit.cli.connector import connector
+from openbotkit.cli.datasets import datasets
 from openbotkit.cli.jobs import files, jobs, worker
 from openbotkit.cli.secret import secret
 from openbotkit.cli.serve import serve
@@ -29,6 +30,7 @@ cli.add_command(serve)
 cli.add_command(worker)
 cli.add_command(jobs)
 cli.add_command(files)
+cli.add_command(datasets)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 _TIME_KEYS = {"createdAt", "updatedAt", "expiresAt"}
-_TABLE_COLUMNS = ("id", "name", "type", "text", "alias", "createdAt")
+_TABLE_COLUMNS = ("id", "name", "type", "text", "score", "alias", "createdAt")
 
 
 def _cell(key: str, value: Any, width: int = 60) -> str:
@@ -24,8 +24,16 @@ def _cell(key: str, value: Any, width: int = 60) -> str:
 def render(data: Any, console: Console | None = None) -> None:
     """Print a list as a table, an object as aligned key: value lines."""
     console = console or Console(highlight=False, soft_wrap=True)
-    if isinstance(data, dict) and isinstance(data.get("items"), list):
-        items: list[dict[str, Any]] = data["items"]
+    listed = next(
+        (
+            k
+            for k in ("items", "records")
+            if isinstance(data, dict) and isinstance(data.get(k), list)
+        ),
+        None,
+    )
+    if listed is not None:
+        items: list[dict[str, Any]] = data[listed]
         if not items:
             console.print("(no items)")
             return

@@ -51,6 +51,11 @@ class LlamaCppProvider:
         )
         self.lock = threading.Lock()
 
+    def close(self) -> None:
+        """Free the model (llama.cpp holds native memory and open handles)."""
+        with self.lock:
+            self.llama.close()
+
     def count_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode(), add_bos=False, special=True))
 

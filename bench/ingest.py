@@ -1,0 +1,83 @@
+"""Ingestion throughput through the real job path, next to a bare sentence-transformers loop.
+
+    .venv/bin/python bench/ingest.py [BEIR_DIR] [--docs 1000] [--per-file 100]
+
+Writes the collection's documents as Markdown files (one heading per document), uploads them,
+attaches them to a dataset, syncs them and runs the worker: parse, chunk, embed, index, all in
+the real code. Then encodes the very same chunk texts with a bare SentenceTransformer.encode
+loop and prints chunks/s for both and their ratio (the platform's overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from openbotkit.engine import Engine
+from openbotkit.ingestion.worker import Worker
+from openbotkit.retrieval.embedders import LocalEmbedder, get_embedder
+from openbotkit.settings import Settings
+from openbotkit.store.tables import Record
+
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact-subset"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("beir_dir", nargs="?", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--docs", type=int, default=1000)
+    parser.add_argument("--per-file", type=int, default=100)
+    args = parser.parse_args()
+    docs = [json.loads(line) for line in (args.beir_dir / "corpus.jsonl").open()][: args.docs]
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = Engine(Settings(home=Path(tmp) / "home", sync_min_interval_s=0))
+        embedder = get_embedder(engine)
+        ds = engine.execute("create_dataset", {"name": "bench"})["id"]
+        file_ids = []
+        for start in range(0, len(docs), args.per_file):
+            part = docs[start : start + args.per_file]
+            text = "\n\n".join(f"# Document {d['_id']}\n\n{d['text']}" for d in part)
+            path = Path(tmp) / f"part-{start}.md"
+            path.write_text(text)
+            file_id = engine.execute("create_file", {"name": path.name})["id"]
+            engine.execute("upload_file", {"fileId": file_id, "path": str(path)})
+            engine.execute(
+                "attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"}
+            )
+            file_ids.append(file_id)
+        for file_id in file_ids:
+            engine.execute("sync_file", {"fileId": file_id})
+        worker = Worker(engine)
+        started = time.perf_counter()
+        while worker.run_once() is not None:
+            pass
+        platform_s = time.perf_counter() - started
+        with engine.store.session(write=False) as session:
+            chunks = list(session.scalars(select(Record.text)))
+        bare = embedder.model if isinstance(embedder, LocalEmbedder) else None
+        assert bare is not None, "the bare baseline needs the local embedder"
+        started = time.perf_counter()
+        for i in range(0, len(chunks), 64):
+            bare.encode(chunks[i : i + 64], batch_size=32, normalize_embeddings=True)
+        bare_s = time.perf_counter() - started
+        print(f"{len(docs)} documents in {len(file_ids)} Markdown files -> {len(chunks)} chunks")
+        print(f"{'':<34} {'seconds':>8} {'chunks/s':>9}")
+        print(
+            f"{'openbotkit sync jobs (all stages)':<34} {platform_s:>8.1f} {len(chunks) / platform_s:>9.1f}"
+        )
+        print(
+            f"{'bare SentenceTransformer.encode':<34} {bare_s:>8.1f} {len(chunks) / bare_s:>9.1f}"
+        )
+        print(f"platform / bare throughput: {bare_s / platform_s:.2f}")
+        engine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
