@@ -12,19 +12,27 @@ import pytest
 from openbotkit.engine import Engine
 from openbotkit.models.llamacpp import LlamaCppProvider
 from openbotkit.models.providers import LLMProvider
-from openbotkit.retrieval.embedders import Embedder, LocalEmbedder
+from openbotkit.retrieval.embedders import Embedder
+from openbotkit.retrieval.onnx_embedder import OnnxEmbedder
 from openbotkit.settings import Settings
 
 RunAction = Callable[..., dict[str, Any]]
 
 
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache (the exported ONNX embedder) for the session and the `obk` it starts."""
+    return tmp_path_factory.mktemp("obk-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may touch the user's real data directory or a configured server."""
-    monkeypatch.setenv("OBK_HOME", str(tmp_path / "obk-home"))
     for key in list(os.environ):
-        if key.startswith("CHATBOTKIT_") or (key.startswith("OBK_") and key != "OBK_HOME"):
+        if key.startswith(("CHATBOTKIT_", "OBK_")):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("OBK_HOME", str(tmp_path / "obk-home"))
+    monkeypatch.setenv("OBK_CACHE_DIR", str(cache_dir))
 
 
 @pytest.fixture
@@ -33,9 +41,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def local_embedder() -> Embedder:
-    """The bundled MiniLM, loaded once for the whole test session."""
-    return LocalEmbedder()
+def local_embedder(cache_dir: Path) -> Embedder:
+    """The bundled MiniLM (int8 ONNX, as installed by default), loaded once for the session."""
+    return OnnxEmbedder(cache_dir)
 
 
 @pytest.fixture(scope="session")

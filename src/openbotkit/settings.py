@@ -22,6 +22,7 @@ ENV_VARS: dict[str, str] = {
     "OBK_MAX_FILE_BYTES": "max_file_bytes",
     "OBK_SYNC_MIN_INTERVAL_S": "sync_min_interval_s",
     "OBK_JOB_LEASE_S": "job_lease_s",
+    "OBK_CACHE_DIR": "cache_dir",
     "OBK_MODELS_FILE": "models_file",
     "OBK_DEFAULT_MODEL": "default_model",
 }
@@ -34,6 +35,8 @@ class Settings(BaseModel):
 
     home: Path
     database_url: str | None = None
+    # Derived files shared by every OBK_HOME on the machine (the exported ONNX embedder).
+    cache_dir: Path | None = None
     # The HTTP backend of the connector (spec/actions.md "Backends").
     base_url: str | None = None
     api_secret: str | None = None
@@ -54,6 +57,10 @@ class Settings(BaseModel):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'openbotkit.sqlite3'}"
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir or Path(platformdirs.user_cache_dir("openbotkit"))
 
     @property
     def blob_dir(self) -> Path:

