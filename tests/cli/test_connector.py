@@ -213,3 +213,25 @@ def test_secret_create_list_revoke() -> None:
     assert obk("secret", "revoke", created["id"]).returncode == 0
     assert json.loads(obk("secret", "list", "--json").stdout)["items"][0]["revokedAt"]
     assert obk("secret", "revoke", "nope").returncode == 1
+
+
+def test_stream_prints_tokens_as_they_come() -> None:
+    conv = run_json("create_conversation", {"model": "smollm2/maxTokens=8/temperature=0"})[1]
+    args = [
+        "connector",
+        "run",
+        "chatbotkit",
+        "--action",
+        "complete_conversation",
+        "--stream",
+        "--data",
+        json.dumps({"conversationId": conv["data"]["id"], "text": "Say hello."}),
+    ]
+    proc = obk(*args)
+    assert proc.returncode == 0 and proc.stdout.strip()
+    messages = run_json("list_conversation_messages", {"conversationId": conv["data"]["id"]})[1]
+    assert messages["data"]["items"][1]["text"] == proc.stdout.strip()
+    events = obk(*args, "--json").stdout.strip().splitlines()
+    kinds = [json.loads(line).get("type") for line in events[:-1]]
+    assert kinds[0] == "completeBegin" and kinds[-1] == "result"
+    assert set(json.loads(events[-1])) == {"data", "meta"}
