@@ -20,6 +20,34 @@ class Section:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+class SectionBuilder:
+    """Collects lines under the current heading. Each heading starts a section whose text
+    repeats it, because a chunk cut from the section still needs to say what it is about."""
+
+    def __init__(self) -> None:
+        self.sections: list[Section] = []
+        self.heading = ""
+        self.lines: list[str] = []
+
+    def start(self, heading: str) -> None:
+        self.flush()
+        self.heading = heading
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    def flush(self) -> None:
+        body = "\n".join(self.lines).strip()
+        if body:
+            text = f"{self.heading}\n{body}" if self.heading else body
+            self.sections.append(Section(text, {"heading": self.heading} if self.heading else {}))
+        self.lines.clear()
+
+    def done(self) -> list[Section]:
+        self.flush()
+        return self.sections
+
+
 @dataclass(frozen=True)
 class ParserEntry:
     name: str

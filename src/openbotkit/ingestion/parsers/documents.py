@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from openbotkit.errors import InvalidInput
-from openbotkit.ingestion.parsers.base import Section, register
+from openbotkit.ingestion.parsers.base import Section, SectionBuilder, register
 
 
 @register("pdf", ("application/pdf",), (".pdf",))
@@ -31,34 +31,19 @@ def parse_docx(data: bytes) -> list[Section]:
     from docx import Document
 
     doc = Document(io.BytesIO(data))
-    sections: list[Section] = []
-    heading = ""
-    lines: list[str] = []
-
-    def flush() -> None:
-        body = "\n".join(lines).strip()
-        if body:
-            sections.append(
-                Section(
-                    f"{heading}\n{body}" if heading else body,
-                    {"heading": heading} if heading else {},
-                )
-            )
-        lines.clear()
-
+    builder = SectionBuilder()
     for paragraph in doc.paragraphs:
         text = paragraph.text.strip()
         if not text:
             continue
         style = (paragraph.style.name if paragraph.style is not None else "") or ""
         if style.lower().startswith(("heading", "title")):
-            flush()
-            heading = text
+            builder.start(text)
         elif "list" in style.lower():
-            lines.append(f"- {text}")
+            builder.add(f"- {text}")
         else:
-            lines.append(text)
-    flush()
+            builder.add(text)
+    sections = builder.done()
     for table in doc.tables:
         rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in table.rows]
         if rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from openbotkit.ingestion.parsers.base import Section, decode_text, register
+from openbotkit.ingestion.parsers.base import Section, SectionBuilder, decode_text, register
 
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 
@@ -18,31 +18,20 @@ def parse_text(data: bytes) -> list[Section]:
 @register("markdown", ("text/markdown", "text/x-markdown"), (".md", ".markdown"))
 def parse_markdown(data: bytes) -> list[Section]:
     """One section per heading, with the heading path kept (it says what the text is about)."""
-    sections: list[Section] = []
+    builder = SectionBuilder()
     path: list[str] = []
-    lines: list[str] = []
-
-    def flush() -> None:
-        body = "\n".join(lines).strip()
-        if body:
-            heading = " > ".join(path)
-            text = f"{heading}\n{body}" if heading else body
-            sections.append(Section(text, {"heading": heading} if heading else {}))
-        lines.clear()
-
     in_code = False
     for line in decode_text(data).splitlines():
         if line.strip().startswith("```"):
             in_code = not in_code
         match = None if in_code else _MD_HEADING.match(line)
         if match:
-            flush()
             level = len(match.group(1))
             path[:] = [*path[: level - 1], match.group(2)]
+            builder.start(" > ".join(path))
         else:
-            lines.append(line)
-    flush()
-    return sections
+            builder.add(line)
+    return builder.done()
 
 
 _SKIP = "script, style, noscript, template, nav, header, footer, aside, form, iframe, svg"
@@ -81,21 +70,7 @@ def parse_html(data: bytes) -> list[Section]:
     root = tree.css_first("main") or tree.css_first("article") or tree.body or tree.root
     if root is None:
         return []
-    sections: list[Section] = []
-    heading = ""
-    lines: list[str] = []
-
-    def flush() -> None:
-        body = "\n".join(lines).strip()
-        if body:
-            sections.append(
-                Section(
-                    f"{heading}\n{body}" if heading else body,
-                    {"heading": heading} if heading else {},
-                )
-            )
-        lines.clear()
-
+    builder = SectionBuilder()
     for node in root.traverse(include_text=False):
         tag = node.tag
         if tag not in _BLOCKS:
@@ -110,13 +85,12 @@ def parse_html(data: bytes) -> list[Section]:
         if not text:
             continue
         if tag[0] == "h" and tag[1:].isdigit():
-            flush()
-            heading = text
+            builder.start(text)
         elif tag == "li":
-            lines.append(f"- {text}")
+            builder.add(f"- {text}")
         else:
-            lines.append(text)
-    flush()
+            builder.add(text)
+    sections = builder.done()
     if not sections:  # pages without block markup still have text
         text = root.text(separator="\n", strip=True)
         return [Section(text)] if text else []
