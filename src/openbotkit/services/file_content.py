@@ -4,6 +4,8 @@ signed URLs that let a client PUT or GET content without an API secret."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import binascii
 import hashlib
 import hmac
@@ -146,13 +148,13 @@ def _key(engine: Engine) -> bytes:
     if found is None:
         path = engine.settings.home / "url-signing.key"
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_name(f"url-signing.{secrets.token_hex(4)}.tmp")
             tmp.write_bytes(secrets.token_bytes(32))
             tmp.chmod(0o600)
-            try:
-                tmp.rename(path) if not path.exists() else tmp.unlink()
-            except OSError:
-                tmp.unlink(missing_ok=True)
+            # link() fails if another process made the key first: then everyone uses theirs.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+            tmp.unlink()
         found = engine.components.setdefault("url_key", path.read_bytes())
     return found  # type: ignore[no-any-return]
 
