@@ -4,12 +4,12 @@ signed URLs that let a client PUT or GET content without an API secret."""
 from __future__ import annotations
 
 import base64
-import contextlib
-import os
 import binascii
+import contextlib
 import hashlib
 import hmac
 import mimetypes
+import os
 import secrets
 import time
 from collections.abc import Iterable
