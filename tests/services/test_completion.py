@@ -147,3 +147,11 @@ def test_another_accounts_conversation_is_not_found(
 ) -> None:
     with pytest.raises(NotFound):
         run_bob("complete_conversation", {"conversationId": grounded["conversation"], "text": "hi"})
+
+
+def test_function_calling_is_refused_not_ignored(run: RunAction) -> None:
+    conv = run("create_conversation", {})["id"]
+    fn = {"name": "lookup", "description": "d", "parameters": {"type": "object", "properties": {}}}
+    with pytest.raises(InvalidInput) as err:
+        run("complete_conversation", {"conversationId": conv, "text": "hi", "functions": [fn]})
+    assert err.value.details[0].pointer == "/functions"

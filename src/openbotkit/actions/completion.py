@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from openbotkit.actions.base import Input, ModelString, Output
 from openbotkit.actions.conversations import CreateMessageOutput, Entity, MessageType
@@ -47,10 +47,23 @@ class Limits(Input):
     calls: Annotated[int, Field(ge=1)] | None = None
 
 
+def _no_functions(value: list[Function] | None) -> list[Function] | None:
+    if value:
+        # Refused rather than ignored: a caller relying on a tool call must not get silence.
+        raise ValueError("function calling is not supported yet by openbotkit's providers")
+    return value
+
+
 class TurnOptions(Input):
-    functions: list[Function] | None = None
-    extensions: dict[str, Any] | None = None
-    limits: Limits | None = None
+    functions: Annotated[list[Function] | None, AfterValidator(_no_functions)] = Field(
+        None, description="Not supported yet: a non-empty list is refused."
+    )
+    extensions: dict[str, Any] | None = Field(
+        None, description="Accepted and ignored, as ChatBotKit does for untrusted sessions."
+    )
+    limits: Limits | None = Field(
+        None, description="Iteration caps; one model call never exceeds them."
+    )
 
 
 class Usage(Output):
