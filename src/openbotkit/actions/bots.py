@@ -71,12 +71,7 @@ class BotOutput(Resource):
 @action("list_bots", Effect.READ, "GET /bot/list")
 def list_bots(ctx: Ctx, inp: ListBotsInput) -> ListOutput[BotOutput]:
     """List bots, newest first, optionally filtered by meta."""
-    where = [Bot.account_id == ctx.account_id]
-    if inp.blueprint_id:
-        where.append(Bot.blueprint_id == inp.blueprint_id)
-    rows, cursor = crud.page(
-        ctx, Bot, where=where, cursor=inp.cursor, order=inp.order, take=inp.take, meta=inp.meta
-    )
+    rows, cursor = crud.page(ctx, Bot, inp)
     return ListOutput[BotOutput](items=rows, cursor=cursor)
 
 

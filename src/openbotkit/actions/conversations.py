@@ -101,15 +101,7 @@ class ConversationOutput(Resource):
 @action("list_conversations", Effect.READ, "GET /conversation/list")
 def list_conversations(ctx: Ctx, inp: ListConversationsInput) -> ListOutput[ConversationOutput]:
     """List conversations, newest first, optionally filtered by meta."""
-    rows, cursor = crud.page(
-        ctx,
-        Conversation,
-        where=[Conversation.account_id == ctx.account_id],
-        cursor=inp.cursor,
-        order=inp.order,
-        take=inp.take,
-        meta=inp.meta,
-    )
+    rows, cursor = crud.page(ctx, Conversation, inp)
     return ListOutput[ConversationOutput](items=rows, cursor=cursor)
 
 
@@ -195,16 +187,8 @@ class CreateMessageOutput(Output):
 def list_conversation_messages(ctx: Ctx, inp: ListMessagesInput) -> ListOutput[MessageOutput]:
     """List a conversation's messages, oldest first."""
     conversation = conversations.get(ctx, inp.conversation_id)
-    rows, cursor = crud.page(
-        ctx,
-        Message,
-        where=[Message.account_id == ctx.account_id, Message.conversation_id == conversation.id],
-        cursor=inp.cursor,
-        order=inp.order,
-        take=inp.take,
-        meta=inp.meta,
-        default_order="asc",
-    )
+    where = [Message.conversation_id == conversation.id]
+    rows, cursor = crud.page(ctx, Message, inp, where=where, default_order="asc")
     return ListOutput[MessageOutput](items=rows, cursor=cursor)
 
 

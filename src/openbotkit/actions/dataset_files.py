@@ -45,10 +45,7 @@ def list_dataset_files(ctx: Ctx, inp: ListDatasetFilesInput) -> ListOutput[FileO
     """List the files attached to a dataset."""
     dataset = datasets.get(ctx, inp.dataset_id)
     attached = select(DatasetFile.file_id).where(DatasetFile.dataset_id == dataset.id)
-    where = [File.account_id == ctx.account_id, File.id.in_(attached)]
-    rows, cursor = crud.page(
-        ctx, File, where=where, cursor=inp.cursor, order=inp.order, take=inp.take
-    )
+    rows, cursor = crud.page(ctx, File, inp, where=[File.id.in_(attached)])
     return ListOutput[FileOutput](items=rows, cursor=cursor)
 
 

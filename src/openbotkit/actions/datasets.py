@@ -84,12 +84,7 @@ class DatasetOutput(Resource):
 @action("list_datasets", Effect.READ, "GET /dataset/list")
 def list_datasets(ctx: Ctx, inp: ListDatasetsInput) -> ListOutput[DatasetOutput]:
     """List datasets, newest first, optionally filtered by meta."""
-    where = [Dataset.account_id == ctx.account_id]
-    if inp.blueprint_id:
-        where.append(Dataset.blueprint_id == inp.blueprint_id)
-    rows, cursor = crud.page(
-        ctx, Dataset, where=where, cursor=inp.cursor, order=inp.order, take=inp.take, meta=inp.meta
-    )
+    rows, cursor = crud.page(ctx, Dataset, inp)
     return ListOutput[DatasetOutput](items=rows, cursor=cursor)
 
 
@@ -151,10 +146,7 @@ class RecordOutput(Resource):
 def list_dataset_records(ctx: Ctx, inp: ListRecordsInput) -> ListOutput[RecordOutput]:
     """List the records of a dataset, newest first."""
     dataset = datasets.get(ctx, inp.dataset_id)
-    where = [Record.account_id == ctx.account_id, Record.dataset_id == dataset.id]
-    rows, cursor = crud.page(
-        ctx, Record, where=where, cursor=inp.cursor, order=inp.order, take=inp.take
-    )
+    rows, cursor = crud.page(ctx, Record, inp, where=[Record.dataset_id == dataset.id])
     return ListOutput[RecordOutput](items=rows, cursor=cursor)
 
 

@@ -58,12 +58,7 @@ class FileOutput(Resource):
 @action("list_files", Effect.READ, "GET /file/list")
 def list_files(ctx: Ctx, inp: ListFilesInput) -> ListOutput[FileOutput]:
     """List files, newest first, optionally filtered by meta."""
-    where = [File.account_id == ctx.account_id]
-    if inp.blueprint_id:
-        where.append(File.blueprint_id == inp.blueprint_id)
-    rows, cursor = crud.page(
-        ctx, File, where=where, cursor=inp.cursor, order=inp.order, take=inp.take, meta=inp.meta
-    )
+    rows, cursor = crud.page(ctx, File, inp)
     return ListOutput[FileOutput](items=rows, cursor=cursor)
 
 

@@ -4,7 +4,7 @@ meta filters, alias uniqueness. Resource services add their own rules on top."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
@@ -92,32 +92,48 @@ def meta_condition(column: Any, key: str, value: Any) -> ColumnElement[bool]:
     return or_(*options)
 
 
+class PageRequest(Protocol):
+    """What a list input carries (actions' ListInput); `meta` and `blueprint_id` if it has them."""
+
+    @property
+    def cursor(self) -> str | None: ...
+    @property
+    def order(self) -> str | None: ...
+    @property
+    def take(self) -> int: ...
+
+
 def page(
     ctx: Ctx,
     table: type[T],
+    request: PageRequest,
     *,
-    where: Sequence[ColumnElement[bool]],
-    cursor: str | None,
-    order: str | None,
-    take: int,
-    meta: Mapping[str, Any] | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
     default_order: str = "desc",
 ) -> tuple[list[T], str]:
-    """One page ordered by (created_at, id), after the row whose id is `cursor`.
+    """One page of the caller's rows, ordered by (created_at, id), after the row `cursor` names.
 
-    Returns the rows and the next cursor: the last row's id, or "" when this page is the last.
+    Scoping by account, the meta and blueprintId filters and the cursor rules live here once for
+    every list. Returns the rows and the next cursor: the last row's id, or "" after the last page.
     """
     created: InstrumentedAttribute[int] = table.created_at  # type: ignore[attr-defined]
     ident: InstrumentedAttribute[str] = table.id  # type: ignore[attr-defined]
-    conds = list(where)
+    scope = [table.account_id == ctx.account_id, *where]  # type: ignore[attr-defined]
+    blueprint = getattr(request, "blueprint_id", None)
+    if blueprint:
+        scope.append(table.blueprint_id == blueprint)  # type: ignore[attr-defined]
+    conds = list(scope)
+    meta: Mapping[str, Any] | None = getattr(request, "meta", None)
     for key, value in (meta or {}).items():
         conds.append(meta_condition(table.meta, key, value))  # type: ignore[attr-defined]
-    descending = (order or default_order) == "desc"
-    if cursor:
-        anchor = ctx.session.execute(select(created, ident).where(*where, ident == cursor)).first()
+    descending = (request.order or default_order) == "desc"
+    if request.cursor:
+        anchor = ctx.session.execute(
+            select(created, ident).where(*scope, ident == request.cursor)
+        ).first()
         if anchor is None:
             raise InvalidInput(
-                f"cursor {cursor!r} is not an item of this list",
+                f"cursor {request.cursor!r} is not an item of this list",
                 details=[Problem("/cursor", "exists", "unknown cursor")],
             )
         a_created, a_id = anchor
@@ -126,11 +142,10 @@ def page(
         else:
             conds.append(or_(created > a_created, and_(created == a_created, ident > a_id)))
     ordering = (created.desc(), ident.desc()) if descending else (created.asc(), ident.asc())
-    rows = list(
-        ctx.session.scalars(select(table).where(*conds).order_by(*ordering).limit(take + 1))
-    )
-    more = len(rows) > take
-    rows = rows[:take]
+    query = select(table).where(*conds).order_by(*ordering).limit(request.take + 1)
+    rows = list(ctx.session.scalars(query))
+    more = len(rows) > request.take
+    rows = rows[: request.take]
     return rows, (rows[-1].id if more and rows else "")  # type: ignore[attr-defined]
 
 
