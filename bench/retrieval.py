@@ -193,9 +193,7 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
         for v in qvecs[:50]:
             exact = set(bare(v).tolist())
             found = index.dense(session, ds, v, embedder.model_id, 10, None)
-            position = {
-                rid: i for i, rid in enumerate(index._vectors(session, ds, embedder.model_id).ids)
-            }
+            position = index._vectors(session, ds, embedder.model_id).positions()
             hits += len(exact & {position[h.record_id] for h in found})
     print(f"{'search at ' + str(size):<34} {'p50 ms':>8} {'p99 ms':>8}")
     print(

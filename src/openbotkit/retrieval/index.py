@@ -91,6 +91,13 @@ class _Cached:
     rowids: npt.NDArray[np.int64]
     ids: list[str]
     matrix: Vectors
+    _positions: dict[str, int] | None = None
+
+    def positions(self) -> dict[str, int]:
+        """Record id -> row of `matrix`, built once per refresh (not per search)."""
+        if self._positions is None:
+            self._positions = {rid: i for i, rid in enumerate(self.ids)}
+        return self._positions
 
 
 class SQLiteIndex:
@@ -195,10 +202,12 @@ class SQLiteIndex:
             return []
         scores = cached.matrix @ query.reshape(-1)
         if allowed is not None:
-            mask = np.fromiter(
-                (rid in allowed for rid in cached.ids), dtype=bool, count=len(cached.ids)
-            )
-            scores = np.where(mask, scores, -np.inf)
+            # Costs the size of the filter's result, not of the dataset.
+            position = cached.positions()
+            keep = np.fromiter((position[r] for r in allowed if r in position), dtype=np.int64)
+            masked = np.full_like(scores, -np.inf)
+            masked[keep] = scores[keep]
+            scores = masked
         n = min(limit, len(scores))
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
@@ -212,8 +221,10 @@ class SQLiteIndex:
         model_id: str,
         record_ids: Sequence[str],
     ) -> dict[str, float]:
+        if not record_ids:
+            return {}
         cached = self._vectors(session, dataset, model_id)
-        position = {rid: i for i, rid in enumerate(cached.ids)} if record_ids else {}
+        position = cached.positions()
         rows = [position[r] for r in record_ids if r in position]
         if not rows:
             return {}
