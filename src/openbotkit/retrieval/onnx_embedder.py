@@ -20,6 +20,7 @@ import numpy as np
 from openbotkit.retrieval.embedders import Vectors
 
 EXPORT_NAME = "all-MiniLM-L6-v2.int8-perchannel.v1.onnx"
+log = logging.getLogger("openbotkit.embedder")
 
 
 def _model_dir() -> Path:
@@ -90,6 +91,7 @@ class OnnxEmbedder:
             with (cache_dir / (EXPORT_NAME + ".lock")).open("a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 if not path.exists():
+                    log.warning("preparing the embedding model (once per machine): %s", path)
                     export_int8(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 2
