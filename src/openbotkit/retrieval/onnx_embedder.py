@@ -95,6 +95,9 @@ class OnnxEmbedder:
                     export_int8(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 2
+        # Idle ORT threads otherwise spin for a while after each run, stealing the cores that
+        # the search's own matrix product runs on next.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(_model_dir() / "tokenizer.json"))
