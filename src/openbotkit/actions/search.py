@@ -41,7 +41,7 @@ class SearchDatasetOutput(Output):
     records: list[SearchRecord]
 
 
-@action("search_dataset", Effect.READ, "POST /dataset/{datasetId}/search")
+@action("search_dataset", Effect.READ, "POST /dataset/{datasetId}/search", offload=True)
 def search_dataset(ctx: Ctx, inp: SearchDatasetInput) -> SearchDatasetOutput:
     """Find the records of a dataset closest to a text, by meaning and by keywords."""
     dataset_id = datasets.get(ctx, inp.dataset_id).id  # resolves an @alias

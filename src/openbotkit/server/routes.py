@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from openbotkit.actions import Action, Registry
+from openbotkit.actions import Action, Effect, Registry
 from openbotkit.actions.base import ListInput
 from openbotkit.engine import Engine
 from openbotkit.errors import NotAuthenticated, ObkError, error_class_for
@@ -53,6 +53,10 @@ class ActionEndpoint:
         self.engine = engine
         self.adapter = ADAPTERS.get(act.name, WireAdapter())
         self.is_list = issubclass(act.input, ListInput)
+        # Plain reads take well under a millisecond on SQLite in WAL mode (readers never wait
+        # for writers): a thread hop costs more than it saves. Writes, and reads declared
+        # `offload=True` (search runs a model), go to the thread pool.
+        self.inline = act.effect is Effect.READ and not act.extensions.get("offload")
 
     async def handle(self, request: Request) -> Response:
         accept = negotiate(request)
@@ -65,7 +69,10 @@ class ActionEndpoint:
             return await self.stream_events(inp, account_id)
         if accept == JSONL and self.is_list:
             return StreamingResponse(self.stream_items(inp, account_id), media_type=JSONL)
-        out = await run_in_threadpool(self.engine.run, self.act, inp, account_id=account_id)
+        if self.inline:
+            out = self.engine.run(self.act, inp, account_id=account_id)
+        else:
+            out = await run_in_threadpool(self.engine.run, self.act, inp, account_id=account_id)
         return self.respond(request, out)
 
     def respond(self, request: Request, out: BaseModel) -> Response:
