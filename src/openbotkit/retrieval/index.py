@@ -3,14 +3,17 @@ FTS5 (kept in step by triggers, see migration 0002) for BM25. All SQL that only 
 retrieval lives here, behind `SearchIndex`, which a PostgreSQL + pgvector index can implement.
 
 Consistency across processes: every write to a dataset's records bumps `datasets.index_version`
-in the same transaction. A process keeps each dataset's vectors in memory with the version it
-read; a search that sees a newer version refreshes incrementally (drops vanished rows, loads new
-ones), so a record is searchable by every process as soon as its transaction commits.
+in the same transaction and stamps the vectors it writes with the new version. A process keeps
+each dataset's vectors in memory with the version it read; a search that sees a newer version
+refreshes incrementally (drops vanished rows, reloads rows stamped after its version), so a record
+is searchable by every process as soon as its transaction commits. A transaction that searches a
+dataset it has itself written gets a private copy: uncommitted rows never enter the shared cache.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -30,6 +33,10 @@ if TYPE_CHECKING:
 
 _FTS = table("records_fts", column("rowid"))
 _CHUNK = 900  # stay under SQLite's bound-parameter limit
+# Cached vectors kept per process, least recently searched dropped first (1 GiB ≈ 700k vectors
+# of 384 dimensions); the most recent dataset is always kept, however big.
+CACHE_BYTES = 1 << 30
+_TOUCHED = "obk_index_touched"  # session.info key: datasets this transaction has written
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,9 @@ class SearchIndex(Protocol):
         self, session: Session, dataset_id: str, record_id: str, vector: Vectors, model_id: str
     ) -> None: ...
 
-    def touch(self, session: Session, dataset_id: str) -> None: ...
+    def touch(self, session: Session, dataset_id: str) -> int:
+        """Mark the dataset's index as changed (e.g. records deleted); returns the new version."""
+        ...
 
     def dense(
         self,
@@ -103,8 +112,9 @@ class _Cached:
 class SQLiteIndex:
     """Exact k-NN over cached float32 matrices, BM25 through FTS5."""
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], _Cached] = {}
+    def __init__(self, cache_bytes: int = CACHE_BYTES) -> None:
+        self._cache: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
+        self._cache_bytes = cache_bytes
         self._lock = threading.Lock()
 
     # -- writes (always inside the caller's transaction) --------------------------------------
@@ -117,6 +127,7 @@ class SQLiteIndex:
         vectors: Vectors,
         model_id: str,
     ) -> None:
+        version = self.touch(session, dataset_id)
         if len(record_ids):
             rows = [
                 {
@@ -124,25 +135,27 @@ class SQLiteIndex:
                     "dataset_id": dataset_id,
                     "model_id": model_id,
                     "vector": np.asarray(vec, dtype=np.float32).tobytes(),
+                    "version": version,
                 }
                 for rid, vec in zip(record_ids, vectors, strict=True)
             ]
             session.execute(insert(RecordVector), rows)
-        self.touch(session, dataset_id)
 
     def replace(
         self, session: Session, dataset_id: str, record_id: str, vector: Vectors, model_id: str
     ) -> None:
-        # Delete + insert gives the row a new rowid, which is how other processes see the change.
         session.execute(delete(RecordVector).where(RecordVector.record_id == record_id))
         self.add(session, dataset_id, [record_id], vector.reshape(1, -1), model_id)
 
-    def touch(self, session: Session, dataset_id: str) -> None:
-        session.execute(
+    def touch(self, session: Session, dataset_id: str) -> int:
+        session.info.setdefault(_TOUCHED, set()).add(dataset_id)
+        version = session.scalar(
             sql_update(Dataset)
             .where(Dataset.id == dataset_id)
             .values(index_version=Dataset.index_version + 1)
+            .returning(Dataset.index_version)
         )
+        return int(version or 0)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -150,33 +163,51 @@ class SQLiteIndex:
         key = (dataset.id, model_id)
         with self._lock:
             cached = self._cache.get(key)
+            if dataset.id in session.info.get(_TOUCHED, ()):
+                # This transaction wrote the dataset: its view may yet be rolled back.
+                return self._refresh(session, dataset, model_id, cached)
             if cached is not None and cached.version == dataset.index_version:
+                self._cache.move_to_end(key)
                 return cached
             self._cache[key] = cached = self._refresh(session, dataset, model_id, cached)
+            self._cache.move_to_end(key)
+            self._evict()
             return cached
+
+    def _evict(self) -> None:
+        total = sum(c.matrix.nbytes for c in self._cache.values())
+        while total > self._cache_bytes and len(self._cache) > 1:
+            _, dropped = self._cache.popitem(last=False)
+            total -= dropped.matrix.nbytes
 
     def _refresh(
         self, session: Session, dataset: Dataset, model_id: str, old: _Cached | None
     ) -> _Cached:
+        """Keep the cached rows unchanged since `old.version`; load the others.
+
+        A row is unchanged if its rowid is still there and it was stamped at or before the
+        cached version. Anything stamped later was written after the cache was filled, even
+        when SQLite gave it a rowid the cache already holds (it reuses the largest one freed).
+        """
         rowid: Any = literal_column("record_vectors.rowid")
-        current = np.fromiter(
-            session.scalars(
-                select(rowid).where(
+        current = np.array(
+            session.execute(
+                select(rowid, RecordVector.version).where(
                     RecordVector.dataset_id == dataset.id, RecordVector.model_id == model_id
                 )
-            ),
+            ).all(),
             dtype=np.int64,
-        )
-        current.sort()
+        ).reshape(-1, 2)
         if old is None:
             old = _Cached(0, np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32))
-        keep = np.isin(old.rowids, current)
-        new_rowids = np.setdiff1d(current, old.rowids, assume_unique=True)
+        unchanged = current[current[:, 1] <= old.version, 0]
+        keep = np.isin(old.rowids, unchanged)
+        to_load = np.setdiff1d(current[:, 0], old.rowids[keep])
         ids = [rid for rid, k in zip(old.ids, keep, strict=True) if k]
         parts = [old.matrix[keep]] if keep.any() else []
         rowids = [old.rowids[keep]]
-        for start in range(0, len(new_rowids), _CHUNK):
-            chunk = [int(r) for r in new_rowids[start : start + _CHUNK]]
+        for start in range(0, len(to_load), _CHUNK):
+            chunk = [int(r) for r in to_load[start : start + _CHUNK]]
             rows = session.execute(
                 select(rowid, RecordVector.record_id, RecordVector.vector).where(rowid.in_(chunk))
             ).all()

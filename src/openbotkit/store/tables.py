@@ -166,6 +166,9 @@ class RecordVector(Base):
     dataset_id: Mapped[str] = mapped_column(String(40), _fk("datasets.id"))
     model_id: Mapped[str] = mapped_column(String(128))
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+    # The dataset's index_version of the write that stored this vector: tells a process's
+    # cached copy which rows changed since it last looked (rowids alone are reused by SQLite).
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class File(_Owned, Base):

@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 03:49:52.634762
+Create Date: 2026-11-25 04:32:56.145986
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -278,6 +279,7 @@ def upgrade() -> None:
         sa.Column("dataset_id", sa.String(length=40), nullable=False),
         sa.Column("model_id", sa.String(length=128), nullable=False),
         sa.Column("vector", sa.LargeBinary(), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(["dataset_id"], ["datasets.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["record_id"], ["records.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("record_id"),
