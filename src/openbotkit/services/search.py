@@ -1,5 +1,6 @@
-"""Searching a dataset: dense and lexical retrieval fused by reciprocal rank, then the
-dataset's limits (searchMaxRecords, searchMinScore, searchMaxTokens) applied."""
+"""Searching a dataset: dense and lexical retrieval fused by a weighted score (the measurement
+behind it is in retrieval/fusion.py), then the dataset's limits (searchMaxRecords, searchMinScore,
+searchMaxTokens) applied."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from openbotkit.errors import InvalidInput, Problem
 from openbotkit.retrieval import filters
 from openbotkit.retrieval.embedders import get_embedder
-from openbotkit.retrieval.fusion import fuse_rrf
+from openbotkit.retrieval.fusion import fuse_weighted
 from openbotkit.retrieval.index import get_index
 from openbotkit.services import datasets
 from openbotkit.services.context import Ctx
@@ -51,8 +52,8 @@ def search_records(
 
     `score` is the cosine similarity of query and record (0..1) in hybrid and dense mode, the
     ChatBotKit meaning that `searchMinScore` is set against; in lexical mode, a saturated BM25.
-    Hybrid mode orders by fused rank, so a record found by both retrievers can come before one
-    with a slightly higher cosine.
+    Hybrid mode orders by the fused score, so a record that also matches the query's words can
+    come before one with a slightly higher cosine.
     """
     if mode not in ("hybrid", "dense", "lexical"):
         raise InvalidInput(
@@ -67,7 +68,6 @@ def search_records(
     embedder = get_embedder(ctx.engine)
     n = max(MIN_CANDIDATES, k * CANDIDATES_PER_RECORD)
 
-    rankings: list[list[str]] = []
     cosine: dict[str, float] = {}
     bm25: dict[str, float] = {}
     query_vec = None
@@ -82,17 +82,19 @@ def search_records(
             )
         hits = index.dense(ctx.session, dataset, query_vec, embedder.model_id, n, allowed)
         cosine = {h.record_id: h.score for h in hits}
-        rankings.append([h.record_id for h in hits])
     if mode != "dense":
         hits = index.lexical(ctx.session, dataset.id, query, conds, n)
         bm25 = {h.record_id: h.score for h in hits}
-        rankings.append([h.record_id for h in hits])
 
     if mode == "hybrid":
         assert query_vec is not None
-        ordered = [rid for rid, _ in fuse_rrf(rankings)]
-        missing = [rid for rid in ordered if rid not in cosine]
-        cosine.update(index.cosine(ctx.session, dataset, query_vec, embedder.model_id, missing))
+        # Records only the keywords found get their exact cosine, so fusion compares like with
+        # like and their reported score means what it means in dense mode.
+        lexical_only = [rid for rid in bm25 if rid not in cosine]
+        cosine.update(
+            index.cosine(ctx.session, dataset, query_vec, embedder.model_id, lexical_only)
+        )
+        ordered = [rid for rid, _ in fuse_weighted(cosine, bm25)]
         scored = [(rid, max(0.0, min(1.0, cosine.get(rid, 0.0)))) for rid in ordered]
     elif mode == "dense":
         scored = [(rid, max(0.0, min(1.0, s))) for rid, s in cosine.items()]
