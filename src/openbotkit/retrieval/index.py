@@ -273,15 +273,24 @@ class SQLiteIndex:
         match = fts_match(query)
         if match is None:
             return []
-        bm25: Any = literal_column("bm25(records_fts)")
+        # FTS5 returns its matches already sorted by `rank` (bm25) when asked to order by it,
+        # so rows stream best first through the dataset and meta conditions and LIMIT stops
+        # early: 5 ms for 3,600 matches among 100k records, against 13 ms when SQLite sorts
+        # bm25() values itself. The FTS scan must drive the join; `+` keeps SQLite from
+        # starting at the records' dataset index instead (30x slower).
+        matches = (
+            select(_FTS.c.rowid, literal_column("rank").label("rank"))
+            .where(text("records_fts MATCH :match"))
+            .subquery("matches")
+        )
         stmt: Any = (
-            select(Record.id, bm25)
-            .select_from(_FTS.join(Record, literal_column("records.rowid") == _FTS.c.rowid))
-            .where(text("records_fts MATCH :match"), Record.dataset_id == dataset_id, *conditions)
-            .order_by(bm25)
+            select(Record.id, matches.c.rank)
+            .select_from(matches.join(Record, literal_column("records.rowid") == matches.c.rowid))
+            .where(literal_column("+records.dataset_id") == dataset_id, *conditions)
+            .order_by(matches.c.rank)
             .limit(limit)
         )
-        # FTS5's bm25() is negative, lower is better; report it positive.
+        # FTS5's rank (bm25) is negative, lower is better; report it positive.
         return [Hit(rid, -float(s)) for rid, s in session.execute(stmt, {"match": match})]
 
 
