@@ -117,3 +117,21 @@ def test_vectors_are_stored_with_the_writing_version(engine: Engine) -> None:
     assert cached.version == dataset.index_version == 2
     assert cached.matrix.shape == (2, 384)
     assert np.allclose(np.linalg.norm(cached.matrix, axis=1), 1.0, atol=1e-4)
+
+
+def test_selective_filter_scores_only_its_rows_and_keeps_their_order(engine: Engine) -> None:
+    ds = engine.execute("create_dataset", {})["id"]
+    animals = ["Cats purr.", "Dogs bark.", "Cows moo.", "Owls hoot.", "Frogs croak.", "Bees buzz."]
+    for n, text in enumerate(animals * 2):
+        engine.execute("create_dataset_record", {"datasetId": ds, "text": text, "meta": {"n": n}})
+    found = engine.execute(
+        "search_dataset",
+        {"datasetId": ds, "search": "a dog barking", "mode": "dense", "filter": {"n": {"$gt": 9}}},
+    )["records"]  # n 10 and 11: 2 of 12 rows, below the full-scan threshold
+    assert sorted(r["meta"]["n"] for r in found) == [10, 11]
+    assert found[0]["score"] >= found[1]["score"]
+    with_dogs = engine.execute(
+        "search_dataset",
+        {"datasetId": ds, "search": "a dog barking", "mode": "dense", "filter": {"n": 7}},
+    )["records"]
+    assert [(r["text"], r["score"] > 0.5) for r in with_dogs] == [("Dogs bark.", True)]

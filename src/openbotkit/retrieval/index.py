@@ -231,18 +231,32 @@ class SQLiteIndex:
         cached = self._vectors(session, dataset, model_id)
         if not cached.ids:
             return []
-        scores = cached.matrix @ query.reshape(-1)
+        rows: npt.NDArray[np.int64] | None = None
         if allowed is not None:
-            # Costs the size of the filter's result, not of the dataset.
             position = cached.positions()
-            keep = np.fromiter((position[r] for r in allowed if r in position), dtype=np.int64)
-            masked = np.full_like(scores, -np.inf)
-            masked[keep] = scores[keep]
-            scores = masked
+            rows = np.fromiter((position[r] for r in allowed if r in position), dtype=np.int64)
+            rows.sort()
+        if rows is not None and len(rows) < len(cached.ids) // 4:
+            # A selective filter: score only its rows (gathering them costs their size).
+            scores = cached.matrix[rows] @ query.reshape(-1)
+        else:
+            scores = cached.matrix @ query.reshape(-1)
+            if rows is not None:
+                masked = np.full_like(scores, -np.inf)
+                masked[rows] = scores[rows]
+                scores = masked
+            rows = None
+        if not len(scores):
+            return []
         n = min(limit, len(scores))
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [Hit(cached.ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
+        at = top if rows is None else rows[top]
+        return [
+            Hit(cached.ids[i], float(s))
+            for i, s in zip(at.tolist(), scores[top].tolist(), strict=True)
+            if np.isfinite(s)
+        ]
 
     def cosine(
         self,

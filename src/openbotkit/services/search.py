@@ -4,6 +4,8 @@ searchMaxTokens) applied."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -11,7 +13,7 @@ from sqlalchemy import select
 
 from openbotkit.errors import InvalidInput, Problem
 from openbotkit.retrieval import filters
-from openbotkit.retrieval.embedders import get_embedder
+from openbotkit.retrieval.embedders import Embedder, Vectors, get_embedder
 from openbotkit.retrieval.fusion import fuse_weighted
 from openbotkit.retrieval.index import get_index
 from openbotkit.services import datasets
@@ -23,6 +25,20 @@ DEFAULT_MAX_RECORDS = 3
 # Each retriever proposes this many candidates per wanted record before fusion.
 CANDIDATES_PER_RECORD = 10
 MIN_CANDIDATES = 50
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _embed_in_background(embedder: Embedder, query: str) -> Future[Vectors]:
+    """Embed the query on a worker thread while this one runs SQL: the model and SQLite both
+    release the GIL, so in hybrid mode the full-text search costs (almost) no extra time."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="obk-embed")
+    return _pool.submit(embedder.embed, [query])
 
 
 @dataclass(frozen=True)
@@ -71,8 +87,11 @@ def search_records(
     cosine: dict[str, float] = {}
     bm25: dict[str, float] = {}
     query_vec = None
-    if mode != "lexical":
-        query_vec = embedder.embed([query])[0]
+    embedding = _embed_in_background(embedder, query) if mode != "lexical" else None
+    if mode != "dense":
+        hits = index.lexical(ctx.session, dataset.id, query, conds, n)
+        bm25 = {h.record_id: h.score for h in hits}
+    if embedding is not None:
         allowed = None
         if conds:
             allowed = set(
@@ -80,11 +99,9 @@ def search_records(
                     select(Record.id).where(Record.dataset_id == dataset.id, *conds)
                 )
             )
+        query_vec = embedding.result()[0]
         hits = index.dense(ctx.session, dataset, query_vec, embedder.model_id, n, allowed)
         cosine = {h.record_id: h.score for h in hits}
-    if mode != "dense":
-        hits = index.lexical(ctx.session, dataset.id, query, conds, n)
-        bm25 = {h.record_id: h.score for h in hits}
 
     if mode == "hybrid":
         assert query_vec is not None
