@@ -65,6 +65,24 @@ def test_newest_record_deleted_and_replaced_elsewhere_is_found(
     assert "Owls hunt at night." not in [r["text"] for r in found]
 
 
+def test_older_record_rewritten_elsewhere_appears_once_with_its_new_vector(
+    pair: tuple[Engine, Engine],
+) -> None:
+    # Its new row gets a new rowid; the old row's disappearance shows only in the row count.
+    writer, reader = pair
+    ds = writer.execute("create_dataset", {})["id"]
+    rec = writer.execute("create_dataset_record", {"datasetId": ds, "text": "Owls hunt at night."})
+    writer.execute("create_dataset_record", {"datasetId": ds, "text": "Axolotls regrow limbs."})
+    dense(reader, ds, "owls")
+    writer.execute(
+        "update_dataset_record",
+        {"datasetId": ds, "recordId": rec["id"], "text": "Volcanoes erupt lava."},
+    )
+    found = dense(reader, ds, "volcanic eruption")
+    assert [r["id"] for r in found].count(rec["id"]) == 1
+    assert found[0]["text"] == "Volcanoes erupt lava." and found[0]["score"] > 0.5
+
+
 def test_search_inside_a_rolled_back_write_leaves_no_trace(engine: Engine) -> None:
     ds = engine.execute("create_dataset", {})["id"]
     engine.execute("create_dataset_record", {"datasetId": ds, "text": "Axolotls regrow limbs."})
@@ -86,7 +104,8 @@ def test_search_inside_a_rolled_back_write_leaves_no_trace(engine: Engine) -> No
 
 
 def test_cache_drops_least_recently_searched_datasets_beyond_its_budget(engine: Engine) -> None:
-    index = SQLiteIndex(cache_bytes=384 * 4 * 3)  # room for three vectors
+    # Datasets of 1, 2 and 3 records hold buffers of 17, 18 and 19 rows; room for 40 rows.
+    index = SQLiteIndex(cache_bytes=384 * 4 * 40)
     engine.components["index"] = index
     ids = []
     for n in range(3):
@@ -96,7 +115,7 @@ def test_cache_drops_least_recently_searched_datasets_beyond_its_budget(engine: 
         ids.append(ds)
     for ds in ids:
         dense(engine, ds, "pets")
-    assert [key[0] for key in index._cache] == [ids[2]]  # 2 vectors; adding 1 more is over
+    assert [key[0] for key in index._cache] == ids[1:]
     assert dense(engine, ids[0], "cats")[0]["text"] == "Cats purr."  # reloaded on demand
 
 

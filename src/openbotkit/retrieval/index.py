@@ -15,12 +15,22 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import ColumnElement, column, delete, insert, literal_column, select, table, text
+from sqlalchemy import (
+    ColumnElement,
+    column,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    table,
+    text,
+)
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
@@ -32,7 +42,6 @@ if TYPE_CHECKING:
     from openbotkit.engine import Engine
 
 _FTS = table("records_fts", column("rowid"))
-_CHUNK = 900  # stay under SQLite's bound-parameter limit
 # Cached vectors kept per process, least recently searched dropped first (1 GiB ≈ 700k vectors
 # of 384 dimensions); the most recent dataset is always kept, however big.
 CACHE_BYTES = 1 << 30
@@ -96,10 +105,15 @@ class SearchIndex(Protocol):
 
 @dataclass
 class _Cached:
+    """One dataset's vectors as of `version`; never changed once built, so a search holding it
+    keeps a consistent view. `matrix` is the first rows of `buffer`, whose spare rows let the
+    next version append without copying (see `_refresh`)."""
+
     version: int
     rowids: npt.NDArray[np.int64]
     ids: list[str]
     matrix: Vectors
+    buffer: Vectors
     _positions: dict[str, int] | None = None
 
     def positions(self) -> dict[str, int]:
@@ -107,6 +121,11 @@ class _Cached:
         if self._positions is None:
             self._positions = {rid: i for i, rid in enumerate(self.ids)}
         return self._positions
+
+
+_EMPTY = _Cached(
+    -1, np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+)
 
 
 class SQLiteIndex:
@@ -165,7 +184,7 @@ class SQLiteIndex:
             cached = self._cache.get(key)
             if dataset.id in session.info.get(_TOUCHED, ()):
                 # This transaction wrote the dataset: its view may yet be rolled back.
-                return self._refresh(session, dataset, model_id, cached)
+                return self._refresh(session, dataset, model_id, cached, may_append=False)
             if cached is not None and cached.version == dataset.index_version:
                 self._cache.move_to_end(key)
                 return cached
@@ -175,49 +194,61 @@ class SQLiteIndex:
             return cached
 
     def _evict(self) -> None:
-        total = sum(c.matrix.nbytes for c in self._cache.values())
+        total = sum(c.buffer.nbytes for c in self._cache.values())
         while total > self._cache_bytes and len(self._cache) > 1:
             _, dropped = self._cache.popitem(last=False)
-            total -= dropped.matrix.nbytes
+            total -= dropped.buffer.nbytes
 
     def _refresh(
-        self, session: Session, dataset: Dataset, model_id: str, old: _Cached | None
+        self,
+        session: Session,
+        dataset: Dataset,
+        model_id: str,
+        old: _Cached | None,
+        *,
+        may_append: bool = True,
     ) -> _Cached:
-        """Keep the cached rows unchanged since `old.version`; load the others.
+        """Bring `old` to the dataset's current version at the cost of what changed.
 
-        A row is unchanged if its rowid is still there and it was stamped at or before the
-        cached version. Anything stamped later was written after the cache was filled, even
-        when SQLite gave it a rowid the cache already holds (it reuses the largest one freed).
+        Rows stamped after `old.version` are loaded and replace any cached row with the same
+        rowid (SQLite reuses the largest freed rowid). A row deleted since then leaves no stamp:
+        the row count tells, and only then are all rowids read to find which. Without drops,
+        new rows go into `old.buffer`'s spare rows, which no other cached version uses.
         """
+        old = old or _EMPTY
         rowid: Any = literal_column("record_vectors.rowid")
-        current = np.array(
-            session.execute(
-                select(rowid, RecordVector.version).where(
-                    RecordVector.dataset_id == dataset.id, RecordVector.model_id == model_id
-                )
-            ).all(),
-            dtype=np.int64,
-        ).reshape(-1, 2)
-        if old is None:
-            old = _Cached(0, np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32))
-        unchanged = current[current[:, 1] <= old.version, 0]
-        keep = np.isin(old.rowids, unchanged)
-        to_load = np.setdiff1d(current[:, 0], old.rowids[keep])
-        ids = [rid for rid, k in zip(old.ids, keep, strict=True) if k]
-        parts = [old.matrix[keep]] if keep.any() else []
-        rowids = [old.rowids[keep]]
-        for start in range(0, len(to_load), _CHUNK):
-            chunk = [int(r) for r in to_load[start : start + _CHUNK]]
-            rows = session.execute(
-                select(rowid, RecordVector.record_id, RecordVector.vector).where(rowid.in_(chunk))
-            ).all()
-            rowids.append(np.array([r[0] for r in rows], dtype=np.int64))
-            ids += [r[1] for r in rows]
-            parts.append(np.vstack([np.frombuffer(r[2], dtype=np.float32) for r in rows]))
-        matrix = np.vstack(parts) if parts else np.zeros((0, 0), np.float32)
-        return _Cached(
-            dataset.index_version, np.concatenate(rowids), ids, np.ascontiguousarray(matrix)
-        )
+        where = (RecordVector.dataset_id == dataset.id, RecordVector.model_id == model_id)
+        fresh = session.execute(
+            select(rowid, RecordVector.record_id, RecordVector.vector).where(
+                *where, RecordVector.version > old.version
+            )
+        ).all()
+        new_rowids = np.array([r[0] for r in fresh], dtype=np.int64)
+        new_ids = [r[1] for r in fresh]
+        keep = ~np.isin(old.rowids, new_rowids)
+        count = session.scalar(select(func.count()).select_from(RecordVector).where(*where))
+        if count != int(keep.sum()) + len(fresh):
+            current = np.fromiter(session.scalars(select(rowid).where(*where)), dtype=np.int64)
+            keep &= np.isin(old.rowids, current)
+        kept = int(keep.sum())
+        if not fresh and kept == len(old.ids):
+            return replace(old, version=dataset.index_version)
+        dims = old.buffer.shape[1] if old.buffer.shape[1] else len(fresh[0][2]) // 4
+        new = np.frombuffer(b"".join(r[2] for r in fresh), dtype=np.float32).reshape(-1, dims)
+        total = kept + len(fresh)
+        if may_append and kept == len(old.ids) and total <= len(old.buffer):
+            buffer = old.buffer
+            buffer[kept:total] = new
+            ids = old.ids + new_ids
+            rowids = np.concatenate([old.rowids, new_rowids])
+        else:
+            buffer = np.empty((total + total // 4 + 16, dims), dtype=np.float32)
+            if kept:
+                buffer[:kept] = old.matrix[keep]
+            buffer[kept:total] = new
+            ids = [rid for rid, k in zip(old.ids, keep.tolist(), strict=True) if k] + new_ids
+            rowids = np.concatenate([old.rowids[keep], new_rowids])
+        return _Cached(dataset.index_version, rowids, ids, buffer[:total], buffer)
 
     def dense(
         self,

@@ -160,7 +160,8 @@ class RecordVector(Base):
     """A record's embedding: float32 bytes, with the model that made it."""
 
     __tablename__ = "record_vectors"
-    __table_args__ = (Index("ix_record_vectors_dataset", "dataset_id"),)
+    # Covers the index cache's refresh: rows stamped after a version, and their count.
+    __table_args__ = (Index("ix_record_vectors_dataset", "dataset_id", "model_id", "version"),)
 
     record_id: Mapped[str] = mapped_column(String(40), _fk("records.id"), primary_key=True)
     dataset_id: Mapped[str] = mapped_column(String(40), _fk("datasets.id"))

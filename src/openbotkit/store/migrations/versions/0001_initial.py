@@ -2,14 +2,13 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 04:32:56.145986
+Create Date: 2026-11-25 04:52:42.766968
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -285,7 +284,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("record_id"),
     )
     with op.batch_alter_table("record_vectors", schema=None) as batch_op:
-        batch_op.create_index("ix_record_vectors_dataset", ["dataset_id"], unique=False)
+        batch_op.create_index(
+            "ix_record_vectors_dataset", ["dataset_id", "model_id", "version"], unique=False
+        )
 
     # ### end Alembic commands ###
 
