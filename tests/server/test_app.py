@@ -95,11 +95,21 @@ def test_jsonl_list_walks_pages_with_no_blank_lines(client: Client) -> None:
     [
         ("POST", "/api/v1/bot/create", {"content": b"{oops"}, 400, "BAD_REQUEST"),
         ("POST", "/api/v1/bot/create", {"content": b"[1]"}, 400, "BAD_REQUEST"),
+        ("POST", "/api/v1/bot/create", {"content": b"[" * 100_000}, 400, "BAD_REQUEST"),
+        ("POST", "/api/v1/bot/create", {"content": b'{"name": "\\ud800"}'}, 400, "BAD_REQUEST"),
+        ("POST", "/api/v1/bot/create", {"content": b'{"name": NaN}'}, 400, "BAD_REQUEST"),
         ("POST", "/api/v1/bot/create", {"json": {"nope": 1}}, 400, "BAD_REQUEST"),
         ("GET", "/api/v1/bot/create", {}, 405, "METHOD_NOT_ALLOWED"),
         ("GET", "/api/v1/no/such/route", {}, 404, "NOT_FOUND"),
         ("GET", "/api/v1/bot/missing/fetch", {}, 404, "NOT_FOUND"),
         ("GET", "/api/v1/bot/list", {"headers": {"Accept": "text/html"}}, 400, "BAD_REQUEST"),
+        (
+            "GET",
+            "/api/v1/dataset/missing/record/list",
+            {"headers": {"Accept": "application/jsonl"}},
+            404,
+            "NOT_FOUND",
+        ),
         (
             "GET",
             "/api/v1/bot/list",
@@ -118,6 +128,20 @@ def test_errors_are_json_with_spec_codes(
     assert resp.headers["content-type"].startswith("application/json")
     body = resp.json()
     assert body["code"] == code and body["message"]
+
+
+def test_body_with_a_byte_order_mark_is_json(client: Client) -> None:
+    resp = client.request("POST", "/api/v1/bot/create", content=b'\xef\xbb\xbf{"name": "b"}')
+    assert resp.status_code == 200
+
+
+@pytest.mark.parametrize("accept", ["application/octet-stream", "text/plain", "*/*"])
+def test_download_answers_any_accept_with_the_bytes(client: Client, accept: str) -> None:
+    file_id = client.request("POST", "/api/v1/file/create", json={"name": "a.txt"}).json()["id"]
+    data = {"file": "data:text/plain;base64,aGk="}
+    client.request("POST", f"/api/v1/file/{file_id}/upload", json=data)
+    resp = client.request("GET", f"/api/v1/file/{file_id}/download", headers={"Accept": accept})
+    assert resp.status_code == 200 and resp.content == b"hi"
 
 
 def test_bad_input_names_the_field(client: Client) -> None:

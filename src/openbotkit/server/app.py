@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from openbotkit.actions import REGISTRY
+from openbotkit.actions import REGISTRY, Registry
 from openbotkit.engine import Engine
 from openbotkit.errors import ObkError
 from openbotkit.ingestion.worker import Worker
@@ -60,13 +60,18 @@ def _team_routes(engine: Engine) -> list[BaseRoute]:
 
 
 def create_app(
-    settings: Settings, engine: Engine | None = None, *, worker: bool = False
+    settings: Settings,
+    engine: Engine | None = None,
+    *,
+    worker: bool = False,
+    registry: Registry = REGISTRY,
 ) -> Starlette:
     """The app for one engine (built from `settings` unless given). With `worker`, it also runs
-    file-sync jobs in a background thread, so one `obk serve` is a whole installation."""
+    file-sync jobs in a background thread, so one `obk serve` is a whole installation. Tests
+    pass their own `registry` to serve actions that exist only for them."""
     engine = engine or Engine(settings)
     engine.store.migrate()
-    document = orjson.dumps(openapi_document(REGISTRY, _version()))
+    document = orjson.dumps(openapi_document(registry, _version()))
 
     async def openapi(_request: Request) -> Response:
         return Response(document, media_type="application/json")
@@ -87,7 +92,7 @@ def create_app(
         engine.close()
 
     routes: list[BaseRoute] = [
-        *action_routes(REGISTRY, engine),
+        *action_routes(registry, engine),
         *_team_routes(engine),
         *EXTRA_ROUTES,
         *(Route(p + "/openapi.json", openapi, methods=["GET"]) for p in PREFIXES),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 from starlette.requests import Request
 
@@ -59,8 +59,10 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # orjson, not json: it refuses what a database or a JSON encoder would choke on later
+        # (lone surrogates, NaN, nesting deeper than 1024 that would exhaust the stack).
+        data = orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))
+    except orjson.JSONDecodeError as exc:
         raise InvalidInput(
             f"request body is not valid JSON: {exc}", details=[Problem("", "json", str(exc))]
         ) from None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import logging
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
+import anyio
 import orjson
 from pydantic import BaseModel
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -15,13 +17,21 @@ from starlette.routing import BaseRoute, Route
 from openbotkit.actions import Action, Effect, Registry
 from openbotkit.actions.base import ListInput
 from openbotkit.engine import Engine
-from openbotkit.errors import NotAuthenticated, ObkError, error_class_for
+from openbotkit.errors import InternalError, NotAuthenticated, ObkError
 from openbotkit.server.errors import error_response
-from openbotkit.server.negotiation import JSONL, bearer_token, json_body, negotiate, query_input
+from openbotkit.server.negotiation import (
+    JSON,
+    JSONL,
+    bearer_token,
+    json_body,
+    negotiate,
+    query_input,
+)
 from openbotkit.server.wire import ADAPTERS, WireAdapter
 from openbotkit.services.secrets import account_for_token, cached_account
 
 PREFIXES = ("/api/v1", "/v1")
+log = logging.getLogger("openbotkit.server")
 
 
 def json_response(out: BaseModel) -> Response:
@@ -59,7 +69,7 @@ class ActionEndpoint:
         self.inline = act.effect is Effect.READ and not act.extensions.get("offload")
 
     async def handle(self, request: Request) -> Response:
-        accept = negotiate(request)
+        accept = JSON if self.adapter.any_accept else negotiate(request)
         if self.adapter.account:
             account_id = await self.adapter.account(request, self.engine)
         else:
@@ -68,7 +78,7 @@ class ActionEndpoint:
         if accept == JSONL and "stream" in self.act.extensions:
             return await self.stream_events(inp, account_id)
         if accept == JSONL and self.is_list:
-            return StreamingResponse(self.stream_items(inp, account_id), media_type=JSONL)
+            return await self.stream_items(inp, account_id)
         if self.inline:
             out = self.engine.run(self.act, inp, account_id=account_id)
         else:
@@ -92,49 +102,68 @@ class ActionEndpoint:
         data.update(request.path_params)  # the path names the resource, whatever the body says
         return data
 
-    async def stream_items(self, inp: BaseModel, account_id: str) -> AsyncIterator[bytes]:
-        """A list as `item` lines, walking every page until `take` items or the end."""
+    async def stream_items(self, inp: BaseModel, account_id: str) -> Response:
+        """A list as `item` lines, walking every page until `take` items or the end. The first
+        page is read before the status is sent, so an unknown parent id is still a JSON 404."""
         assert isinstance(inp, ListInput)
+        first = await run_in_threadpool(self.engine.run, self.act, inp, account_id=account_id)
+        return StreamingResponse(self._items(inp, first, account_id), media_type=JSONL)
+
+    async def _items(
+        self, inp: ListInput, page: BaseModel, account_id: str
+    ) -> AsyncIterator[bytes]:
         wanted, sent = inp.take, 0
-        page_input = inp
-        while sent < wanted:
-            out = await run_in_threadpool(
-                self.engine.run, self.act, page_input, account_id=account_id
-            )
-            page = out.model_dump(mode="json", by_alias=True, exclude_none=True)
-            for item in page["items"][: wanted - sent]:
-                yield jsonl_line({"type": "item", "data": item})
-                sent += 1
-            if not page["cursor"] or not page["items"]:
-                return
-            page_input = page_input.model_copy(update={"cursor": page["cursor"]})
+        try:
+            while True:
+                data = page.model_dump(mode="json", by_alias=True, exclude_none=True)
+                for item in data["items"][: wanted - sent]:
+                    yield jsonl_line({"type": "item", "data": item})
+                    sent += 1
+                if sent >= wanted or not data["cursor"] or not data["items"]:
+                    return
+                inp = inp.model_copy(update={"cursor": data["cursor"]})
+                page = await run_in_threadpool(
+                    self.engine.run, self.act, inp, account_id=account_id
+                )
+        except Exception as exc:  # the status is sent: the error goes in-band
+            yield error_line(exc)
 
     async def stream_events(self, inp: BaseModel, account_id: str) -> Response:
         """A streaming action's events as JSONL. An error before the first event is a plain
         JSON error with its status; after it, an in-band `error` event (the status is sent)."""
-        events: Iterator[dict[str, Any]] = self.engine.stream(self.act, inp, account_id=account_id)
+        events = self.engine.stream(self.act, inp, account_id=account_id)
         try:
             first = await run_in_threadpool(next, events, None)
         except ObkError as err:
             return error_response(err)
         if first is None:
-            return error_response(error_class_for(code="internal_error")("stream produced nothing"))
-        return StreamingResponse(self._lines(first, events), media_type=JSONL)
+            return error_response(InternalError(f"{self.act.name} streamed no events"))
+        return StreamingResponse(self._events(first, events), media_type=JSONL)
 
-    async def _lines(
+    async def _events(
         self, first: dict[str, Any], events: Iterator[dict[str, Any]]
     ) -> AsyncIterator[bytes]:
         try:
             yield jsonl_line(first)
             async for event in iterate_in_threadpool(events):
                 yield jsonl_line(event)
-        except ObkError as err:
-            yield jsonl_line(
-                {"type": "error", "data": {"message": err.message, "code": err.wire_code}}
-            )
+        except Exception as exc:
+            yield error_line(exc)
         finally:
-            # A client that went away closes the generator, so generation stops.
-            await run_in_threadpool(events.close)  # type: ignore[attr-defined]
+            # A client that went away cancels this task; the shield still closes the
+            # generator on a worker thread, so generation stops and its cleanup (a rollback,
+            # say) runs now and never blocks the event loop.
+            if isinstance(events, Generator):
+                with anyio.CancelScope(shield=True):
+                    await run_in_threadpool(events.close)
+
+
+def error_line(exc: Exception) -> bytes:
+    """The in-band `error` event of a stream whose 200 status is already sent."""
+    if not isinstance(exc, ObkError):
+        log.error("stream failed after its first line", exc_info=exc)
+        exc = InternalError("Internal server error while streaming")
+    return jsonl_line({"type": "error", "data": {"message": exc.message, "code": exc.wire_code}})
 
 
 def action_routes(registry: Registry, engine: Engine) -> list[BaseRoute]:

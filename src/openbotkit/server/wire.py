@@ -10,6 +10,8 @@ action whose wire form differs registers a `WireAdapter` here, by action name, f
   return None to fall back to JSON.
 - `account(request, engine)`: resolve the acting account when the default Bearer rule is not
   the whole story (public files download without a secret).
+- `any_accept`: the renderer answers every Accept itself (a download sends bytes for anything
+  but application/json), so the server refuses no media type for this action.
 
 Routes that are not actions at all (a presigned upload target, say) go in `EXTRA_ROUTES`.
 JSONL streams need no adapter: an action declaring `extensions["stream"]` (a generator of
@@ -36,6 +38,7 @@ class WireAdapter:
     read_input: Callable[[Request], Awaitable[dict[str, Any]]] | None = None
     render: Callable[[Request, BaseModel], Response | None] | None = None
     account: Callable[[Request, Engine], Awaitable[str]] | None = None
+    any_accept: bool = False
 
 
 ADAPTERS: dict[str, WireAdapter] = {}

@@ -193,7 +193,9 @@ async def content(request: Request) -> Response:
 register_adapter("upload_file", WireAdapter(read_input=read_upload, render=_absolute))
 register_adapter(
     "download_file",
-    WireAdapter(read_input=read_download, render=render_download, account=download_account),
+    WireAdapter(
+        read_input=read_download, render=render_download, account=download_account, any_accept=True
+    ),
 )
 EXTRA_ROUTES.extend(
     Route(prefix + "/file/{fileId}/content", content, methods=["GET", "PUT"]) for prefix in PREFIXES
