@@ -7,7 +7,6 @@ the first line, a client that goes away), which the real completion cannot trigg
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import BaseModel
 
 from openbotkit.actions.base import Input
@@ -26,6 +24,7 @@ from openbotkit.errors import NotFound
 from openbotkit.server.app import create_app
 from openbotkit.services.secrets import create_secret
 from openbotkit.settings import Settings
+from tests.server.serving import serve_in_thread
 
 
 class TickInput(Input):
@@ -86,22 +85,9 @@ def served(settings: Settings) -> Iterator[Served]:
     engine = Engine(settings)
     token = create_secret(engine, "alice")[1]
     app = create_app(settings, engine, registry=tick_registry(probe))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/jsonl"}
-    try:
-        yield Served(f"http://127.0.0.1:{port}/api/v1/tick", headers, probe)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(app) as origin:
+        yield Served(origin + "/api/v1/tick", headers, probe)
 
 
 def events(resp: httpx.Response) -> list[dict[str, Any]]:

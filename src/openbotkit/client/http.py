@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import mimetypes
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -12,7 +14,7 @@ import httpx
 from pydantic import BaseModel
 
 from openbotkit.actions import Action
-from openbotkit.errors import ObkError, Problem, ProviderError, error_class_for
+from openbotkit.errors import InvalidInput, ObkError, Problem, ProviderError, error_class_for
 
 HOSTED = "api.chatbotkit.com"
 
@@ -20,9 +22,35 @@ HOSTED = "api.chatbotkit.com"
 def _query_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (dict, list)):
+    if isinstance(value, list):
         return json.dumps(value)
     return str(value)
+
+
+def _flatten(prefix: str, value: dict[str, Any], into: dict[str, str]) -> None:
+    """`{"a": {"b": 1}}` under `meta` -> `meta.a.b=1`: a dotted key is a nested path (§1.4)."""
+    for key, sub in value.items():
+        if isinstance(sub, dict):
+            _flatten(f"{prefix}.{key}", sub, into)
+        elif sub is not None:
+            into[f"{prefix}.{key}"] = _query_value(sub)
+
+
+def _upload_path(data: dict[str, Any]) -> tuple[Path, dict[str, str]]:
+    """A local `path` upload becomes a raw-body upload (spec §7.3 mode 5), which every
+    ChatBotKit-compatible server takes; `type` and `name` travel in the headers."""
+    path = Path(data.pop("path"))
+    if not path.is_file():
+        raise InvalidInput(f"no such file: {path}", details=[Problem("/path", "exists", str(path))])
+    name = data.pop("name", None) or path.name
+    ctype = data.pop("type", None) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if data:
+        raise InvalidInput(
+            "give either `path` or `file`, not both",
+            details=[Problem("/file", "one_of", "file or path")],
+        )
+    disposition = f"attachment; filename={quote(name)}"
+    return path, {"Content-Type": ctype, "Content-Disposition": disposition}
 
 
 class HttpBackend:
@@ -54,13 +82,11 @@ class HttpBackend:
         url = self.base_url + self.prefix + path
         if act.method != "GET":
             return url, {}, data
-        query: dict[str, Any] = {}
+        query: dict[str, str] = {}
         for key, value in data.items():
-            if value is None:
-                continue
-            if key == "meta" and isinstance(value, dict):
-                query.update({f"meta.{k}": _query_value(v) for k, v in value.items()})
-            else:
+            if isinstance(value, dict):
+                _flatten(key, value, query)
+            elif value is not None:
                 query[key] = _query_value(value)
         return url, query, None
 
@@ -69,13 +95,26 @@ class HttpBackend:
 
     def run(self, act: Action, inp: BaseModel) -> dict[str, Any]:
         url, query, body = self._request(act, inp)
+        # `path` names a file on this machine: sent as the body (upload) or written (download).
+        local = body.get("path") if isinstance(body, dict) else query.pop("path", None)
         try:
             with self._client() as client:
-                resp = client.request(act.method, url, params=query, json=body)
+                if local is not None and act.method != "GET":
+                    path, headers = _upload_path(body)
+                    with path.open("rb") as content:
+                        resp = client.post(url, content=content, headers=headers)
+                else:
+                    resp = client.request(act.method, url, params=query, json=body)
+                if resp.status_code >= 400:
+                    raise self._error(resp)
+                result = self._json(resp)
+                if local is not None and act.method == "GET":
+                    result["path"] = self._save(client, url, Path(local), result)
         except httpx.HTTPError as exc:
             raise ProviderError(f"{self.base_url}: {exc}") from exc
-        if resp.status_code >= 400:
-            raise self._error(resp)
+        return result
+
+    def _json(self, resp: httpx.Response) -> dict[str, Any]:
         try:
             result = resp.json()
         except ValueError:
@@ -83,6 +122,21 @@ class HttpBackend:
         if not isinstance(result, dict):
             raise ProviderError(f"{self.base_url}: expected a JSON object, got {result!r:.80}")
         return result
+
+    def _save(self, client: httpx.Client, url: str, target: Path, info: dict[str, Any]) -> str:
+        """Stream a download's bytes into `target` (a directory gets the file's own name)."""
+        if target.is_dir():
+            target = target / (info.get("name") or f"{info['id']}.bin")
+        with client.stream("GET", url, headers={"Accept": "application/octet-stream"}) as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                raise self._error(resp)
+            if resp.status_code == 204:
+                raise InvalidInput(f"file {info['id']} has no content yet: upload it first")
+            with target.open("wb") as out:
+                for chunk in resp.iter_bytes():
+                    out.write(chunk)
+        return str(target)
 
     def stream(self, act: Action, inp: BaseModel) -> Iterator[dict[str, Any]]:
         """A streaming action's JSONL events, as they arrive."""
