@@ -4,7 +4,9 @@
 
 Both servers run one uvicorn worker on loopback. For `GET /api/v1/bot/list?take=20` and
 `GET /api/v1/bot/{id}/fetch`, 10 concurrent clients send a bounded number of requests; the
-script prints requests/s, p50 and p99 latency for each, and the ratio obk / bare.
+script prints requests/s, p50 and p99 latency for each, and the ratio obk / bare. It then
+splits obk's time per request: `engine.run` of the same action in process (store and models)
+against the rest (HTTP, auth, input parsing, serialization), to show which layer to optimise.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,6 +28,7 @@ import httpx
 import numpy as np
 
 BIN = Path(sys.executable).parent
+CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
 
 
 def free_port() -> int:
@@ -65,26 +69,74 @@ BARE_APP = textwrap.dedent(
 
 
 async def measure(
-    url: str, headers: dict[str, str], total: int, clients: int
+    origin: str, path: str, headers: dict[str, str], total: int, clients: int
 ) -> tuple[float, float, float]:
+    """Requests/s, p50 and p99 ms for `clients` keep-alive connections sending `total` GETs.
+
+    The client speaks HTTP/1.1 on raw asyncio streams (a few microseconds per request), so on
+    two cores the figures are the server's, not an HTTP client library's (httpx here costs
+    more per request than a bare Starlette handler does).
+    """
+    host, port = origin.removeprefix("http://").split(":")
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}\r\n".encode()
     latencies: list[float] = []
     per_client = total // clients
 
+    async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(request)
+        status_and_headers = await reader.readuntil(b"\r\n\r\n")
+        assert status_and_headers.startswith(b"HTTP/1.1 200"), status_and_headers[:80]
+        match = CONTENT_LENGTH.search(status_and_headers)
+        assert match is not None, "a JSON response has a content-length"
+        await reader.readexactly(int(match.group(1)))
+
     async def client() -> None:
-        async with httpx.AsyncClient(headers=headers, timeout=30) as http:
-            for _ in range(20):  # warm-up
-                await http.get(url)
-            for _ in range(per_client):
-                t = time.perf_counter()
-                resp = await http.get(url)
-                latencies.append(time.perf_counter() - t)
-                assert resp.status_code == 200
+        reader, writer = await asyncio.open_connection(host, int(port))
+        for _ in range(20):  # warm-up
+            await exchange(reader, writer)
+        for _ in range(per_client):
+            t = time.perf_counter()
+            await exchange(reader, writer)
+            latencies.append(time.perf_counter() - t)
+        writer.close()
+        await writer.wait_closed()
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - started
     ms = np.array(latencies) * 1000
     return len(latencies) / elapsed, float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def split_by_layer(home: Path, token: str, bot_id: str, rates: dict[str, float]) -> None:
+    """Time `engine.run` alone for each scenario, on the database the server used."""
+    from openbotkit.actions import REGISTRY
+    from openbotkit.engine import Engine
+    from openbotkit.services.secrets import account_for_token
+    from openbotkit.settings import Settings
+
+    engine = Engine(Settings(home=home))
+    account = account_for_token(engine, token)
+    assert account is not None
+    calls = {
+        "list": ("list_bots", {"take": 20}),
+        "fetch": ("fetch_bot", {"botId": bot_id}),
+    }
+    print(f"\n{'scenario':<10} {'obk us/req':>11} {'engine.run us':>14} {'rest us':>8}")
+    for name, (action_name, data) in calls.items():
+        act = REGISTRY.get(action_name)
+        inp = act.parse_input(data)
+        for _ in range(200):
+            engine.run(act, inp, account_id=account)
+        n = 2000
+        started = time.perf_counter()
+        for _ in range(n):
+            engine.run(act, inp, account_id=account)
+        engine_us = (time.perf_counter() - started) / n * 1e6
+        total_us = 1e6 / rates[name]
+        print(f"{name:<10} {total_us:>11.0f} {engine_us:>14.0f} {total_us - engine_us:>8.0f}")
+    engine.close()
 
 
 def main() -> int:
@@ -145,13 +197,16 @@ def main() -> int:
                 f"{'scenario':<10} {'obk req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'bare req/s':>11} "
                 f"{'p50 ms':>8} {'p99 ms':>8} {'obk/bare':>9}"
             )
+            rates: dict[str, float] = {}
             for name, path in paths.items():
-                ours = asyncio.run(measure(base + path, headers, args.requests, args.clients))
-                theirs = asyncio.run(measure(bare_base + path, {}, args.requests, args.clients))
+                ours = asyncio.run(measure(base, path, headers, args.requests, args.clients))
+                theirs = asyncio.run(measure(bare_base, path, {}, args.requests, args.clients))
                 print(
                     f"{name:<10} {ours[0]:>10.0f} {ours[1]:>8.2f} {ours[2]:>8.2f} {theirs[0]:>11.0f} "
                     f"{theirs[1]:>8.2f} {theirs[2]:>8.2f} {ours[0] / theirs[0]:>9.2f}"
                 )
+                rates[name] = ours[0]
+            split_by_layer(Path(home), token, ids[0], rates)
         finally:
             for proc in (obk, bare):
                 if proc is not None:
