@@ -20,6 +20,15 @@ BIN = Path(sys.executable).parent
 OBK = shutil.which("obk", path=str(BIN)) or "obk"
 
 
+COVERAGE_TEST = "test_every_action_is_answered_over_http"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The coverage check reads what every other contract test did, so it runs last."""
+    last = [item for item in items if item.name == COVERAGE_TEST]
+    items[:] = [item for item in items if item.name != COVERAGE_TEST] + last
+
+
 @dataclass(frozen=True)
 class LiveServer:
     url: str
@@ -58,7 +67,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     env = {**os.environ, "OBK_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     log = (home / "serve.log").open("w")
     proc = subprocess.Popen(
-        [OBK, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        # Access lines (log level info) let test_coverage.py see which routes clients reached.
+        [OBK, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
