@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openapi_spec_validator import validate
 
 from openbotkit.engine import Engine
 from openbotkit.errors import ERROR_CLASSES, ObkError
@@ -170,6 +171,13 @@ def test_openapi_lists_every_action(client: Client, engine: Engine) -> None:
     operations = {op["operationId"] for methods in doc["paths"].values() for op in methods.values()}
     assert operations == {a.name for a in REGISTRY}
     assert doc["paths"]["/api/v1/bot/{botId}/update"]["post"]["parameters"][0]["name"] == "botId"
+
+
+def test_openapi_document_is_valid_openapi_3_1(client: Client) -> None:
+    doc = client.request("GET", "/v1/openapi.json").json()
+    validate(doc)
+    jsonl = doc["paths"]["/api/v1/bot/list"]["get"]["responses"]["200"]["content"]
+    assert set(jsonl) == {"application/json", "application/jsonl"}
 
 
 @pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda c: c.__name__)

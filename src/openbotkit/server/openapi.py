@@ -7,6 +7,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from openbotkit.actions import Registry
+from openbotkit.actions.base import ListInput
 
 REF = "#/components/schemas/{model}"
 
@@ -43,6 +44,11 @@ def openapi_document(registry: Registry, version: str) -> dict[str, Any]:
                 },
             },
         }
+        if "stream" in act.extensions or issubclass(act.input, ListInput):
+            # Accept: application/jsonl streams events (or a list's items, every page).
+            op["responses"]["200"]["content"]["application/jsonl"] = {
+                "schema": {"$ref": REF.format(model="StreamEvent")}
+            }
         if act.method == "GET":
             params += [
                 {"name": name, "in": "query", "required": name in required, "schema": schema}
@@ -65,6 +71,12 @@ def openapi_document(registry: Registry, version: str) -> dict[str, Any]:
             "code": {"type": "string"},
             "details": {"type": "array", "items": {"type": "object"}},
         },
+    }
+    schemas["StreamEvent"] = {
+        "description": "One line of an application/jsonl response.",
+        "type": "object",
+        "required": ["type", "data"],
+        "properties": {"type": {"type": "string"}, "data": {"type": "object"}},
     }
     return {
         "openapi": "3.1.0",
