@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.cli.test_connector import OBK
 
 
-def test_two_worker_processes_share_one_database(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["--worker", "--no-worker"])
+def test_two_worker_processes_share_one_database(tmp_path: Path, jobs: str) -> None:
     env = {**os.environ, "OBK_HOME": str(tmp_path / "home")}
     token = json.loads(
         subprocess.run(
@@ -29,7 +31,7 @@ def test_two_worker_processes_share_one_database(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [OBK, "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        [OBK, "serve", "--port", str(port), "--workers", "2", jobs, "--log-level", "warning"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -24,7 +24,8 @@ def serve(host: str, port: int, workers: int, log_level: str, worker: bool) -> N
     if workers > 1:
         # Each process builds its own app (and job worker) from the same environment.
         uvicorn.run(
-            "openbotkit.server.app:app_from_env",
+            "openbotkit.server.app:"
+            + ("app_from_env" if worker else "app_from_env_without_worker"),
             factory=True,
             host=host,
             port=port,

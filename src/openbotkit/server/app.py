@@ -113,3 +113,8 @@ def create_app(
 def app_from_env() -> Starlette:
     """The factory `obk serve --workers N` hands to uvicorn: each worker reads the settings."""
     return create_app(Settings.from_env(), worker=True)
+
+
+def app_from_env_without_worker() -> Starlette:
+    """`obk serve --workers N --no-worker`: API processes only, `obk worker` runs the jobs."""
+    return create_app(Settings.from_env(), worker=False)
