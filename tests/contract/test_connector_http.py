@@ -13,8 +13,12 @@ from tests.contract.conftest import OBK, LiveServer
 pytestmark = pytest.mark.contract
 
 
-def connector(server: LiveServer, action: str, data: dict[str, Any], token: str) -> tuple[int, Any]:
+def connector(
+    server: LiveServer, action: str, data: dict[str, Any], token: str, *, http: bool = True
+) -> tuple[int, Any]:
+    """`obk connector run` with the HTTP backend (or, with http=False, the embedded engine)."""
     env = {**server.env(), "CHATBOTKIT_API_SECRET": token}
+    remote = ["--base-url", server.url] if http else []
     proc = subprocess.run(
         [
             OBK,
@@ -24,8 +28,7 @@ def connector(server: LiveServer, action: str, data: dict[str, Any], token: str)
             "--action",
             action,
             "--json",
-            "--base-url",
-            server.url,
+            *remote,
             "--data",
             json.dumps(data),
         ],
@@ -60,3 +63,36 @@ def test_server_errors_map_to_connector_codes(live_server: LiveServer) -> None:
     bot_id = connector(live_server, "create_bot", {}, live_server.token_a)[1]["data"]["id"]
     code, out = connector(live_server, "fetch_bot", {"botId": bot_id}, live_server.token_b)
     assert code == 1 and out["error"]["code"] == "not_found"
+
+
+def shape(value: Any) -> Any:
+    """The keys (recursively) and JSON types of a value, without the values."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(v) for v in value[:1]]
+    return type(value).__name__
+
+
+def test_envelope_shapes_match_the_embedded_run(live_server: LiveServer) -> None:
+    bot = {"name": "shape", "backstory": "b", "meta": {"k": "shape"}, "visibility": "private"}
+    seen = []
+    for run_over_http in (False, True):
+        code, made = connector(
+            live_server, "create_bot", bot, live_server.token_a, http=run_over_http
+        )
+        assert code == 0
+        code, listed = connector(
+            live_server,
+            "list_bots",
+            {"meta": {"k": "shape"}},
+            live_server.token_a,
+            http=run_over_http,
+        )
+        assert code == 0
+        code, missing = connector(
+            live_server, "fetch_bot", {"botId": "nope"}, live_server.token_a, http=run_over_http
+        )
+        assert code == 1
+        seen.append([shape(made), shape(listed), shape(missing)])
+    assert seen[0] == seen[1]
