@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -79,10 +80,15 @@ def _query_value(value: str) -> Any:
     return {"true": True, "false": False}.get(value, value)
 
 
+@functools.cache
+def _aliases(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(f.alias or name for name, f in model.model_fields.items())
+
+
 def query_input(request: Request, model: type[BaseModel]) -> dict[str, Any]:
     """GET input from a query string: known fields only (unknown params are ignored, as the
     SDKs leak path ids into queries); `meta.k=v` and `meta[k]=v` become `{"meta": {k: v}}`."""
-    fields = {f.alias or name for name, f in model.model_fields.items()}
+    fields = _aliases(model)
     data: dict[str, Any] = {}
     meta: dict[str, Any] = {}
     for key, value in request.query_params.multi_items():
