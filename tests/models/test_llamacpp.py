@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from openbotkit.models.llamacpp import bundled_model_path
+from typing import Any
+
+import pytest
+
+from openbotkit.errors import ProviderError
+from openbotkit.models.llamacpp import LlamaCppProvider, bundled_model_path
 from openbotkit.models.providers import ChatMessage, Finished, GenerationOptions, LLMProvider, Token
 
 
@@ -36,3 +41,30 @@ def test_closing_the_stream_stops_generation(local_llm: LLMProvider) -> None:
         local_llm.stream([ChatMessage("user", "Say ok.")], GenerationOptions(max_tokens=4))
     )
     assert isinstance(after[-1], Finished)
+
+
+def test_usage_is_llamacpps_own_count(local_llm: LLMProvider) -> None:
+    messages = [ChatMessage("system", "Be brief."), ChatMessage("user", "Name a colour.")]
+    streamed = list(local_llm.stream(messages, GenerationOptions(max_tokens=6, temperature=0)))
+    assert isinstance(local_llm, LlamaCppProvider)
+    whole: Any = local_llm.llama.create_chat_completion(
+        messages=[{"role": m.role, "content": m.content} for m in messages],
+        max_tokens=6,
+        temperature=0,
+    )
+    end = streamed[-1]
+    assert isinstance(end, Finished)
+    assert end.input_tokens == whole["usage"]["prompt_tokens"]
+    assert end.output_tokens == whole["usage"]["completion_tokens"]
+    assert (
+        "".join(e.text for e in streamed if isinstance(e, Token))
+        == (whole["choices"][0]["message"]["content"])
+    )
+
+
+def test_a_prompt_beyond_the_context_is_a_provider_error_saying_what_to_shorten(
+    local_llm: LLMProvider,
+) -> None:
+    long = "The robot carries boxes. " * 500
+    with pytest.raises(ProviderError, match="shorten the text"):
+        next(local_llm.stream([ChatMessage("user", long)], GenerationOptions(max_tokens=4)))

@@ -37,19 +37,37 @@ def bundled_model_path() -> Path:
 
 
 class LlamaCppProvider:
-    """One llama.cpp model; calls are serialised because a llama.cpp context is not re-entrant."""
+    """One llama.cpp model; calls are serialised because a llama.cpp context is not re-entrant.
+
+    The chat template is applied here rather than by `create_chat_completion`, so the prompt's
+    exact token count is known before generation: it is what usage reports and what the
+    context check uses (llama.cpp's streamed chunks carry no usage).
+    """
 
     context_window = CONTEXT_WINDOW
 
     def __init__(self, model: str = "smollm2", path: Path | None = None, threads: int = 2) -> None:
         from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.model = model
         self.path = path or bundled_model_path()
         self.llama = Llama(
             model_path=str(self.path), n_ctx=CONTEXT_WINDOW, n_threads=threads, verbose=False
         )
+        eos = self.llama.token_eos()
+        self.formatter = Jinja2ChatFormatter(
+            template=self.llama.metadata["tokenizer.chat_template"],
+            eos_token=self._token_text(eos),
+            bos_token=self._token_text(self.llama.token_bos()),
+            stop_token_ids=[eos],
+        )
         self.lock = threading.Lock()
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self.llama.detokenize([token], special=True).decode(errors="replace")
 
     def close(self) -> None:
         """Free the model (llama.cpp holds native memory and open handles)."""
@@ -59,11 +77,28 @@ class LlamaCppProvider:
     def count_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode(), add_bos=False, special=True))
 
-    def stream(self, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[Event]:
+    def prompt_tokens(self, messages: list[ChatMessage]) -> list[int]:
+        """The chat-formatted prompt as the model reads it."""
         payload: Any = [{"role": m.role, "content": m.content} for m in messages]
+        formatted = self.formatter(messages=payload)
+        return self.llama.tokenize(
+            formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
+        )
+
+    def stream(self, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[Event]:
+        prompt = self.prompt_tokens(messages)
+        room = CONTEXT_WINDOW - len(prompt)
+        if room < 1:
+            raise ProviderError(
+                f"the prompt needs {len(prompt)} tokens but the local model's context holds "
+                f"{CONTEXT_WINDOW}: shorten the text or the backstory, or lower the dataset's "
+                "searchMaxTokens"
+            )
         params: dict[str, Any] = {
-            "max_tokens": options.max_tokens,
+            # What fits after the prompt; hitting it ends the answer with reason "length".
+            "max_tokens": min(options.max_tokens, room),
             "temperature": options.temperature,
+            "stop": [self.formatter.eos_token],
         }
         if options.top_p is not None:
             params["top_p"] = options.top_p
@@ -73,27 +108,24 @@ class LlamaCppProvider:
             params["frequency_penalty"] = options.frequency_penalty
         if options.presence_penalty is not None:
             params["presence_penalty"] = options.presence_penalty
-        prompt_tokens = sum(self.count_tokens(m.content) + 4 for m in messages)
-        if prompt_tokens + options.max_tokens > CONTEXT_WINDOW:
-            raise ProviderError(
-                f"prompt of ~{prompt_tokens} tokens + {options.max_tokens} to generate exceeds the "
-                f"local model's {CONTEXT_WINDOW}-token context"
-            )
+        pieces: list[str] = []
+        reason: Literal["stop", "length"] = "stop"
         with self.lock:
+            chunks: Any = None
             try:
-                chunks: Any = self.llama.create_chat_completion(
-                    messages=payload, stream=True, **params
-                )
-                output_tokens = 0
-                reason: Literal["stop", "length"] = "stop"
+                chunks = self.llama.create_completion(prompt, stream=True, **params)
                 for chunk in chunks:
                     choice = chunk["choices"][0]
-                    text = choice.get("delta", {}).get("content")
-                    if text:
-                        output_tokens += 1
-                        yield Token(text)
+                    if choice["text"]:
+                        pieces.append(choice["text"])
+                        yield Token(choice["text"])
                     if choice.get("finish_reason") == "length":
                         reason = "length"
             except ValueError as exc:  # llama.cpp reports context overflows this way
                 raise ProviderError(f"local model: {exc}") from exc
-        yield Finished(reason, prompt_tokens, output_tokens)
+            finally:
+                if chunks is not None:
+                    chunks.close()  # stop llama.cpp now if our consumer went away
+        # Streamed pieces may join several tokens (UTF-8 sequences); retokenizing counts them.
+        output_tokens = self.count_tokens("".join(pieces)) if pieces else 0
+        yield Finished(reason, len(prompt), output_tokens)
