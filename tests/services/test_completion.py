@@ -155,3 +155,14 @@ def test_function_calling_is_refused_not_ignored(run: RunAction) -> None:
     with pytest.raises(InvalidInput) as err:
         run("complete_conversation", {"conversationId": conv, "text": "hi", "functions": [fn]})
     assert err.value.details[0].pointer == "/functions"
+
+
+def test_the_user_messages_entities_are_stored(run: RunAction) -> None:
+    conv = run("create_conversation", {"model": "smollm2/maxTokens=4"})["id"]
+    entity = {"type": "name", "begin": 11, "end": 16, "text": "Alice"}
+    run(
+        "complete_conversation",
+        {"conversationId": conv, "text": "My name is Alice.", "entities": [entity]},
+    )
+    user = run("list_conversation_messages", {"conversationId": conv})["items"][0]
+    assert user["entities"] == [entity]

@@ -88,7 +88,8 @@ class CompleteConversationInput(TurnOptions):
 
 
 def stream_complete(scope: AccountScope, inp: CompleteConversationInput) -> Events:
-    return completion.converse(scope, inp.conversation_id, inp.text)
+    entities = [e.model_dump(exclude_none=True) for e in inp.entities or []]
+    return completion.converse(scope, inp.conversation_id, inp.text, entities=entities)
 
 
 @action(

@@ -139,7 +139,12 @@ def _check_text(text: str | None) -> str | None:
 
 
 def converse(
-    scope: AccountScope, conversation_id: str, text: str | None, *, with_end: bool = True
+    scope: AccountScope,
+    conversation_id: str,
+    text: str | None,
+    *,
+    entities: Sequence[dict[str, Any]] = (),
+    with_end: bool = True,
 ) -> Iterator[Event]:
     """Answer in a stored conversation: `text` (if any) is the new user message."""
     text = _check_text(text)
@@ -165,7 +170,8 @@ def converse(
     with scope.transaction() as ctx:
         conversation = conversations.get(ctx, conversation_id)
         if text is not None:
-            conversations.add_message(ctx, conversation, {"type": "user", "text": text})
+            user = {"type": "user", "text": text, "entities": list(entities)}
+            conversations.add_message(ctx, conversation, user)
         bot_message = conversations.add_message(
             ctx,
             conversation,
