@@ -1,9 +1,13 @@
 """Which provider runs which model: the bundled local model by default, others from a table.
 
-The table is a JSON file named by OBK_MODELS_FILE::
+The table is a JSON (or, by its `.toml` suffix, TOML) file named by OBK_MODELS_FILE::
 
     {"models": {"gpt-4o": {"provider": "openai", "baseUrl": "https://api.openai.com/v1",
                            "apiKey": "sk-...", "model": "gpt-4o", "contextWindow": 128000}}}
+
+    [models."gpt-4o"]
+    provider = "openai"
+    baseUrl = "https://api.openai.com/v1"
 
 A model name with no entry is an error that says so: never a silent substitution.
 """
@@ -12,6 +16,8 @@ from __future__ import annotations
 
 import json
 import threading
+import tomllib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openbotkit.errors import ProviderError
@@ -31,8 +37,8 @@ class ModelRouter:
         path = engine.settings.models_file
         if path is not None:
             try:
-                self.table = json.loads(path.read_text())["models"]
-            except (OSError, ValueError, KeyError) as exc:
+                self.table = _read_table(path)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise ProviderError(
                     f"cannot read the models file {path} (OBK_MODELS_FILE): {exc}"
                 ) from exc
@@ -72,6 +78,15 @@ class ModelRouter:
                 int(entry.get("contextWindow", 8192)),
             )
         raise ProviderError(f"model {name!r}: unknown provider {kind!r} (use local or openai)")
+
+
+def _read_table(path: Path) -> dict[str, dict[str, Any]]:
+    text = path.read_text()
+    data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    table: dict[str, dict[str, Any]] = data["models"]
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise ValueError('"models" must map each model name to a table of its settings')
+    return table
 
 
 _build_lock = threading.Lock()
