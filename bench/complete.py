@@ -15,10 +15,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from openbotkit.actions import REGISTRY
 from openbotkit.engine import Engine
-from openbotkit.models.providers import GenerationOptions, Token
+from openbotkit.models.llamacpp import LlamaCppProvider
 from openbotkit.models.routing import local_provider
 from openbotkit.services import completion, conversations
 from openbotkit.services.context import AccountScope
@@ -32,11 +33,9 @@ FACTS = [
 ]
 
 
-def forget_prompt(provider: object) -> None:
+def forget_prompt(llama: Any) -> None:
     """llama.cpp reuses the cached prefix of a repeated prompt; each run starts cold instead."""
-    llama = getattr(provider, "llama", None)
-    if llama is not None:
-        llama.reset()
+    llama.reset()
 
 
 def main() -> int:
@@ -57,13 +56,14 @@ def main() -> int:
         act = REGISTRY.get("complete_conversation")
         account = engine.local_account_id()
         provider = local_provider(engine)
-        options = GenerationOptions(max_tokens=args.max_tokens, temperature=0)
+        assert isinstance(provider, LlamaCppProvider)
+        llama: Any = provider.llama  # llama-cpp-python is only partly typed
 
         platform_first, platform_total, direct_first, direct_total = [], [], [], []
         for i in range(args.runs + 1):
             conv = engine.execute("create_conversation", {"botId": bot})["id"]
             inp = act.parse_input({"conversationId": conv, "text": QUESTION})
-            forget_prompt(provider)
+            forget_prompt(llama)
             started, first = time.perf_counter(), None
             for event in engine.stream(act, inp, account_id=account):
                 if event["type"] == "token" and first is None:
@@ -76,10 +76,17 @@ def main() -> int:
                 prepared = completion._prepare(
                     ctx, completion._config(ctx, c.bot_id, completion.BotConfig()), history
                 )
-            forget_prompt(provider)
+            forget_prompt(llama)
             started, d_first = time.perf_counter(), None
-            for ev in provider.stream(prepared.messages, options):
-                if isinstance(ev, Token) and d_first is None:
+            # llama-cpp-python's own chat API, the same model object, no platform code between.
+            chunks: Any = llama.create_chat_completion(
+                messages=[{"role": m.role, "content": m.content} for m in prepared.messages],
+                stream=True,
+                max_tokens=args.max_tokens,
+                temperature=0,
+            )
+            for chunk in chunks:
+                if chunk["choices"][0]["delta"].get("content") and d_first is None:
                     d_first = time.perf_counter() - started
             d_total = time.perf_counter() - started
             if i == 0:
