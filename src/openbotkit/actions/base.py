@@ -117,6 +117,18 @@ class ListInput(Input):
     )
 
 
+class BotConfigFields(Input):
+    """A bot's configuration, which a conversation or a stateless completion may also give
+    inline instead of (or on top of) naming a bot."""
+
+    model: ModelString = None
+    backstory: str | None = Field(None, description="The bot's instructions (system prompt).")
+    dataset_id: str | None = Field(None, description="Dataset the bot answers from.")
+    skillset_id: str | None = None
+    privacy: bool | None = None
+    moderation: bool | None = None
+
+
 class MetaFilterMixin(BaseModel):
     meta: Annotated[dict[str, Any] | None, BeforeValidator(_meta_filter)] = Field(
         None, description="Equality filters on meta: {key: value}; dotted keys reach nested values."

@@ -6,13 +6,13 @@ from pydantic import Field
 
 from openbotkit.actions.base import (
     Alias,
+    BotConfigFields,
     IdOutput,
     Input,
     ListInput,
     ListOutput,
     Meta,
     MetaFilterMixin,
-    ModelString,
     Resource,
     Visibility,
 )
@@ -22,18 +22,12 @@ from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Bot
 
 
-class BotFields(Input):
+class BotFields(BotConfigFields):
     alias: Alias = None
     name: str | None = None
     description: str | None = None
     meta: Meta = None
-    model: ModelString = None
-    backstory: str | None = Field(None, description="The bot's instructions (system prompt).")
-    dataset_id: str | None = Field(None, description="Dataset the bot answers from.")
-    skillset_id: str | None = None
     blueprint_id: str | None = None
-    privacy: bool | None = None
-    moderation: bool | None = None
     visibility: Visibility | None = None
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from openbotkit.actions.base import Input, ModelString, Output
+from openbotkit.actions.base import BotConfigFields, Input, Output
 from openbotkit.actions.conversations import CreateMessageOutput, Entity, MessageType
 from openbotkit.actions.registry import Effect, action
 from openbotkit.errors import InternalError
@@ -110,15 +110,9 @@ class StatelessMessage(Input):
     meta: dict[str, Any] | None = None
 
 
-class CompleteMessagesInput(TurnOptions):
+class CompleteMessagesInput(TurnOptions, BotConfigFields):
     messages: Annotated[list[StatelessMessage], Field(min_length=1)]
     bot_id: str | None = None
-    model: ModelString = None
-    backstory: str | None = None
-    dataset_id: str | None = None
-    skillset_id: str | None = None
-    privacy: bool | None = None
-    moderation: bool | None = None
 
 
 class CompleteMessagesOutput(Output):

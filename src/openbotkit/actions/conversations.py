@@ -7,13 +7,13 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from openbotkit.actions.base import (
+    BotConfigFields,
     IdOutput,
     Input,
     ListInput,
     ListOutput,
     Meta,
     MetaFilterMixin,
-    ModelString,
     Output,
     Resource,
 )
@@ -43,7 +43,7 @@ class Entity(Input):
     replacement: Replacement | None = None
 
 
-class ConversationFields(Input):
+class ConversationFields(BotConfigFields):
     name: str | None = None
     description: str | None = None
     meta: Meta = None
@@ -51,12 +51,6 @@ class ConversationFields(Input):
     task_id: str | None = None
     space_id: str | None = None
     bot_id: str | None = Field(None, description="Bot whose configuration answers here.")
-    model: ModelString = None
-    backstory: str | None = None
-    dataset_id: str | None = None
-    skillset_id: str | None = None
-    privacy: bool | None = None
-    moderation: bool | None = None
     expires_at: int | None = Field(None, description="Milliseconds since the epoch, or null.")
 
 
