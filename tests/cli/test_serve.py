@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import httpx
 import pytest
 
 from tests.cli.test_connector import OBK
+from tests.server.serving import free_port
 
 
 @pytest.mark.parametrize("jobs", ["--worker", "--no-worker"])
@@ -27,9 +27,7 @@ def test_two_worker_processes_share_one_database(tmp_path: Path, jobs: str) -> N
             check=True,
         ).stdout
     )["token"]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [OBK, "serve", "--port", str(port), "--workers", "2", jobs, "--log-level", "warning"],
         env=env,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.server.serving import free_port
 
 BIN = Path(sys.executable).parent
 OBK = shutil.which("obk", path=str(BIN)) or "obk"
@@ -41,12 +42,6 @@ class LiveServer:
         return {**os.environ, "OBK_HOME": str(self.home)}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _secret(home: Path, account: str) -> str:
     env = {**os.environ, "OBK_HOME": str(home)}
     out = subprocess.run(
@@ -63,7 +58,7 @@ def _secret(home: Path, account: str) -> str:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     home = tmp_path_factory.mktemp("serve-home")
     token_a, token_b = _secret(home, "account-a"), _secret(home, "account-b")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "OBK_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     log = (home / "serve.log").open("w")
     proc = subprocess.Popen(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,12 @@ from openbotkit.models.openai_compat import OpenAICompatProvider
 from openbotkit.models.providers import ChatMessage, Finished, GenerationOptions, Token
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.settings import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.server.serving import free_port
 
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("llama") / "server.log").open("w")
     proc = subprocess.Popen(
         [
@@ -82,7 +76,7 @@ def test_streams_tokens_and_reports_usage(llama_server: str) -> None:
 
 
 def test_endpoint_down_is_a_provider_error() -> None:
-    provider = OpenAICompatProvider(f"http://127.0.0.1:{_free_port()}/v1", "m", timeout=5)
+    provider = OpenAICompatProvider(f"http://127.0.0.1:{free_port()}/v1", "m", timeout=5)
     with pytest.raises(ProviderError, match="/chat/completions"):
         list(provider.stream([ChatMessage("user", "hi")], GenerationOptions(max_tokens=4)))
 
