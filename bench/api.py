@@ -117,7 +117,7 @@ def split_by_layer(home: Path, token: str, bot_id: str, rates: dict[str, float])
     from openbotkit.settings import Settings
 
     engine = Engine(Settings(home=home))
-    account = account_for_token(engine, token)
+    account = account_for_token(engine.runtime, token)
     assert account is not None
     calls = {
         "list": ("list_bots", {"take": 20}),

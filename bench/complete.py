@@ -20,7 +20,6 @@ from typing import Any
 from openbotkit.actions import REGISTRY
 from openbotkit.engine import Engine
 from openbotkit.models.llamacpp import LlamaCppProvider
-from openbotkit.models.routing import local_provider
 from openbotkit.services import completion, conversations
 from openbotkit.services.context import AccountScope
 from openbotkit.settings import Settings
@@ -55,7 +54,7 @@ def main() -> int:
         )["id"]
         act = REGISTRY.get("complete_conversation")
         account = engine.local_account_id()
-        provider = local_provider(engine)
+        provider = engine.runtime.models.resolve(None)
         assert isinstance(provider, LlamaCppProvider)
         llama: Any = provider.llama  # llama-cpp-python is only partly typed
 
@@ -70,7 +69,7 @@ def main() -> int:
                     first = time.perf_counter() - started
             total = time.perf_counter() - started
             # The exact prompt the platform sent, replayed straight into llama.cpp.
-            with AccountScope(engine, account).transaction(write=False) as ctx:
+            with AccountScope(engine.runtime, account).transaction(write=False) as ctx:
                 c = conversations.get(ctx, conv)
                 history = completion._history(ctx, conv)[:-1]
                 prepared = completion._prepare(

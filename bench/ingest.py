@@ -20,8 +20,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from openbotkit.engine import Engine
-from openbotkit.ingestion.worker import Worker
-from openbotkit.retrieval.embedders import LocalEmbedder, get_embedder
+from openbotkit.retrieval.embedders import LocalEmbedder
+from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import Record
 
@@ -37,7 +37,7 @@ def main() -> int:
     docs = [json.loads(line) for line in (args.beir_dir / "corpus.jsonl").open()][: args.docs]
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(Settings(home=Path(tmp) / "home", sync_min_interval_s=0))
-        embedder = get_embedder(engine)
+        embedder = engine.runtime.embedder
         ds = engine.execute("create_dataset", {"name": "bench"})["id"]
         file_ids = []
         for start in range(0, len(docs), args.per_file):
@@ -53,7 +53,7 @@ def main() -> int:
             file_ids.append(file_id)
         for file_id in file_ids:
             engine.execute("sync_file", {"fileId": file_id})
-        worker = Worker(engine)
+        worker = Worker(engine.runtime)
         started = time.perf_counter()
         while worker.run_once() is not None:
             pass

@@ -30,9 +30,8 @@ from typing import Any
 import numpy as np
 
 from openbotkit.engine import Engine
-from openbotkit.retrieval.embedders import get_embedder
 from openbotkit.retrieval.fusion import fuse_rrf
-from openbotkit.retrieval.index import SQLiteIndex, get_index
+from openbotkit.retrieval.index import SQLiteIndex
 from openbotkit.services import records
 from openbotkit.services.search import MIN_CANDIDATES, search_records
 from openbotkit.settings import Settings
@@ -106,9 +105,9 @@ def quality(engine: Engine, root: Path) -> None:
         ids = doc_ids[start : start + batch]
         texts = [corpus[d] for d in ids]
         with engine.store.session(write=False) as session:
-            vectors = records.embed_texts(ctx_cls(engine, session, account_id), texts)
+            vectors = records.embed_texts(ctx_cls(engine.runtime, session, account_id), texts)
         with engine.store.session() as session:
-            ctx = ctx_cls(engine, session, account_id)
+            ctx = ctx_cls(engine.runtime, session, account_id)
             ds = session.get(Dataset, "bench-beir")
             assert ds is not None
             rows = records.create_many(ctx, ds, [{"text": t} for t in texts], vectors)
@@ -118,7 +117,7 @@ def quality(engine: Engine, root: Path) -> None:
 
     per_mode: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in ROWS}
     with engine.store.session(write=False) as session:
-        ctx = ctx_cls(engine, session, account_id)
+        ctx = ctx_cls(engine.runtime, session, account_id)
         for qid, text in queries.items():
             rankings: dict[str, list[str]] = {}
             for mode in MODES:
@@ -153,7 +152,7 @@ def quality(engine: Engine, root: Path) -> None:
 def latency(engine: Engine, size: int, rng: random.Random) -> None:
     ctx_cls, account_id = make_dataset(engine, "bench", f"synthetic-{size}")
     dataset_id = f"bench-synthetic-{size}"
-    embedder = get_embedder(engine)
+    embedder = engine.runtime.embedder
     words = [f"w{i}" for i in range(5000)]
     np_rng = np.random.default_rng(size)
     started = time.perf_counter()
@@ -165,14 +164,14 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
         with engine.store.session() as session:
             ds = session.get(Dataset, dataset_id)
             assert ds is not None
-            records.create_many(ctx_cls(engine, session, account_id), ds, items, vectors)
+            records.create_many(ctx_cls(engine.runtime, session, account_id), ds, items, vectors)
     print(f"\n{size} synthetic records written in {time.perf_counter() - started:.1f} s")
 
     queries = [" ".join(rng.choices(words, k=6)) for _ in range(200)]
-    index = get_index(engine)
+    index = engine.runtime.index
     assert isinstance(index, SQLiteIndex)
     with engine.store.session(write=False) as session:
-        ctx = ctx_cls(engine, session, account_id)
+        ctx = ctx_cls(engine.runtime, session, account_id)
         ds = session.get(Dataset, dataset_id)
         assert ds is not None
         search_records(ctx, dataset_id, queries[0], mode="dense")  # load the vectors once
@@ -229,15 +228,14 @@ def refresh_after_foreign_write(
     """Time the first search after another process (here: a second Engine) adds a record."""
     from openbotkit.services.context import Ctx
 
-    other = Engine(engine.settings)
-    other.components["embedder"] = get_embedder(engine)
+    other = Engine(engine.settings, embedder=engine.runtime.embedder)
     took = []
     for q in queries[:10]:
         with other.store.session() as session:
-            records.create(Ctx(other, session, account_id), dataset_id, {"text": q})
+            records.create(Ctx(other.runtime, session, account_id), dataset_id, {"text": q})
         with engine.store.session(write=False) as session:
             t = time.perf_counter()
-            search_records(Ctx(engine, session, account_id), dataset_id, q, mode="dense")
+            search_records(Ctx(engine.runtime, session, account_id), dataset_id, q, mode="dense")
             took.append((time.perf_counter() - t) * 1000)
     other.close()
     print(

@@ -58,10 +58,8 @@ def local_llm() -> Iterator[LLMProvider]:
 def engine(
     settings: Settings, local_embedder: Embedder, local_llm: LLMProvider
 ) -> Iterator[Engine]:
-    eng = Engine(settings)
-    # What get_embedder and the model router would build, shared across tests.
-    eng.components["embedder"] = local_embedder
-    eng.components["llm:local"] = local_llm
+    # The embedder and local model the runtime would build, loaded once and shared across tests.
+    eng = Engine(settings, embedder=local_embedder, local_llm=local_llm)
     yield eng
     eng.close()
 

@@ -1,4 +1,4 @@
-"""The engine: one store and the process-wide parts (models, indexes) behind every surface.
+"""The engine: runs actions against the process-wide parts (a Runtime) behind every surface.
 
 A surface (CLI, server, Python API) builds one Engine from Settings and runs actions through it;
 each run is one transaction scoped to one account.
@@ -7,39 +7,52 @@ each run is one transaction scoped to one account.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from openbotkit.actions.registry import Action, Effect
 from openbotkit.errors import InvalidInput, Problem
-from openbotkit.ids import new_id
+from openbotkit.runtime import Runtime
+from openbotkit.services.accounts import LOCAL_ACCOUNT, ensure_account
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.settings import Settings
 from openbotkit.store import Store
-from openbotkit.store.tables import Account
 
-LOCAL_ACCOUNT = "local"
+if TYPE_CHECKING:
+    from openbotkit.models.providers import LLMProvider
+    from openbotkit.retrieval.embedders import Embedder
+
+__all__ = ["LOCAL_ACCOUNT", "Engine"]
 
 
 class Engine:
-    """Runs actions against the embedded store."""
+    """Runs actions; owns the Runtime (store, embedder, index, models, blobs)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        settings.home.mkdir(parents=True, exist_ok=True)
-        self.store = Store(settings.resolved_database_url)
-        # Process-wide, lazily built parts (embedder, index, language models) keyed by name.
-        self.components: dict[str, Any] = {}
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        local_llm: LLMProvider | None = None,
+    ) -> None:
+        self.runtime = Runtime(settings, embedder=embedder, local_llm=local_llm)
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def store(self) -> Store:
+        return self.runtime.store
 
     def run(self, act: Action, inp: BaseModel, *, account_id: str) -> BaseModel:
         """Run one validated action as `account_id`, in one transaction."""
         if act.extensions.get("own_transactions"):
-            return act.handler(AccountScope(self, account_id), inp)  # type: ignore[no-any-return]
+            return act.handler(AccountScope(self.runtime, account_id), inp)  # type: ignore[no-any-return]
         write = act.effect_for(inp) is not Effect.READ
         with self.store.session(write=write) as session:
-            return act.handler(Ctx(self, session, account_id), inp)  # type: ignore[no-any-return]
+            return act.handler(Ctx(self.runtime, session, account_id), inp)  # type: ignore[no-any-return]
 
     def stream(self, act: Action, inp: BaseModel, *, account_id: str) -> Iterator[dict[str, Any]]:
         """Run a streaming action: its events, `{"type", "data"}`, the last one `result`."""
@@ -50,11 +63,11 @@ class Engine:
                 details=[Problem("", "stream", "not a streaming action")],
             )
         if act.extensions.get("own_transactions"):
-            yield from produce(AccountScope(self, account_id), inp)
+            yield from produce(AccountScope(self.runtime, account_id), inp)
             return
         write = act.effect_for(inp) is not Effect.READ
         with self.store.session(write=write) as session:
-            yield from produce(Ctx(self, session, account_id), inp)
+            yield from produce(Ctx(self.runtime, session, account_id), inp)
 
     def execute(
         self, name: str, data: dict[str, Any] | None = None, *, account: str = LOCAL_ACCOUNT
@@ -71,21 +84,11 @@ class Engine:
 
     def ensure_account(self, name: str) -> str:
         """The id of the account called `name`, created if it does not exist yet."""
-        with self.store.session(write=False) as session:
-            found = session.scalar(select(Account.id).where(Account.name == name))
-        if found:
-            return found
-        with self.store.session() as session:
-            found = session.scalar(select(Account.id).where(Account.name == name))
-            if found:
-                return found
-            account = Account(id=new_id(), name=name)
-            session.add(account)
-            return account.id
+        return ensure_account(self.store, name)
 
     def local_account_id(self) -> str:
         """The account the embedded connector acts as."""
         return self.ensure_account(LOCAL_ACCOUNT)
 
     def close(self) -> None:
-        self.store.dispose()
+        self.runtime.close()

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 # (a default directory; a boolean). tests/test_docs.py checks the README documents each one.
 ENV_VARS: dict[str, str] = {
     "OBK_DATABASE_URL": "database_url",
+    "OBK_BLOB_URL": "blob_url",
     "CHATBOTKIT_BASE_URL": "base_url",
     "CHATBOTKIT_API_SECRET": "api_secret",
     "OBK_EMBEDDER": "embedder",
@@ -35,6 +36,8 @@ class Settings(BaseModel):
 
     home: Path
     database_url: str | None = None
+    # Where file contents live: a URL whose scheme picks the blob store (see backends).
+    blob_url: str | None = None
     # Derived files shared by every OBK_HOME on the machine (the exported ONNX embedder).
     cache_dir: Path | None = None
     # The HTTP backend of the connector (spec/actions.md "Backends").
@@ -63,8 +66,8 @@ class Settings(BaseModel):
         return self.cache_dir or Path(platformdirs.user_cache_dir("openbotkit"))
 
     @property
-    def blob_dir(self) -> Path:
-        return self.home / "blobs"
+    def resolved_blob_url(self) -> str:
+        return self.blob_url or (self.home / "blobs").absolute().as_uri()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

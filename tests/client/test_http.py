@@ -31,7 +31,7 @@ from tests.server.serving import free_port, serve_in_thread
 def origin_and_secret(settings: Settings) -> Iterator[tuple[str, str]]:
     small = settings.model_copy(update={"max_file_bytes": 1000})
     engine = Engine(small)
-    token = create_secret(engine, "alice")[1]
+    token = create_secret(engine.runtime, "alice")[1]
     with serve_in_thread(create_app(small, engine)) as origin:
         yield origin, token
     engine.close()
@@ -148,7 +148,7 @@ def echo_registry() -> Registry:
 @pytest.fixture
 def echo_backend(settings: Settings) -> Iterator[tuple[HttpBackend, Registry]]:
     engine = Engine(settings)
-    token = create_secret(engine, "alice")[1]
+    token = create_secret(engine.runtime, "alice")[1]
     registry = echo_registry()
     with serve_in_thread(create_app(settings, engine, registry=registry)) as origin:
         yield HttpBackend(origin, token), registry

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from openbotkit.engine import Engine
 from openbotkit.errors import NotFound, RateLimited
-from openbotkit.ingestion.worker import Worker
 from openbotkit.retrieval.embedders import Embedder
+from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import Job, Record
 from tests.ingestion.samples import MARKDOWN, docx_bytes, pdf_bytes
@@ -35,9 +35,7 @@ def upload(engine: Engine, tmp_path: Path, name: str, data: bytes) -> str:
 @pytest.fixture
 def quick_engine(tmp_path: Path, local_embedder: Embedder) -> Engine:
     """No sync rate limit, so tests can re-sync at once."""
-    eng = Engine(Settings(home=tmp_path / "home", sync_min_interval_s=0))
-    eng.components["embedder"] = local_embedder
-    return eng
+    return Engine(Settings(home=tmp_path / "home", sync_min_interval_s=0), embedder=local_embedder)
 
 
 def texts(engine: Engine, dataset: str) -> list[str]:
@@ -73,7 +71,7 @@ def test_sync_makes_searchable_records(
     engine.execute("attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"})
     out = engine.execute("sync_file", {"fileId": file_id})
     assert out["id"] == file_id and out["jobs"][0]["status"] == "queued"
-    job = Worker(engine).run_once()
+    job = Worker(engine.runtime).run_once()
     assert job is not None and job.status == "succeeded" and job.records
     found = engine.execute("search_dataset", {"datasetId": ds, "search": question})["records"]
     assert expected in found[0]["text"]
@@ -88,11 +86,11 @@ def test_resync_replaces_the_files_records(quick_engine: Engine, tmp_path: Path)
     file_id = upload(engine, tmp_path, "notes.md", b"# Notes\nThe first version.")
     engine.execute("attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"})
     engine.execute("sync_dataset_file", {"datasetId": ds, "fileId": file_id})
-    Worker(engine).run_once()
+    Worker(engine.runtime).run_once()
     (tmp_path / "notes.md").write_bytes(b"# Notes\nThe second version.")
     engine.execute("upload_file", {"fileId": file_id, "path": str(tmp_path / "notes.md")})
     engine.execute("sync_file", {"fileId": file_id})
-    Worker(engine).run_once()
+    Worker(engine.runtime).run_once()
     assert sorted(texts(engine, ds)) == ["A record of its own.", "Notes\nThe second version."]
 
 
@@ -104,7 +102,7 @@ def test_unreadable_file_fails_with_a_message_and_writes_nothing(
     file_id = upload(engine, tmp_path, "broken.pdf", b"%PDF-1.4 not really")
     engine.execute("attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"})
     engine.execute("sync_file", {"fileId": file_id})
-    job = Worker(engine).run_once()
+    job = Worker(engine.runtime).run_once()
     assert job is not None and job.status == "failed" and "broken.pdf" in (job.error or "")
     assert texts(engine, ds) == []
 
@@ -132,7 +130,7 @@ def test_detach_with_delete_records_removes_exactly_that_files_records(
     for f in (a, b):
         engine.execute("attach_dataset_file", {"datasetId": ds, "fileId": f, "type": "source"})
         engine.execute("sync_file", {"fileId": f})
-    worker = Worker(engine)
+    worker = Worker(engine.runtime)
     while worker.run_once():
         pass
     assert engine.execute("list_dataset_files", {"datasetId": ds})["items"][0]["id"] in (a, b)
@@ -151,8 +149,7 @@ def test_worker_killed_mid_sync_is_resumed_with_exactly_the_right_records(
 ) -> None:
     home = tmp_path / "home"
     settings = Settings(home=home, sync_min_interval_s=0, job_lease_s=2)
-    engine = Engine(settings)
-    engine.components["embedder"] = local_embedder
+    engine = Engine(settings, embedder=local_embedder)
     ds = engine.execute("create_dataset", {"recordMaxTokens": 40})["id"]
     paragraphs = [
         f"Section {i}: robot model {i} carries {i + 10} kilograms of cargo." for i in range(400)
@@ -186,7 +183,7 @@ def test_worker_killed_mid_sync_is_resumed_with_exactly_the_right_records(
     with engine.store.session(write=False) as session:
         assert session.scalar(select(func.count()).select_from(Record)) == 0  # nothing half-written
     time.sleep(2.2)  # the dead worker's lease runs out
-    job = Worker(engine).run_once()
+    job = Worker(engine.runtime).run_once()
     assert job is not None and job.status == "succeeded" and job.attempts == 2
     with engine.store.session(write=False) as session:
         stored = session.scalars(select(Record.text)).all()

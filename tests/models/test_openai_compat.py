@@ -98,8 +98,7 @@ def test_a_bot_routed_to_the_remote_model_answers(
             }
         )
     )
-    engine = Engine(Settings(home=tmp_path / "home", models_file=table))
-    engine.components["embedder"] = local_embedder
+    engine = Engine(Settings(home=tmp_path / "home", models_file=table), embedder=local_embedder)
     ds = engine.execute("create_dataset", {})["id"]
     engine.execute(
         "create_dataset_record",

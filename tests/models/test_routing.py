@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from openbotkit import backends
 from openbotkit.engine import Engine
 from openbotkit.errors import ProviderError
 from openbotkit.models.openai_compat import OpenAICompatProvider
@@ -20,15 +21,13 @@ REMOTE = {"provider": "openai", "baseUrl": "http://127.0.0.1:9/v1", "model": "m-
 def router_for(tmp_path: Path, name: str, text: str, **settings: str) -> ModelRouter:
     table = tmp_path / name
     table.write_text(text)
-    engine = Engine(Settings(home=tmp_path / "home", models_file=table, **settings))
-    try:
-        return ModelRouter(engine)
-    finally:
-        engine.close()  # the router keeps only the settings and the components dict
+    return ModelRouter(
+        Settings(home=tmp_path / "home", models_file=table, **settings), backends.provider
+    )
 
 
 def test_the_default_model_is_the_bundled_local_one(engine: Engine, local_llm: LLMProvider) -> None:
-    router = ModelRouter(engine)
+    router = ModelRouter(engine.settings, backends.provider, local=local_llm)
     assert router.resolve(None) is local_llm
     assert router.resolve("smollm2") is local_llm
 

@@ -10,7 +10,7 @@ import pytest
 
 from openbotkit.engine import Engine
 from openbotkit.retrieval.embedders import Embedder
-from openbotkit.retrieval.index import SQLiteIndex, get_index
+from openbotkit.retrieval.index import SQLiteIndex
 from openbotkit.services import datasets, records
 from openbotkit.services.context import Ctx
 from openbotkit.services.search import search_records
@@ -20,9 +20,7 @@ from openbotkit.settings import Settings
 @pytest.fixture
 def pair(settings: Settings, local_embedder: Embedder) -> Iterator[tuple[Engine, Engine]]:
     """Two engines on one database file: two processes' views, each with its own cache."""
-    engines = Engine(settings), Engine(settings)
-    for e in engines:
-        e.components["embedder"] = local_embedder
+    engines = Engine(settings, embedder=local_embedder), Engine(settings, embedder=local_embedder)
     yield engines
     for e in engines:
         e.close()
@@ -92,7 +90,7 @@ def test_search_inside_a_rolled_back_write_leaves_no_trace(engine: Engine) -> No
         pass
 
     with pytest.raises(Abort), engine.store.session() as session:
-        ctx = Ctx(engine, session, account)
+        ctx = Ctx(engine.runtime, session, account)
         records.create(ctx, ds, {"text": "Comets have icy tails."})
         assert search_records(ctx, ds, "comet tail", mode="dense")[0].text.startswith("Comets")
         raise Abort
@@ -106,7 +104,7 @@ def test_search_inside_a_rolled_back_write_leaves_no_trace(engine: Engine) -> No
 def test_cache_drops_least_recently_searched_datasets_beyond_its_budget(engine: Engine) -> None:
     # Datasets of 1, 2 and 3 records hold buffers of 17, 18 and 19 rows; room for 40 rows.
     index = SQLiteIndex(cache_bytes=384 * 4 * 40)
-    engine.components["index"] = index
+    engine.runtime._built["index"] = index  # what the runtime would build, with a small budget
     ids = []
     for n in range(3):
         ds = engine.execute("create_dataset", {})["id"]
@@ -119,8 +117,8 @@ def test_cache_drops_least_recently_searched_datasets_beyond_its_budget(engine: 
     assert dense(engine, ids[0], "cats")[0]["text"] == "Cats purr."  # reloaded on demand
 
 
-def test_get_index_is_one_per_engine(engine: Engine) -> None:
-    assert get_index(engine) is get_index(engine)
+def test_the_index_is_one_per_runtime(engine: Engine) -> None:
+    assert engine.runtime.index is engine.runtime.index
 
 
 def test_vectors_are_stored_with_the_writing_version(engine: Engine) -> None:
@@ -128,10 +126,10 @@ def test_vectors_are_stored_with_the_writing_version(engine: Engine) -> None:
     engine.execute("create_dataset_record", {"datasetId": ds, "text": "Cats purr."})
     engine.execute("create_dataset_record", {"datasetId": ds, "text": "Dogs bark."})
     with engine.store.session(write=False) as session:
-        ctx = Ctx(engine, session, engine.ensure_account("local"))
+        ctx = Ctx(engine.runtime, session, engine.ensure_account("local"))
         dataset = datasets.get(ctx, ds)
-        cached = get_index(engine)._vectors(  # type: ignore[attr-defined]
-            session, dataset, engine.components["embedder"].model_id
+        cached = engine.runtime.index._vectors(  # type: ignore[attr-defined]
+            session, dataset, engine.runtime.embedder.model_id
         )
     assert cached.version == dataset.index_version == 2
     assert cached.matrix.shape == (2, 384)

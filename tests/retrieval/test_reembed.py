@@ -18,10 +18,11 @@ def test_records_of_another_model_are_reembedded_and_found_again(engine: Engine)
         "search_dataset", {"datasetId": ds, "search": "birds of the south pole", "mode": "dense"}
     )
     assert found["records"] == []  # vectors of another model are not comparable
-    model_id = engine.components["embedder"].model_id
-    assert len(stale_records(engine, model_id, 10)) == 1
-    assert reembed(engine) == 1
-    assert stale_records(engine, model_id, 10) == []
+    runtime = engine.runtime
+    model_id = runtime.embedder.model_id
+    assert len(stale_records(runtime.store, model_id, 10)) == 1
+    assert reembed(runtime.store, runtime.embedder, runtime.index) == 1
+    assert stale_records(runtime.store, model_id, 10) == []
     with engine.store.session(write=False) as session:
         assert set(session.scalars(select(RecordVector.model_id))) == {model_id}
     found = engine.execute(

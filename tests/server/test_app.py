@@ -27,7 +27,7 @@ class Client:
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
         )
-        self.token = create_secret(engine, "alice")[1]
+        self.token = create_secret(engine.runtime, "alice")[1]
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}

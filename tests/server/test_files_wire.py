@@ -145,8 +145,7 @@ def test_public_files_download_without_a_secret(client: Client) -> None:
 def test_oversized_uploads_are_refused_before_reading(
     tmp_path: Path, local_embedder: Embedder
 ) -> None:
-    engine = Engine(Settings(home=tmp_path / "h", max_file_bytes=1000))
-    engine.components["embedder"] = local_embedder
+    engine = Engine(Settings(home=tmp_path / "h", max_file_bytes=1000), embedder=local_embedder)
     client = Client(engine)
     try:
         file_id = new_file(client)
@@ -183,8 +182,7 @@ class _Serve(http.server.BaseHTTPRequestHandler):
 def test_url_upload_when_private_targets_are_allowed(
     tmp_path: Path, local_embedder: Embedder
 ) -> None:
-    engine = Engine(Settings(home=tmp_path / "h", allow_private_urls=True))
-    engine.components["embedder"] = local_embedder
+    engine = Engine(Settings(home=tmp_path / "h", allow_private_urls=True), embedder=local_embedder)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Serve)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     client = Client(engine)

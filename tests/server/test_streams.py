@@ -83,7 +83,7 @@ class Served:
 def served(settings: Settings) -> Iterator[Served]:
     probe = Probe()
     engine = Engine(settings)
-    token = create_secret(engine, "alice")[1]
+    token = create_secret(engine.runtime, "alice")[1]
     app = create_app(settings, engine, registry=tick_registry(probe))
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/jsonl"}
     with serve_in_thread(app) as origin:

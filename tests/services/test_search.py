@@ -136,9 +136,8 @@ def test_index_follows_update_and_delete(run: RunAction, dataset: str) -> None:
 def test_index_is_consistent_across_engines_and_restarts(
     settings: Settings, local_embedder: Embedder
 ) -> None:
-    first, second = Engine(settings), Engine(settings)
-    for e in (first, second):
-        e.components["embedder"] = local_embedder
+    first = Engine(settings, embedder=local_embedder)
+    second = Engine(settings, embedder=local_embedder)
     ds = first.execute("create_dataset", {})["id"]
     first.execute(
         "create_dataset_record", {"datasetId": ds, "text": "Axolotls regrow their limbs."}
@@ -158,8 +157,7 @@ def test_index_is_consistent_across_engines_and_restarts(
         second.execute("search_dataset", {"datasetId": ds, "search": "nocturnal birds"})
     )
     first.close(), second.close()
-    restarted = Engine(settings)
-    restarted.components["embedder"] = local_embedder
+    restarted = Engine(settings, embedder=local_embedder)
     assert texts(
         restarted.execute("search_dataset", {"datasetId": ds, "search": "limb regrowth"})
     ) == ["Axolotls regrow their limbs."]

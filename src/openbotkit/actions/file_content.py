@@ -12,7 +12,6 @@ from pydantic import Field
 from openbotkit.actions.base import Input, Output
 from openbotkit.actions.registry import Effect, action
 from openbotkit.errors import InvalidInput, Problem
-from openbotkit.ingestion.blobs import get_blobs
 from openbotkit.services import dataset_files, file_content, files
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Job
@@ -53,7 +52,7 @@ class UploadFileOutput(Output):
 
 
 def _content_url(ctx: Ctx, verb: str, file_id: str) -> str:
-    params = file_content.sign(ctx.engine, verb, file_id, ctx.account_id)
+    params = file_content.sign(ctx.runtime.url_key, verb, file_id, ctx.account_id)
     query = "&".join(f"{k}={v}" for k, v in params.items())
     # Relative: the server makes it absolute with the address the client used.
     return f"/api/v1/file/{file_id}/content?{query}"
@@ -76,10 +75,10 @@ def upload_file(ctx: Ctx, inp: UploadFileInput) -> UploadFileOutput:
             Path(inp.path),
             inp.type,
             inp.name,
-            move=Path(inp.path).parent == get_blobs(ctx.engine).staging,
+            move=Path(inp.path).parent == ctx.runtime.blobs.staging,
         )
     elif isinstance(inp.file, UploadSpec):
-        file_content.check_size(ctx.engine, inp.file.size)
+        file_content.check_size(ctx.settings, inp.file.size)
         ctype = file_content.guess_type(inp.file.name, inp.file.type)
         headers = {"content-length": str(inp.file.size), "content-type": ctype}
         if inp.file.name:

@@ -16,5 +16,11 @@ def datasets() -> None:
 @datasets.command("reembed")
 def reembed_command() -> None:
     """Give every record a vector from the current embedder (after changing OBK_EMBEDDER)."""
-    done = reembed(state().engine, lambda n: click.echo(f"\r{n} record(s) re-embedded", nl=False))
+    runtime = state().engine.runtime
+    done = reembed(
+        runtime.store,
+        runtime.embedder,
+        runtime.index,
+        lambda n: click.echo(f"\r{n} record(s) re-embedded", nl=False),
+    )
     click.echo(f"\rdone: {done} record(s) re-embedded")

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from openbotkit.cli.state import state
 from openbotkit.errors import NotFound
-from openbotkit.ingestion.worker import Worker
+from openbotkit.services.worker import Worker
 from openbotkit.store.tables import Job
 
 
@@ -42,7 +42,7 @@ def job_json(job: Job) -> dict[str, Any]:
 def worker(once: bool, poll: float) -> None:
     """Run file-sync jobs until interrupted (several workers may run at once)."""
     engine = state().engine
-    w = Worker(engine)
+    w = Worker(engine.runtime)
     if once:
         count = 0
         while w.run_once() is not None:
@@ -148,7 +148,7 @@ def sync(file_id: str, wait: bool, as_json: bool) -> None:
         return
     # Without a separate worker running, do the work here.
     stop = threading.Event()
-    runner = threading.Thread(target=Worker(engine).run, args=(stop, 0.2), daemon=True)
+    runner = threading.Thread(target=Worker(engine.runtime).run, args=(stop, 0.2), daemon=True)
     runner.start()
     try:
         states = follow(job_ids)

@@ -22,7 +22,7 @@ def secret() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print {id, account, token}.")
 def create(account: str, name: str | None, as_json: bool) -> None:
     """Create a secret and print its token. The token is shown only this once."""
-    info, token = secrets.create_secret(state().engine, account, name)
+    info, token = secrets.create_secret(state().engine.runtime, account, name)
     if as_json:
         click.echo(json.dumps({"id": info.id, "account": account, "token": token}))
     else:
@@ -35,7 +35,7 @@ def create(account: str, name: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(account: str | None, as_json: bool) -> None:
     """List secrets (never their tokens)."""
-    rows = secrets.list_secrets(state().engine, account)
+    rows = secrets.list_secrets(state().engine.runtime, account)
     if as_json:
         items = [
             {
@@ -60,5 +60,5 @@ def list_(account: str | None, as_json: bool) -> None:
 @click.argument("secret_id")
 def revoke(secret_id: str) -> None:
     """Revoke a secret: requests with it are refused from now on."""
-    secrets.revoke(state().engine, secret_id)
+    secrets.revoke(state().engine.runtime, secret_id)
     click.echo(f"revoked {secret_id}")

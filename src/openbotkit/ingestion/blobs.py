@@ -1,4 +1,4 @@
-"""File contents, kept apart from the database: a local directory now, S3-compatible later."""
+"""File contents, kept apart from the database: a local directory by default (see backends)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,9 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from openbotkit.errors import LimitsReached
-
-if TYPE_CHECKING:
-    from openbotkit.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -24,7 +21,15 @@ class StoredBlob:
 
 
 class BlobStore(Protocol):
-    """Content by key (the file id). Writes are atomic: a reader sees old or new, never half."""
+    """Content by key (the file id). Writes are atomic: a reader sees old or new, never half.
+
+    Request bodies are first written to a local staging file (`staged_file()`, under `staging`)
+    so a size limit holds while they stream; `put_file(..., move=True)` then takes it over.
+    """
+
+    staging: Path
+
+    def staged_file(self) -> Path: ...
 
     def put_chunks(self, key: str, chunks: Iterable[bytes], max_bytes: int) -> StoredBlob: ...
 
@@ -101,11 +106,3 @@ class LocalBlobStore:
 
     def delete(self, key: str) -> None:
         self._target(key).unlink(missing_ok=True)
-
-
-def get_blobs(engine: Engine) -> LocalBlobStore:
-    """The engine's blob store (a directory under OBK_HOME)."""
-    found = engine.components.get("blobs")
-    if found is None:
-        found = engine.components.setdefault("blobs", LocalBlobStore(engine.settings.blob_dir))
-    return found  # type: ignore[no-any-return]

@@ -17,24 +17,37 @@ from __future__ import annotations
 import json
 import threading
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from openbotkit.errors import ProviderError
-from openbotkit.models.openai_compat import OpenAICompatProvider
 from openbotkit.models.providers import LLMProvider
-
-if TYPE_CHECKING:
-    from openbotkit.engine import Engine
+from openbotkit.settings import Settings
 
 LOCAL_NAMES = ("smollm2", "local", "smollm2-135m-instruct")
+LOCAL_ENTRY: dict[str, Any] = {"provider": "local"}
 
 
 class ModelRouter:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    """Model names to providers, each provider built once per process.
+
+    Every name routed to the `local` provider shares the one bundled llama.cpp model (loading it
+    twice would double its memory for nothing); other providers are kept per model name.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        build: Callable[[str, Mapping[str, Any]], LLMProvider],
+        *,
+        local: LLMProvider | None = None,
+    ) -> None:
+        """`build` makes a provider from a model name and its routing entry (see backends)."""
+        self.settings = settings
+        self.build = build
         self.table: dict[str, dict[str, Any]] = {}
-        path = engine.settings.models_file
+        path = settings.models_file
         if path is not None:
             try:
                 self.table = _read_table(path)
@@ -43,41 +56,29 @@ class ModelRouter:
                     f"cannot read the models file {path} (OBK_MODELS_FILE): {exc}"
                 ) from exc
         self._providers: dict[str, LLMProvider] = {}
+        if local is not None:
+            self._providers["local"] = local
         self._lock = threading.Lock()
 
     def known(self) -> list[str]:
         return sorted({*LOCAL_NAMES[:1], *self.table})
 
     def resolve(self, name: str | None) -> LLMProvider:
-        name = name or self.engine.settings.default_model
-        with self._lock:
-            found = self._providers.get(name)
-            if found is None:
-                found = self._providers[name] = self._build(name)
-            return found
-
-    def _build(self, name: str) -> LLMProvider:
+        name = name or self.settings.default_model
         entry = self.table.get(name)
         if entry is None and name in LOCAL_NAMES:
-            entry = {"provider": "local"}
+            entry = LOCAL_ENTRY
         if entry is None:
             raise ProviderError(
                 f"no provider for model {name!r}; add it to the models file (OBK_MODELS_FILE) "
                 f"or use one of: {', '.join(self.known())}"
             )
-        kind = entry.get("provider")
-        if kind == "local":
-            return local_provider(self.engine)
-        if kind == "openai":
-            if not entry.get("baseUrl"):
-                raise ProviderError(f"model {name!r} in OBK_MODELS_FILE needs a baseUrl")
-            return OpenAICompatProvider(
-                entry["baseUrl"],
-                entry.get("model", name),
-                entry.get("apiKey"),
-                int(entry.get("contextWindow", 8192)),
-            )
-        raise ProviderError(f"model {name!r}: unknown provider {kind!r} (use local or openai)")
+        key = "local" if entry.get("provider") == "local" else name
+        with self._lock:
+            found = self._providers.get(key)
+            if found is None:
+                found = self._providers[key] = self.build(name, entry)
+            return found
 
 
 def _read_table(path: Path) -> dict[str, dict[str, Any]]:
@@ -87,25 +88,3 @@ def _read_table(path: Path) -> dict[str, dict[str, Any]]:
     if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
         raise ValueError('"models" must map each model name to a table of its settings')
     return table
-
-
-_build_lock = threading.Lock()
-
-
-def local_provider(engine: Engine) -> LLMProvider:
-    """The bundled llama.cpp model, one per process."""
-    with _build_lock:
-        found = engine.components.get("llm:local")
-        if found is None:
-            from openbotkit.models.llamacpp import LlamaCppProvider
-
-            found = engine.components["llm:local"] = LlamaCppProvider()
-    return found
-
-
-def get_router(engine: Engine) -> ModelRouter:
-    with _build_lock:
-        found = engine.components.get("router")
-        if found is None:
-            found = engine.components["router"] = ModelRouter(engine)
-    return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
 import numpy as np
@@ -13,9 +13,6 @@ import numpy.typing as npt
 
 from openbotkit.errors import InvalidInput, ProviderError
 from openbotkit.settings import Settings
-
-if TYPE_CHECKING:
-    from openbotkit.engine import Engine
 
 Vectors = npt.NDArray[np.float32]
 
@@ -132,30 +129,3 @@ class OpenAIEmbedder:
     def split_tokens(self, text: str, max_tokens: int) -> list[str]:
         step = max_tokens * 4
         return [text[i : i + step] for i in range(0, len(text), step) if text[i : i + step].strip()]
-
-
-_build_lock = threading.Lock()
-
-
-def get_embedder(engine: Engine) -> Embedder:
-    """The installation's embedder (OBK_EMBEDDER), built once per process."""
-    found = engine.components.get("embedder")
-    if found is None:
-        with _build_lock:
-            found = engine.components.get("embedder")
-            if found is None:
-                kind = engine.settings.embedder
-                if kind == "local":
-                    from openbotkit.retrieval.onnx_embedder import OnnxEmbedder
-
-                    found = OnnxEmbedder(engine.settings.resolved_cache_dir)
-                elif kind == "local-torch":
-                    found = LocalEmbedder()
-                elif kind == "openai":
-                    found = OpenAIEmbedder(engine.settings)
-                else:
-                    raise InvalidInput(
-                        f"no embedder {kind!r}; OBK_EMBEDDER may be: local, local-torch, openai"
-                    )
-                engine.components["embedder"] = found
-    return found

@@ -1,5 +1,6 @@
-"""Record meta filters (spec §4.1) as SQL conditions: `{key: scalar}` or one operator object
-among $eq $ne $gt $gte $lt $lte per key, ANDed. A key may carry a `meta.` prefix."""
+"""Meta filters as SQL conditions: equality on any table's `meta` (list filters), and record
+filters (spec §4.1): `{key: scalar}` or one operator object among $eq $ne $gt $gte $lt $lte per
+key, ANDed. A key may carry a `meta.` prefix."""
 
 from __future__ import annotations
 
@@ -8,10 +9,31 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_
 
 from openbotkit.errors import InvalidInput, Problem
-from openbotkit.services.crud import meta_condition
 from openbotkit.store.tables import Record
 
 OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
+
+
+def meta_condition(column: Any, key: str, value: Any) -> ColumnElement[bool]:
+    """Equality on one meta key; a dotted key is a nested path. Strings from a query string
+    also match the same number or boolean, as a ChatBotKit server does."""
+    path = tuple(key.split("."))
+    expr = column[path] if len(path) > 1 else column[key]
+    if isinstance(value, bool):
+        return expr.as_boolean() == value  # type: ignore[no-any-return]
+    if isinstance(value, (int, float)):
+        return expr.as_float() == value  # type: ignore[no-any-return]
+    if value is None:
+        return expr.is_(None)  # type: ignore[no-any-return]
+    text = str(value)
+    if text in ("true", "false"):
+        return expr.as_boolean() == (text == "true")  # type: ignore[no-any-return]
+    options = [expr.as_string() == text]
+    try:
+        options.append(expr.as_float() == float(text))
+    except ValueError:
+        pass
+    return or_(*options)
 
 
 def _bad(key: str, message: str) -> InvalidInput:

@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -37,9 +37,6 @@ from sqlalchemy.orm import Session
 from openbotkit.retrieval.embedders import Vectors
 from openbotkit.retrieval.lexical import fts_match
 from openbotkit.store.tables import Dataset, Record, RecordVector
-
-if TYPE_CHECKING:
-    from openbotkit.engine import Engine
 
 _FTS = table("records_fts", column("rowid"))
 # Cached vectors kept per process, least recently searched dropped first (1 GiB ≈ 700k vectors
@@ -337,15 +334,3 @@ class SQLiteIndex:
         )
         # FTS5's rank (bm25) is negative, lower is better; report it positive.
         return [Hit(rid, -float(s)) for rid, s in session.execute(stmt, {"match": match})]
-
-
-_build_lock = threading.Lock()
-
-
-def get_index(engine: Engine) -> SearchIndex:
-    """The engine's index, one per process."""
-    found = engine.components.get("index")
-    if found is None:
-        with _build_lock:
-            found = engine.components.setdefault("index", SQLiteIndex())
-    return found  # type: ignore[no-any-return]

@@ -11,15 +11,15 @@ from collections.abc import Callable
 
 from sqlalchemy import and_, or_, select
 
-from openbotkit.engine import Engine
-from openbotkit.retrieval.embedders import get_embedder
-from openbotkit.retrieval.index import get_index
+from openbotkit.retrieval.embedders import Embedder
+from openbotkit.retrieval.index import SearchIndex
+from openbotkit.store import Store
 from openbotkit.store.tables import Record, RecordVector
 
 BATCH = 64
 
 
-def stale_records(engine: Engine, model_id: str, limit: int) -> list[tuple[str, str, str]]:
+def stale_records(store: Store, model_id: str, limit: int) -> list[tuple[str, str, str]]:
     """(record id, dataset id, text) of records whose vector is missing or of another model."""
     query = (
         select(Record.id, Record.dataset_id, Record.text)
@@ -27,18 +27,21 @@ def stale_records(engine: Engine, model_id: str, limit: int) -> list[tuple[str, 
         .where(or_(RecordVector.record_id.is_(None), and_(RecordVector.model_id != model_id)))
         .limit(limit)
     )
-    with engine.store.session(write=False) as session:
+    with store.session(write=False) as session:
         return [(r[0], r[1], r[2]) for r in session.execute(query)]
 
 
-def reembed(engine: Engine, progress: Callable[[int], None] | None = None) -> int:
+def reembed(
+    store: Store,
+    embedder: Embedder,
+    index: SearchIndex,
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """Re-embed every stale record; returns how many were done."""
-    embedder = get_embedder(engine)
-    index = get_index(engine)
     done = 0
-    while batch := stale_records(engine, embedder.model_id, BATCH):
+    while batch := stale_records(store, embedder.model_id, BATCH):
         vectors = embedder.embed([text for _, _, text in batch])
-        with engine.store.session() as session:
+        with store.session() as session:
             for (record_id, dataset_id, _), vector in zip(batch, vectors, strict=True):
                 index.replace(session, dataset_id, record_id, vector, embedder.model_id)
         done += len(batch)

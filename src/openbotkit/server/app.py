@@ -19,12 +19,12 @@ from starlette.routing import BaseRoute, Route
 from openbotkit.actions import REGISTRY, Registry
 from openbotkit.engine import Engine
 from openbotkit.errors import ObkError
-from openbotkit.ingestion.worker import Worker
 from openbotkit.server import wire_files  # noqa: F401 - registers the file wire adapters
 from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
 from openbotkit.server.openapi import openapi_document
 from openbotkit.server.routes import PREFIXES, action_routes, authenticate
 from openbotkit.server.wire import EXTRA_ROUTES
+from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import Account
 
@@ -82,7 +82,7 @@ def create_app(
         thread = None
         if worker:
             thread = threading.Thread(
-                target=Worker(engine).run, args=(stop,), name="obk-worker", daemon=True
+                target=Worker(engine.runtime).run, args=(stop,), name="obk-worker", daemon=True
             )
             thread.start()
         yield

@@ -47,9 +47,9 @@ def jsonl_line(event: dict[str, Any]) -> bytes:
 async def authenticate(request: Request, engine: Engine) -> str:
     """The account of the request's secret; a recently seen secret costs no database trip."""
     token = bearer_token(request)
-    account_id = cached_account(engine, token)
+    account_id = cached_account(engine.runtime, token)
     if account_id is None:
-        account_id = await run_in_threadpool(account_for_token, engine, token)
+        account_id = await run_in_threadpool(account_for_token, engine.runtime, token)
     if account_id is None:
         raise NotAuthenticated("Not authenticated: unknown or revoked secret")
     return account_id

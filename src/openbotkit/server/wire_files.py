@@ -16,7 +16,6 @@ from starlette.routing import Route
 
 from openbotkit.engine import Engine
 from openbotkit.errors import InvalidInput, LimitsReached, NotAuthenticated, NotFound, Problem
-from openbotkit.ingestion.blobs import get_blobs
 from openbotkit.server.negotiation import JSON, json_body
 from openbotkit.server.routes import PREFIXES, authenticate
 from openbotkit.server.wire import EXTRA_ROUTES, WireAdapter, register_adapter
@@ -36,7 +35,7 @@ async def _stage_body(request: Request, engine: Engine) -> Path:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise LimitsReached(f"file of {declared} bytes is over the {limit}-byte limit")
-    staged = get_blobs(engine).staged_file()
+    staged = engine.runtime.blobs.staged_file()
     size = 0
     try:
         with staged.open("wb") as out:
@@ -76,7 +75,7 @@ async def read_upload(request: Request) -> dict[str, Any]:
                     "multipart upload needs a `file` part",
                     details=[Problem("/file", "required", "no file part")],
                 )
-            staged = get_blobs(engine).staged_file()
+            staged = engine.runtime.blobs.staged_file()
             size = 0
             with staged.open("wb") as out:
                 while chunk := await part.read(1 << 20):
@@ -121,7 +120,7 @@ def render_download(request: Request, out: BaseModel) -> Response | None:
     if accept == JSON:
         return _absolute(request, out)
     data = out.model_dump()
-    path = get_blobs(_engine(request)).path(data["id"])
+    path = _engine(request).runtime.blobs.path(data["id"])
     if path is None:
         return Response(status_code=204)
     name = data.get("name") or f"{data['id']}.bin"
@@ -158,9 +157,9 @@ async def content(request: Request) -> Response:
     verb = "put" if request.method == "PUT" else "get"
     account = q.get("account", "")
     file_content.verify(
-        engine, verb, file_id, account, q.get("expires", ""), q.get("signature", "")
+        engine.runtime.url_key, verb, file_id, account, q.get("expires", ""), q.get("signature", "")
     )
-    scope = AccountScope(engine, account)
+    scope = AccountScope(engine.runtime, account)
     if verb == "get":
 
         def locate() -> file_content.Content | None:

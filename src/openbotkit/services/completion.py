@@ -24,7 +24,6 @@ from openbotkit.models.providers import (
     Role,
     Token,
 )
-from openbotkit.models.routing import get_router
 from openbotkit.services import bots, conversations, datasets, usage
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.services.search import search_records
@@ -68,7 +67,7 @@ def _config(ctx: Ctx, bot_id: str | None, inline: BotConfig) -> BotConfig:
 
 def _prepare(ctx: Ctx, config: BotConfig, history: Sequence[Turn]) -> Prepared:
     spec = parse_model(config.model or ctx.settings.default_model)
-    provider = get_router(ctx.engine).resolve(spec.name)
+    provider = ctx.runtime.models.resolve(spec.name)
     limit = spec.interaction_max_messages or DEFAULT_INTERACTION_MAX_MESSAGES
     history = list(history)[-limit:]
     options = GenerationOptions(

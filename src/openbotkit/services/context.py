@@ -12,20 +12,20 @@ from sqlalchemy.orm import Session
 from openbotkit.settings import Settings
 
 if TYPE_CHECKING:
-    from openbotkit.engine import Engine
+    from openbotkit.runtime import Runtime
 
 
 @dataclass
 class Ctx:
-    """One action call: the acting account, its open transaction, and the engine's shared parts."""
+    """One action call: the acting account, its open transaction, and the process-wide parts."""
 
-    engine: Engine
+    runtime: Runtime
     session: Session
     account_id: str
 
     @property
     def settings(self) -> Settings:
-        return self.engine.settings
+        return self.runtime.settings
 
 
 @dataclass
@@ -36,14 +36,14 @@ class AccountScope:
     on SQLite that would block every other writer. They open short transactions as they go.
     """
 
-    engine: Engine
+    runtime: Runtime
     account_id: str
 
     @property
     def settings(self) -> Settings:
-        return self.engine.settings
+        return self.runtime.settings
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Ctx]:
-        with self.engine.store.session(write=write) as session:
-            yield Ctx(self.engine, session, self.account_id)
+        with self.runtime.store.session(write=write) as session:
+            yield Ctx(self.runtime, session, self.account_id)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from openbotkit.errors import Conflict, InvalidInput, NotFound, Problem
 from openbotkit.ids import new_id, now_ms
+from openbotkit.retrieval.filters import meta_condition
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Base
 
@@ -68,28 +69,6 @@ def update(ctx: Ctx, row: Base, fields: Mapping[str, Any]) -> None:
         setattr(row, key, value)
     row.updated_at = now_ms()  # type: ignore[attr-defined]
     ctx.session.flush()
-
-
-def meta_condition(column: Any, key: str, value: Any) -> ColumnElement[bool]:
-    """Equality on one meta key; a dotted key is a nested path. Strings from a query string
-    also match the same number or boolean, as a ChatBotKit server does."""
-    path = tuple(key.split("."))
-    expr = column[path] if len(path) > 1 else column[key]
-    if isinstance(value, bool):
-        return expr.as_boolean() == value  # type: ignore[no-any-return]
-    if isinstance(value, (int, float)):
-        return expr.as_float() == value  # type: ignore[no-any-return]
-    if value is None:
-        return expr.is_(None)  # type: ignore[no-any-return]
-    text = str(value)
-    if text in ("true", "false"):
-        return expr.as_boolean() == (text == "true")  # type: ignore[no-any-return]
-    options = [expr.as_string() == text]
-    try:
-        options.append(expr.as_float() == float(text))
-    except ValueError:
-        pass
-    return or_(*options)
 
 
 class PageRequest(Protocol):

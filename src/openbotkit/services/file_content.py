@@ -5,24 +5,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import mimetypes
-import os
-import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
-from openbotkit.engine import Engine
 from openbotkit.errors import InvalidInput, LimitsReached, NotAuthorized, Problem
-from openbotkit.ingestion.blobs import StoredBlob, get_blobs
+from openbotkit.ingestion.blobs import StoredBlob
 from openbotkit.ingestion.fetch import capped_chunks, open_url
 from openbotkit.services import crud, files
 from openbotkit.services.context import Ctx
+from openbotkit.settings import Settings
 from openbotkit.store.tables import File
 
 URL_TTL_S = 3600
@@ -46,8 +43,8 @@ def guess_type(name: str | None, given: str | None) -> str:
     return guessed or (given.split(",")[-1].strip() if given else "application/octet-stream")
 
 
-def check_size(engine: Engine, size: int) -> None:
-    limit = engine.settings.max_file_bytes
+def check_size(settings: Settings, size: int) -> None:
+    limit = settings.max_file_bytes
     if size > limit:
         raise LimitsReached(
             f"file of {size} bytes is over the {limit}-byte limit (OBK_MAX_FILE_BYTES)",
@@ -74,7 +71,7 @@ def store_chunks(
     ctx: Ctx, ref: str, chunks: Iterable[bytes], content_type: str | None, name: str | None
 ) -> File:
     file = files.get(ctx, ref)
-    stored = get_blobs(ctx.engine).put_chunks(file.id, chunks, ctx.settings.max_file_bytes)
+    stored = ctx.runtime.blobs.put_chunks(file.id, chunks, ctx.settings.max_file_bytes)
     return _record(ctx, file, stored, guess_type(name or file.name, content_type), name)
 
 
@@ -91,8 +88,8 @@ def store_path(
     file = files.get(ctx, ref)
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}", details=[Problem("/path", "exists", str(path))])
-    check_size(ctx.engine, path.stat().st_size)
-    stored = get_blobs(ctx.engine).put_file(file.id, path, move=move)
+    check_size(ctx.settings, path.stat().st_size)
+    stored = ctx.runtime.blobs.put_file(file.id, path, move=move)
     name = name or path.name
     return _record(ctx, file, stored, guess_type(name, content_type), name)
 
@@ -105,7 +102,7 @@ def store_data_url(ctx: Ctx, ref: str, url: str, name: str | None) -> File:
             "malformed data: URL", details=[Problem("/file", "data_url", "no comma")]
         )
     mime = header[5:].split(";")[0] or "text/plain"
-    check_size(ctx.engine, len(payload) * 3 // 4)
+    check_size(ctx.settings, len(payload) * 3 // 4)
     try:
         data = (
             base64.b64decode(payload, validate=True)
@@ -130,7 +127,7 @@ def store_url(ctx: Ctx, ref: str, url: str, name: str | None) -> File:
 
 def content(ctx: Ctx, ref: str) -> tuple[File, Content | None]:
     file = files.get(ctx, ref)
-    path = get_blobs(ctx.engine).path(file.id)
+    path = ctx.runtime.blobs.path(file.id)
     if path is None:
         return file, None
     name = file.name or f"{file.id}.bin"
@@ -142,38 +139,21 @@ def content(ctx: Ctx, ref: str) -> tuple[File, Content | None]:
 # -- signed URLs -----------------------------------------------------------------------------
 
 
-def _key(engine: Engine) -> bytes:
-    """The installation's URL-signing key, made once and kept under OBK_HOME (0600)."""
-    found = engine.components.get("url_key")
-    if found is None:
-        path = engine.settings.home / "url-signing.key"
-        if not path.exists():
-            tmp = path.with_name(f"url-signing.{secrets.token_hex(4)}.tmp")
-            tmp.write_bytes(secrets.token_bytes(32))
-            tmp.chmod(0o600)
-            # link() fails if another process made the key first: then everyone uses theirs.
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)
-            tmp.unlink()
-        found = engine.components.setdefault("url_key", path.read_bytes())
-    return found  # type: ignore[no-any-return]
-
-
 def sign(
-    engine: Engine, verb: str, file_id: str, account_id: str, ttl_s: int = URL_TTL_S
+    key: bytes, verb: str, file_id: str, account_id: str, ttl_s: int = URL_TTL_S
 ) -> dict[str, str]:
     """Query parameters that let anyone holding them `verb` this file's content until expiry."""
     expires = str(int(time.time()) + ttl_s)
     message = f"{verb}\n{file_id}\n{account_id}\n{expires}".encode()
-    signature = hmac.new(_key(engine), message, hashlib.sha256).hexdigest()
+    signature = hmac.new(key, message, hashlib.sha256).hexdigest()
     return {"account": account_id, "expires": expires, "signature": signature}
 
 
 def verify(
-    engine: Engine, verb: str, file_id: str, account_id: str, expires: str, signature: str
+    key: bytes, verb: str, file_id: str, account_id: str, expires: str, signature: str
 ) -> None:
     message = f"{verb}\n{file_id}\n{account_id}\n{expires}".encode()
-    expected = hmac.new(_key(engine), message, hashlib.sha256).hexdigest()
+    expected = hmac.new(key, message, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature):
         raise NotAuthorized("this link is not valid")
     if not expires.isdigit() or int(expires) < time.time():

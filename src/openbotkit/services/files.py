@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import event
 
-from openbotkit.ingestion.blobs import get_blobs
 from openbotkit.services import crud
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import File
-
-if TYPE_CHECKING:
-    from openbotkit.engine import Engine
-
-
-def delete_content(engine: Engine, file_id: str) -> None:
-    get_blobs(engine).delete(file_id)
 
 
 def create(ctx: Ctx, fields: dict[str, Any]) -> File:
@@ -41,6 +33,6 @@ def delete(ctx: Ctx, ref: str) -> str:
     ctx.session.delete(file)
     ctx.session.flush()
     # The content goes only once the row is gone for good: never a row without its blob.
-    file_id, engine = file.id, ctx.engine
-    event.listen(ctx.session, "after_commit", lambda _s: delete_content(engine, file_id), once=True)
+    file_id, blobs = file.id, ctx.runtime.blobs
+    event.listen(ctx.session, "after_commit", lambda _s: blobs.delete(file_id), once=True)
     return file.id

@@ -14,8 +14,7 @@ from sqlalchemy import select
 
 from openbotkit.errors import InvalidInput, NotFound, Problem
 from openbotkit.ids import new_id, now_ms
-from openbotkit.retrieval.embedders import Vectors, get_embedder
-from openbotkit.retrieval.index import get_index
+from openbotkit.retrieval.embedders import Vectors
 from openbotkit.services import crud, datasets
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Dataset, Record
@@ -64,7 +63,7 @@ def create_many(
     """
     for i, item in enumerate(items):
         _check_text(item.get("text", ""), f"/{i}/text" if len(items) > 1 else "/text")
-    embedder = get_embedder(ctx.engine)
+    embedder = ctx.runtime.embedder
     if vectors is None:
         vectors = embedder.embed([item["text"] for item in items])
     now = now_ms()
@@ -83,15 +82,13 @@ def create_many(
     ]
     ctx.session.add_all(rows)
     ctx.session.flush()
-    get_index(ctx.engine).add(
-        ctx.session, dataset.id, [r.id for r in rows], vectors, embedder.model_id
-    )
+    ctx.runtime.index.add(ctx.session, dataset.id, [r.id for r in rows], vectors, embedder.model_id)
     return rows
 
 
 def embed_texts(ctx: Ctx, texts: Sequence[str]) -> Vectors:
     """Embed texts for `create_many` with the installation's embedder."""
-    return get_embedder(ctx.engine).embed(texts)
+    return ctx.runtime.embedder.embed(texts)
 
 
 def update(ctx: Ctx, dataset_ref: str, record_id: str, fields: dict[str, Any]) -> Record:
@@ -104,9 +101,9 @@ def update(ctx: Ctx, dataset_ref: str, record_id: str, fields: dict[str, Any]) -
         _check_text(fields["text"])
     text_changed = "text" in fields and fields["text"] != record.text
     crud.update(ctx, record, fields)
-    index = get_index(ctx.engine)
+    index = ctx.runtime.index
     if text_changed:
-        embedder = get_embedder(ctx.engine)
+        embedder = ctx.runtime.embedder
         vector = embedder.embed([record.text])[0]
         index.replace(ctx.session, record.dataset_id, record.id, vector, embedder.model_id)
     else:
@@ -118,7 +115,7 @@ def delete(ctx: Ctx, dataset_ref: str, record_id: str) -> str:
     record = get(ctx, dataset_ref, record_id)
     ctx.session.delete(record)  # its vector and full-text entry go with it (cascade, trigger)
     ctx.session.flush()
-    get_index(ctx.engine).touch(ctx.session, record.dataset_id)
+    ctx.runtime.index.touch(ctx.session, record.dataset_id)
     return record.id
 
 
@@ -131,5 +128,5 @@ def delete_by_source(ctx: Ctx, dataset: Dataset, source: str) -> int:
             Record.source == source,
         )
     )
-    get_index(ctx.engine).touch(ctx.session, dataset.id)
+    ctx.runtime.index.touch(ctx.session, dataset.id)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

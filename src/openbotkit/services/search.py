@@ -13,9 +13,8 @@ from sqlalchemy import select
 
 from openbotkit.errors import InvalidInput, Problem
 from openbotkit.retrieval import filters
-from openbotkit.retrieval.embedders import Embedder, Vectors, get_embedder
+from openbotkit.retrieval.embedders import Embedder, Vectors
 from openbotkit.retrieval.fusion import fuse_weighted
-from openbotkit.retrieval.index import get_index
 from openbotkit.services import datasets
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Record
@@ -80,8 +79,8 @@ def search_records(
     k = max_records or dataset.search_max_records or DEFAULT_MAX_RECORDS
     min_score = dataset.search_min_score or 0.0
     conds = filters.conditions(filter)
-    index = get_index(ctx.engine)
-    embedder = get_embedder(ctx.engine)
+    index = ctx.runtime.index
+    embedder = ctx.runtime.embedder
     n = max(MIN_CANDIDATES, k * CANDIDATES_PER_RECORD)
 
     cosine: dict[str, float] = {}
@@ -133,7 +132,7 @@ def _within_budget(
     }
     out: list[ScoredRecord] = []
     used = 0
-    embedder = get_embedder(ctx.engine) if max_tokens else None
+    embedder = ctx.runtime.embedder if max_tokens else None
     for rid, score in chosen:
         row = rows.get(rid)
         if row is None:

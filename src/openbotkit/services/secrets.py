@@ -1,6 +1,6 @@
 """API secrets: random tokens shown once, stored as SHA-256 hashes, compared in constant time.
 
-These are operator actions (they choose the account), so they take the engine, not a Ctx.
+These are operator actions (they choose the account), so they take the Runtime, not a Ctx.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from openbotkit.engine import Engine
 from openbotkit.errors import NotFound
 from openbotkit.ids import new_id, now_ms
+from openbotkit.runtime import Runtime
+from openbotkit.services.accounts import ensure_account
 from openbotkit.store.tables import Account, Secret
 
 TOKEN_PREFIX = "obk_"
@@ -35,9 +36,11 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_secret(engine: Engine, account: str, name: str | None = None) -> tuple[SecretInfo, str]:
+def create_secret(
+    runtime: Runtime, account: str, name: str | None = None
+) -> tuple[SecretInfo, str]:
     """Create a secret for `account` (created if new); returns its info and the token, once."""
-    account_id = engine.ensure_account(account)
+    account_id = ensure_account(runtime.store, account)
     token = TOKEN_PREFIX + pysecrets.token_urlsafe(32)
     row = Secret(
         id=new_id(),
@@ -47,7 +50,7 @@ def create_secret(engine: Engine, account: str, name: str | None = None) -> tupl
         prefix=token[:10],
         created_at=now_ms(),
     )
-    with engine.store.session() as session:
+    with runtime.store.session() as session:
         session.add(row)
     return SecretInfo(row.id, account, name, row.prefix, row.created_at, None), token
 
@@ -55,24 +58,24 @@ def create_secret(engine: Engine, account: str, name: str | None = None) -> tupl
 AUTH_CACHE_S = 5.0
 
 
-def cached_account(engine: Engine, token: str) -> str | None:
+def cached_account(runtime: Runtime, token: str) -> str | None:
     """The account of a secret seen in the last AUTH_CACHE_S seconds (no database trip)."""
-    hit = engine.components.get("auth_cache", {}).get(_hash(token))
+    hit = runtime.auth_cache.get(_hash(token))
     return hit[0] if hit is not None and hit[1] > time.monotonic() else None
 
 
-def account_for_token(engine: Engine, token: str) -> str | None:
+def account_for_token(runtime: Runtime, token: str) -> str | None:
     """The account a live secret belongs to, or None.
 
     Answers are remembered for AUTH_CACHE_S seconds per process (a lookup per request is the
     largest cost of a small API call), so a revocation takes effect within that time.
     """
-    found = cached_account(engine, token)
+    found = cached_account(runtime, token)
     if found is not None:
         return found
     digest = _hash(token)
-    cache: dict[str, tuple[str, float]] = engine.components.setdefault("auth_cache", {})
-    with engine.store.session(write=False) as session:
+    cache = runtime.auth_cache
+    with runtime.store.session(write=False) as session:
         row = session.execute(
             select(Secret.token_hash, Secret.account_id).where(
                 Secret.token_hash == digest, Secret.revoked_at.is_(None)
@@ -87,22 +90,22 @@ def account_for_token(engine: Engine, token: str) -> str | None:
     return str(row[1])
 
 
-def list_secrets(engine: Engine, account: str | None = None) -> list[SecretInfo]:
+def list_secrets(runtime: Runtime, account: str | None = None) -> list[SecretInfo]:
     query = select(Secret, Account.name).join(Account, Account.id == Secret.account_id)
     if account:
         query = query.where(Account.name == account)
-    with engine.store.session(write=False) as session:
+    with runtime.store.session(write=False) as session:
         rows = session.execute(query.order_by(Secret.created_at)).all()
     return [
         SecretInfo(s.id, acct, s.name, s.prefix, s.created_at, s.revoked_at) for s, acct in rows
     ]
 
 
-def revoke(engine: Engine, secret_id: str) -> None:
-    with engine.store.session() as session:
+def revoke(runtime: Runtime, secret_id: str) -> None:
+    with runtime.store.session() as session:
         row = session.get(Secret, secret_id)
         if row is None:
             raise NotFound(f"no secret {secret_id!r}; see `obk secret list`")
         if row.revoked_at is None:
             row.revoked_at = now_ms()
-        engine.components.get("auth_cache", {}).pop(row.token_hash, None)
+        runtime.auth_cache.pop(row.token_hash, None)

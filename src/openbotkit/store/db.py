@@ -49,7 +49,8 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.dialect = make_url(url).get_backend_name()
+        self.is_sqlite = self.dialect == "sqlite"
         if self.is_sqlite:
             path = make_url(url).database
             if path and path != ":memory:":

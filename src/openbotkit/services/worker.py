@@ -16,16 +16,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from openbotkit.engine import Engine
 from openbotkit.errors import InvalidInput, ObkError
 from openbotkit.ids import new_id, now_ms
 from openbotkit.ingestion import jobs
-from openbotkit.ingestion.blobs import get_blobs
 from openbotkit.ingestion.chunking import chunk_sections
 from openbotkit.ingestion.parsers import parse
-from openbotkit.retrieval.embedders import get_embedder
+from openbotkit.runtime import Runtime
 from openbotkit.services import records
 from openbotkit.services.context import Ctx
+from openbotkit.store import Store
 from openbotkit.store.tables import Dataset, DatasetFile, File, Job
 
 log = logging.getLogger("openbotkit.worker")
@@ -50,14 +49,14 @@ class Loaded:
 
 
 class Worker:
-    def __init__(self, engine: Engine, worker_id: str | None = None) -> None:
-        self.engine = engine
+    def __init__(self, runtime: Runtime, worker_id: str | None = None) -> None:
+        self.runtime = runtime
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
-        self.lease_ms = int(engine.settings.job_lease_s * 1000)
+        self.lease_ms = int(runtime.settings.job_lease_s * 1000)
 
     def run_once(self) -> Job | None:
         """Claim and run one job; None when there is nothing to do."""
-        with self.engine.store.session() as session:
+        with self.runtime.store.session() as session:
             job = jobs.claim_next_job(session, self.worker_id, now_ms(), self.lease_ms)
             if job is None:
                 return None
@@ -75,7 +74,7 @@ class Worker:
         except Exception as exc:
             log.exception("job %s failed", job.id)
             self._fail(job, f"{type(exc).__name__}: {exc}", retry=True)
-        with self.engine.store.session(write=False) as session:
+        with self.runtime.store.session(write=False) as session:
             return session.get(Job, job.id)
 
     def run(self, stop: threading.Event, poll_s: float = 1.0) -> None:
@@ -90,18 +89,18 @@ class Worker:
                 stop.wait(poll_s)
 
     def _fail(self, job: Job, error: str, *, retry: bool) -> None:
-        with self.engine.store.session() as session:
+        with self.runtime.store.session() as session:
             jobs.fail(session, job.id, error, retry=retry)
 
     def _progress(self, job: Job, stage: str, done: int = 0, total: int = 0) -> None:
-        with self.engine.store.session() as session:
+        with self.runtime.store.session() as session:
             if not jobs.progress(
                 session, job.id, self.worker_id, stage, done, total, self.lease_ms
             ):
                 raise JobLost(job.id)
 
     def _load(self, job: Job) -> Loaded:
-        with self.engine.store.session(write=False) as session:
+        with self.runtime.store.session(write=False) as session:
             file = session.get(File, job.file_id)
             dataset = session.get(Dataset, job.dataset_id)
             attached = session.get(DatasetFile, (job.dataset_id, job.file_id))
@@ -112,7 +111,7 @@ class Worker:
             loaded = Loaded(
                 b"", file.name, file.content_type, dataset.record_max_tokens, dataset.separators
             )
-        path = get_blobs(self.engine).path(job.file_id)
+        path = self.runtime.blobs.path(job.file_id)
         if path is None:
             raise Permanent("the file has no content yet: upload it first")
         loaded.data = path.read_bytes()
@@ -123,7 +122,7 @@ class Worker:
         self._progress(job, "parse")
         sections = parse(loaded.data, loaded.content_type, loaded.file_name)
         self._progress(job, "chunk")
-        embedder = get_embedder(self.engine)
+        embedder = self.runtime.embedder
         chunks = chunk_sections(
             sections, embedder, max_tokens=loaded.record_max_tokens, separators=loaded.separators
         )
@@ -144,7 +143,7 @@ class Worker:
         ]
         matrix = np.vstack(vectors) if vectors else np.zeros((0, embedder.dimensions), np.float32)
         self._progress(job, "index", len(chunks), len(chunks))
-        with self.engine.store.session() as session:
+        with self.runtime.store.session() as session:
             current = session.get(Job, job.id, populate_existing=True)
             if (
                 current is None
@@ -155,7 +154,7 @@ class Worker:
             dataset = session.get(Dataset, job.dataset_id)
             if dataset is None:
                 raise Permanent("the dataset no longer exists")
-            ctx = Ctx(self.engine, session, job.account_id)
+            ctx = Ctx(self.runtime, session, job.account_id)
             records.delete_by_source(ctx, dataset, source)
             if items:
                 records.create_many(ctx, dataset, items, matrix)
@@ -163,11 +162,11 @@ class Worker:
         return len(items)
 
 
-def wait_for(engine: Engine, job_ids: list[str], timeout_s: float = 600) -> list[Job]:
+def wait_for(store: Store, job_ids: list[str], timeout_s: float = 600) -> list[Job]:
     """Poll until every job has finished (succeeded or failed)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        with engine.store.session(write=False) as session:
+        with store.session(write=False) as session:
             found = [session.get(Job, j) for j in job_ids]
         done = [j for j in found if j is not None]
         if all(j.status in ("succeeded", "failed") for j in done) or time.monotonic() > deadline:

@@ -1,0 +1,105 @@
+"""The process-wide parts behind every action, owned by one typed object.
+
+A surface (CLI, server, worker, Python API) builds one Runtime from Settings. Parts that cost
+time or memory to build (the embedder, the search index, the language models, the blob store)
+are built on first use, once per process, from the implementations `backends` chooses; lower
+layers receive the parts they use, never the Runtime's owner. Tests hand in parts already built
+(a session-wide embedder or model) through the constructor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar, cast
+
+from openbotkit import backends
+from openbotkit.settings import Settings
+from openbotkit.store import Store
+
+if TYPE_CHECKING:
+    from openbotkit.ingestion.blobs import BlobStore
+    from openbotkit.models.providers import LLMProvider
+    from openbotkit.models.routing import ModelRouter
+    from openbotkit.retrieval.embedders import Embedder
+    from openbotkit.retrieval.index import SearchIndex
+
+T = TypeVar("T")
+
+
+class Runtime:
+    """Settings, the store, and the lazily built parts every action may need."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        local_llm: LLMProvider | None = None,
+        index: SearchIndex | None = None,
+    ) -> None:
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.resolved_database_url)
+        # Secrets seen lately: token hash -> (account id, monotonic expiry). See services/secrets.
+        self.auth_cache: dict[str, tuple[str, float]] = {}
+        self._lock = threading.RLock()
+        self._built: dict[str, object] = {}
+        self._local_llm = local_llm
+        for name, part in (("embedder", embedder), ("index", index)):
+            if part is not None:
+                self._built[name] = part
+
+    def _once(self, name: str, build: Callable[[], T]) -> T:
+        """Build a part the first time it is asked for; every thread then shares that one."""
+        found = self._built.get(name)
+        if found is None:
+            with self._lock:
+                found = self._built.get(name)
+                if found is None:
+                    found = self._built[name] = build()
+        return cast(T, found)
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._once("embedder", lambda: backends.embedder(self.settings))
+
+    @property
+    def index(self) -> SearchIndex:
+        return self._once("index", lambda: backends.search_index(self.settings, self.store.dialect))
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._once("blobs", lambda: backends.blob_store(self.settings))
+
+    @property
+    def models(self) -> ModelRouter:
+        def build() -> ModelRouter:
+            from openbotkit.models.routing import ModelRouter
+
+            return ModelRouter(self.settings, backends.provider, local=self._local_llm)
+
+        return self._once("models", build)
+
+    @property
+    def url_key(self) -> bytes:
+        """The installation's URL-signing key, made once and kept under OBK_HOME (0600)."""
+        return self._once("url_key", self._read_or_make_url_key)
+
+    def _read_or_make_url_key(self) -> bytes:
+        path = self.settings.home / "url-signing.key"
+        if not path.exists():
+            tmp = path.with_name(f"url-signing.{secrets.token_hex(4)}.tmp")
+            tmp.write_bytes(secrets.token_bytes(32))
+            tmp.chmod(0o600)
+            # link() fails if another process made the key first: then everyone uses theirs.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+            tmp.unlink()
+        return path.read_bytes()
+
+    def close(self) -> None:
+        self.store.dispose()
