@@ -14,8 +14,14 @@ MAX_TAKE = 100
 class Input(BaseModel):
     """Action input: camelCase keys only; an unknown key is an error naming it."""
 
+    # defer_build: validators are built on first use, so a CLI call that runs one action does
+    # not build those of every action at import.
     model_config = ConfigDict(
-        alias_generator=to_camel, extra="forbid", validate_by_alias=True, validate_by_name=False
+        alias_generator=to_camel,
+        extra="forbid",
+        validate_by_alias=True,
+        validate_by_name=False,
+        defer_build=True,
     )
 
     def set_fields(self, *, exclude: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
@@ -32,6 +38,7 @@ class Output(BaseModel):
         validate_by_name=True,
         validate_by_alias=True,
         extra="ignore",
+        defer_build=True,
     )
 
 

@@ -17,7 +17,6 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from openbotkit.actions import REGISTRY, Action, Effect
-from openbotkit.cli.render import render
 from openbotkit.cli.state import state
 from openbotkit.errors import (
     ConfirmationRequired,
@@ -223,6 +222,8 @@ def run(
     if as_json:
         click.echo(_dumps({"data": result, "meta": {"executionId": execution_id}}))
     elif not stream:
+        from openbotkit.cli.render import render  # rich, only for people at a terminal
+
         render(result)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from openbotkit.cli.state import state
-from openbotkit.retrieval.reembed import reembed
 
 
 @click.group()
@@ -16,6 +15,8 @@ def datasets() -> None:
 @datasets.command("reembed")
 def reembed_command() -> None:
     """Give every record a vector from the current embedder (after changing OBK_EMBEDDER)."""
+    from openbotkit.retrieval.reembed import reembed
+
     runtime = state().engine.runtime
     done = reembed(
         runtime.store,

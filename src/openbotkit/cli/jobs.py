@@ -9,12 +9,10 @@ import time
 from typing import Any
 
 import click
-from rich.progress import BarColumn, Progress, TextColumn
 from sqlalchemy import select
 
 from openbotkit.cli.state import state
 from openbotkit.errors import NotFound
-from openbotkit.services.worker import Worker
 from openbotkit.store.tables import Job
 
 
@@ -41,6 +39,8 @@ def job_json(job: Job) -> dict[str, Any]:
 @click.option("--poll", default=1.0, show_default=True, help="Seconds between polls when idle.")
 def worker(once: bool, poll: float) -> None:
     """Run file-sync jobs until interrupted (several workers may run at once)."""
+    from openbotkit.services.worker import Worker
+
     engine = state().engine
     w = Worker(engine.runtime)
     if once:
@@ -99,6 +99,8 @@ def show(job_id: str) -> None:
 
 def follow(job_ids: list[str], timeout_s: float = 3600) -> list[dict[str, Any]]:
     """Show a progress bar per job until each has finished; return their final states."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
     engine = state().engine
     deadline = time.monotonic() + timeout_s
     with Progress(
@@ -147,6 +149,8 @@ def sync(file_id: str, wait: bool, as_json: bool) -> None:
         )
         return
     # Without a separate worker running, do the work here.
+    from openbotkit.services.worker import Worker
+
     stop = threading.Event()
     runner = threading.Thread(target=Worker(engine.runtime).run, args=(stop, 0.2), daemon=True)
     runner.start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-import uvicorn
 
 from openbotkit.cli.state import state
 
@@ -21,6 +20,8 @@ from openbotkit.cli.state import state
 )
 def serve(host: str, port: int, workers: int, log_level: str, worker: bool) -> None:
     """Serve the REST API under /api/v1 and /v1 (give SDKs the origin, e.g. http://HOST:PORT)."""
+    import uvicorn
+
     if workers > 1:
         # Each process builds its own app (and job worker) from the same environment.
         uvicorn.run(

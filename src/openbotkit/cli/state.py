@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
 
-from openbotkit.engine import Engine
 from openbotkit.settings import Settings
+
+if TYPE_CHECKING:
+    from openbotkit.engine import Engine
 
 
 @dataclass
@@ -18,6 +21,8 @@ class CliState:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            from openbotkit.engine import Engine
+
             self._engine = Engine(self.settings)
         return self._engine
 

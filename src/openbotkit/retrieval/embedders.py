@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any, Protocol
-
-import httpx
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from openbotkit.errors import InvalidInput, ProviderError
 from openbotkit.settings import Settings
 
-Vectors = npt.NDArray[np.float32]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+# numpy is imported where vectors are made, not here: the connector's plain reads (which import
+# this module for the types) start without it.
+Vectors: TypeAlias = "npt.NDArray[np.float32]"
 
 
 class Embedder(Protocol):
@@ -36,6 +38,8 @@ class Embedder(Protocol):
 
 
 def _normalize(vectors: npt.NDArray[Any]) -> Vectors:
+    import numpy as np
+
     arr = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(arr, axis=1, keepdims=True)
     return np.asarray(arr / np.maximum(norms, 1e-12), dtype=np.float32)
@@ -63,6 +67,8 @@ class LocalEmbedder:
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> Vectors:
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         with self._lock:  # torch already uses both cores; parallel calls only thrash
@@ -107,10 +113,15 @@ class OpenAIEmbedder:
         headers = {}
         if settings.openai_api_key:
             headers["Authorization"] = f"Bearer {settings.openai_api_key}"
+        import httpx
+
         self.client = httpx.Client(headers=headers, timeout=60)
         self.dimensions = int(self.embed(["dimension probe"]).shape[1])
 
     def embed(self, texts: Sequence[str]) -> Vectors:
+        import httpx
+        import numpy as np
+
         if not texts:
             return np.zeros((0, getattr(self, "dimensions", 0)), dtype=np.float32)
         try:

@@ -16,7 +16,6 @@ from urllib.parse import unquote_to_bytes
 
 from openbotkit.errors import InvalidInput, LimitsReached, NotAuthorized, Problem
 from openbotkit.ingestion.blobs import StoredBlob
-from openbotkit.ingestion.fetch import capped_chunks, open_url
 from openbotkit.services import crud, files
 from openbotkit.services.context import Ctx
 from openbotkit.settings import Settings
@@ -119,6 +118,9 @@ def store_data_url(ctx: Ctx, ref: str, url: str, name: str | None) -> File:
 
 def store_url(ctx: Ctx, ref: str, url: str, name: str | None) -> File:
     """Fetch an http(s) URL server-side, guarded against private targets (SSRF)."""
+    # httpx is imported here, not with the module: most actions never fetch a URL.
+    from openbotkit.ingestion.fetch import capped_chunks, open_url
+
     files.get(ctx, ref)  # not found before any network traffic
     with open_url(url, allow_private=ctx.settings.allow_private_urls) as (response, fetched):
         chunks = capped_chunks(response, ctx.settings.max_file_bytes)

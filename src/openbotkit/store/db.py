@@ -9,18 +9,35 @@ immediate one waits its turn.
 from __future__ import annotations
 
 import fcntl
+import functools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_REVISION = re.compile(r'^(down_revision|revision)\b[^=]*=\s*"([^"]*)"', re.MULTILINE)
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration's id, read from the files without importing Alembic (which costs
+    more than a whole connector call): the one revision no other names as its parent."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        for kind, rev in _REVISION.findall(path.read_text()):
+            (revisions if kind == "revision" else parents).add(rev)
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"migrations must have one head, found {sorted(heads)}")
+    return heads.pop()
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
@@ -65,8 +82,14 @@ class Store:
         self._migrated = False
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision; safe when several processes start at once."""
+        """Bring the schema to the newest revision; safe when several processes start at once.
+
+        A database already at the newest revision costs one SELECT: Alembic is imported only
+        when there is something to apply."""
         if self._migrated:
+            return
+        if self._at_head():
+            self._migrated = True
             return
         lock_path = self._lock_path()
         if lock_path is None:
@@ -88,7 +111,18 @@ class Store:
             return None
         return Path(path + ".migrate.lock")
 
+    def _at_head(self) -> bool:
+        try:
+            with self.read_engine.connect() as conn:
+                current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        except DBAPIError:  # no version table yet: a new database
+            return False
+        return [row[0] for row in current] == [head_revision()]
+
     def _upgrade(self) -> None:
+        from alembic import command
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.write_engine.connect() as conn:

@@ -1,0 +1,139 @@
+"""Connector CLI start-up: wall time of one `obk connector run` against a bare-Python reference.
+
+    .venv/bin/python bench/cli.py [--runs 7]
+
+An agent pays for a whole process per action, so the figure is a whole process: the median wall
+time of `obk connector run chatbotkit --action A --json` for list_bots, fetch_bot, create_bot
+and search_dataset (on a 2,000-record dataset), plus `obk --help` and `connector schema`. The
+reference, timed in the same run and interleaved with obk's runs, is a fresh `python -c` that
+opens the same SQLite file with the standard library and prints the same bots as JSON. Targets
+(issue "Speed"): reads <= 250 ms and <= 6x the reference, writes <= 300 ms, search <= 400 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+REFERENCE = """
+import json, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+rows = conn.execute(
+    "SELECT id, name, description, created_at, updated_at FROM bots ORDER BY created_at DESC LIMIT 20"
+).fetchall()
+keys = ("id", "name", "description", "createdAt", "updatedAt")
+print(json.dumps({"data": {"items": [dict(zip(keys, r)) for r in rows]}}))
+"""
+
+
+def obk(*args: str) -> list[str]:
+    return [str(BIN / "obk"), *args]
+
+
+def run(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def seed(env: dict[str, str]) -> tuple[str, str]:
+    """Bots to list, and a 2,000-record dataset to search (written in-process, in batches)."""
+    from openbotkit.engine import Engine
+    from openbotkit.services import datasets, records
+    from openbotkit.services.context import AccountScope
+    from openbotkit.settings import Settings
+
+    engine = Engine(Settings.from_env(env))
+    try:
+        bot = ""
+        for i in range(20):
+            bot = engine.execute("create_bot", {"name": f"bot {i}", "description": "bench"})["id"]
+        ds = engine.execute("create_dataset", {"name": "bench"})["id"]
+        texts = [f"Record {i} about topic {i % 97} and detail {i % 13}." for i in range(2000)]
+        scope = AccountScope(engine.runtime, engine.local_account_id())
+        for start in range(0, len(texts), 200):
+            batch = texts[start : start + 200]
+            with scope.transaction(write=False) as ctx:
+                vectors = records.embed_texts(ctx, batch)
+            with scope.transaction() as ctx:
+                items = [{"text": t} for t in batch]
+                records.create_many(ctx, datasets.get(ctx, ds), items, vectors)
+        return bot, ds
+    finally:
+        engine.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "OBK_HOME": str(Path(tmp) / "home"), "HF_HUB_OFFLINE": "1"}
+        env.pop("CHATBOTKIT_BASE_URL", None)
+        print("seeding 20 bots and 2,000 records ...", flush=True)
+        bot, ds = seed(env)
+        db = str(Path(tmp) / "home" / "openbotkit.sqlite3")
+
+        def action(name: str, data: dict[str, object]) -> list[str]:
+            return obk(
+                "connector",
+                "run",
+                "chatbotkit",
+                "--action",
+                name,
+                "--json",
+                "--data",
+                json.dumps(data),
+            )
+
+        cases: dict[str, tuple[str, list[str]]] = {
+            "reference (python + sqlite3)": ("ref", [sys.executable, "-c", REFERENCE, db]),
+            "obk --help": ("read", obk("--help")),
+            "connector schema update_bot": (
+                "read",
+                obk("connector", "schema", "chatbotkit", "--action", "update_bot"),
+            ),
+            "list_bots": ("read", action("list_bots", {})),
+            "fetch_bot": ("read", action("fetch_bot", {"botId": bot})),
+            "create_bot": ("write", action("create_bot", {"name": "bench"})),
+            "search_dataset (2k records)": (
+                "search",
+                action("search_dataset", {"datasetId": ds, "search": "topic 42"}),
+            ),
+        }
+        for _kind, cmd in cases.values():  # warm the OS cache and the exported ONNX model
+            run(cmd, env)
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(args.runs):  # interleaved, so machine noise hits every case alike
+            for name, (_kind, cmd) in cases.items():
+                times[name].append(run(cmd, env))
+    ref = statistics.median(times["reference (python + sqlite3)"])
+    targets = {"read": 0.250, "write": 0.300, "search": 0.400}
+    print(f"\n{'command':32} {'median':>9} {'min':>9} {'max':>9} {'x ref':>7}  target")
+    for name, (kind, _cmd) in cases.items():
+        t = times[name]
+        med = statistics.median(t)
+        target = targets.get(kind)
+        verdict = (
+            ""
+            if target is None
+            else f"<= {target * 1000:.0f} ms: {'met' if med <= target else 'MISSED'}"
+        )
+        if kind == "read" and name in ("list_bots", "fetch_bot"):
+            verdict += f", <= 6x ref: {'met' if med <= 6 * ref else 'MISSED'}"
+        print(
+            f"{name:32} {med * 1000:7.0f}ms {min(t) * 1000:7.0f}ms {max(t) * 1000:7.0f}ms "
+            f"{med / ref:6.1f}x  {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()
