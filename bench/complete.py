@@ -71,10 +71,10 @@ def main() -> int:
             # The exact prompt the platform sent, replayed straight into llama.cpp.
             with AccountScope(engine.runtime, account).transaction(write=False) as ctx:
                 c = conversations.get(ctx, conv)
-                history = completion._history(ctx, conv)[:-1]
-                prepared = completion._prepare(
-                    ctx, completion._config(ctx, c.bot_id, completion.BotConfig()), history
-                )
+                config = completion._config(ctx, c.bot_id, completion.BotConfig())
+                limit = completion.history_limit(ctx, config)
+                history = completion._history(ctx, conv, limit)[:-1]
+                prepared = completion._prepare(ctx, config, history)
             forget_prompt(llama)
             started, d_first = time.perf_counter(), None
             # llama-cpp-python's own chat API, the same model object, no platform code between.

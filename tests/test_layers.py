@@ -27,6 +27,7 @@ RANKS: dict[str, int] = {
     "errors": 0,
     "ids": 0,
     "settings": 0,
+    "localfiles": 0,
 }
 SURFACE = 7
 PARTS = [name for name, rank in RANKS.items() if rank == 1]

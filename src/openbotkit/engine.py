@@ -35,8 +35,11 @@ class Engine:
         *,
         embedder: Embedder | None = None,
         local_llm: LLMProvider | None = None,
+        local_paths: bool = False,
     ) -> None:
-        self.runtime = Runtime(settings, embedder=embedder, local_llm=local_llm)
+        self.runtime = Runtime(
+            settings, embedder=embedder, local_llm=local_llm, local_paths=local_paths
+        )
 
     @property
     def settings(self) -> Settings:
@@ -45,6 +48,11 @@ class Engine:
     @property
     def store(self) -> Store:
         return self.runtime.store
+
+    @property
+    def local_paths(self) -> bool:
+        """Whether `path` fields may read and write this machine's files (localfiles)."""
+        return self.runtime.local_paths
 
     def run(self, act: Action, inp: BaseModel, *, account_id: str) -> BaseModel:
         """Run one validated action as `account_id`, in one transaction."""

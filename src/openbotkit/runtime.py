@@ -40,8 +40,12 @@ class Runtime:
         embedder: Embedder | None = None,
         local_llm: LLMProvider | None = None,
         index: SearchIndex | None = None,
+        local_paths: bool = False,
     ) -> None:
         self.settings = settings
+        # Whether `path` fields may read and write this machine's files (openbotkit.localfiles):
+        # the local CLI opts in; a server never does.
+        self.local_paths = local_paths
         settings.home.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.resolved_database_url)
         # Secrets seen lately: token hash -> (account id, monotonic expiry). See services/secrets.

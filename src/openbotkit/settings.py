@@ -51,6 +51,9 @@ class Settings(BaseModel):
     # Files
     max_file_bytes: int = 25 * 1024 * 1024
     allow_private_urls: bool = False
+    # Host name -> addresses, answered before DNS for URL uploads (like curl --resolve); the
+    # answers are checked like any other. Set by code (tests, embedders), not the environment.
+    resolve_hosts: dict[str, tuple[str, ...]] = {}
     sync_min_interval_s: float = 120.0
     job_lease_s: float = 60.0
     # Completion

@@ -113,7 +113,7 @@ def test_download_of_a_file_without_content_is_refused(
     file_id = call(backend, "create_file", {})["id"]
     target = tmp_path / "empty"
     target.mkdir()
-    with pytest.raises(InvalidInput, match="no content yet"):
+    with pytest.raises(NotFound, match="no content yet"):
         call(backend, "download_file", {"fileId": file_id, "path": str(target)})
     assert list(target.iterdir()) == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 
 from openbotkit.engine import Engine
 from openbotkit.errors import NotFound, RateLimited
+from openbotkit.ingestion import jobs
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
@@ -26,9 +28,8 @@ OBK = shutil.which("obk", path=str(Path(sys.executable).parent)) or "obk"
 
 def upload(engine: Engine, tmp_path: Path, name: str, data: bytes) -> str:
     file_id = engine.execute("create_file", {"name": name})["id"]
-    path = tmp_path / name
-    path.write_bytes(data)
-    engine.execute("upload_file", {"fileId": file_id, "path": str(path)})
+    content = "data:application/octet-stream;base64," + base64.b64encode(data).decode()
+    engine.execute("upload_file", {"fileId": file_id, "file": content})
     return file_id
 
 
@@ -87,8 +88,10 @@ def test_resync_replaces_the_files_records(quick_engine: Engine, tmp_path: Path)
     engine.execute("attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"})
     engine.execute("sync_dataset_file", {"datasetId": ds, "fileId": file_id})
     Worker(engine.runtime).run_once()
-    (tmp_path / "notes.md").write_bytes(b"# Notes\nThe second version.")
-    engine.execute("upload_file", {"fileId": file_id, "path": str(tmp_path / "notes.md")})
+    second = base64.b64encode(b"# Notes\nThe second version.").decode()
+    engine.execute(
+        "upload_file", {"fileId": file_id, "file": f"data:text/markdown;base64,{second}"}
+    )
     engine.execute("sync_file", {"fileId": file_id})
     Worker(engine.runtime).run_once()
     assert sorted(texts(engine, ds)) == ["A record of its own.", "Notes\nThe second version."]
@@ -190,4 +193,86 @@ def test_worker_killed_mid_sync_is_resumed_with_exactly_the_right_records(
     assert len(stored) == len(set(stored)) == job.records
     joined = "\n".join(stored)
     assert all(p in joined for p in paragraphs)
+    engine.close()
+
+
+def _queued_job(engine: Engine) -> Job:
+    ds = engine.execute("create_dataset", {})["id"]
+    file_id = upload(engine, Path(), "a.md", b"# A\nSome text.")
+    engine.execute("attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"})
+    engine.execute("sync_file", {"fileId": file_id})
+    with engine.store.session(write=False) as session:
+        return session.scalars(select(Job)).one()
+
+
+def test_a_job_that_kills_every_worker_fails_after_max_attempts(quick_engine: Engine) -> None:
+    """Each claim whose lease then runs out (the worker died) is an attempt; after the last
+    one the job is failed, not handed to yet another worker."""
+    engine = quick_engine
+    queued = _queued_job(engine)
+    now, lease = int(time.time() * 1000), 1_000
+    for attempt in range(1, queued.max_attempts + 1):
+        with engine.store.session() as session:
+            claimed = jobs.claim_next_job(session, f"doomed-{attempt}", now, lease)
+            assert claimed is not None and claimed.attempts == attempt
+        now += lease + 1  # that worker died: its lease runs out
+    with engine.store.session() as session:
+        assert jobs.claim_next_job(session, "another", now, lease) is None
+    with engine.store.session(write=False) as session:
+        job = session.get(Job, queued.id)
+        assert job is not None and job.status == "failed" and "lease expired" in (job.error or "")
+        assert job.attempts == job.max_attempts
+
+
+def test_a_worker_that_lost_its_lease_cannot_complete_or_fail_the_job(
+    quick_engine: Engine,
+) -> None:
+    engine = quick_engine
+    _queued_job(engine)
+    now, lease = int(time.time() * 1000), 1_000
+    with engine.store.session() as session:
+        first = jobs.claim_next_job(session, "slow", now, lease)
+        assert first is not None
+        session.expunge(first)
+    with engine.store.session() as session:  # the lease ran out; another worker took over
+        second = jobs.claim_next_job(session, "fast", now + lease + 1, lease)
+        assert second is not None and second.attempts == 2
+        session.expunge(second)
+    with engine.store.session() as session:
+        assert not jobs.progress(session, first, "slow", "embed", 1, 2, lease)
+        assert jobs.fail(session, first, "slow", "late failure", retry=False) is None
+        assert not jobs.finish(session, first, "slow", 99)
+    # Even a worker that reuses its id is fenced by the attempt number.
+    with engine.store.session() as session:
+        stale = Job(id=second.id, attempts=1)
+        assert not jobs.finish(session, stale, "fast", 99)
+    with engine.store.session() as session:
+        assert jobs.finish(session, second, "fast", 3)
+    with engine.store.session(write=False) as session:
+        job = session.get(Job, second.id)
+        assert job is not None and job.status == "succeeded" and job.records == 3
+        assert job.error is None
+
+
+def test_a_long_stage_keeps_its_lease(tmp_path: Path, local_embedder: Embedder) -> None:
+    """While a stage runs three times longer than the lease, no other worker can claim the
+    job; once the stage ends, renewal stops."""
+    engine = Engine(
+        Settings(home=tmp_path / "home", sync_min_interval_s=0, job_lease_s=0.6),
+        embedder=local_embedder,
+    )
+    _queued_job(engine)
+    worker = Worker(engine.runtime, "long")
+    with engine.store.session() as session:
+        job = jobs.claim_next_job(session, "long", int(time.time() * 1000), worker.lease_ms)
+        assert job is not None
+        session.expunge(job)
+    with worker._lease_kept(job):
+        time.sleep(1.8)  # a slow parse, say
+        with engine.store.session() as session:
+            assert jobs.claim_next_job(session, "thief", int(time.time() * 1000), 600) is None
+    time.sleep(0.8)
+    with engine.store.session() as session:
+        taken = jobs.claim_next_job(session, "thief", int(time.time() * 1000), 600)
+        assert taken is not None and taken.attempts == 2
     engine.close()

@@ -68,3 +68,28 @@ def test_a_prompt_beyond_the_context_is_a_provider_error_saying_what_to_shorten(
     long = "The robot carries boxes. " * 500
     with pytest.raises(ProviderError, match="shorten the text"):
         next(local_llm.stream([ChatMessage("user", long)], GenerationOptions(max_tokens=4)))
+
+
+def test_a_slow_reader_does_not_stall_other_completions(local_llm: LLMProvider) -> None:
+    """A stream whose consumer stops reading after one token (a slow HTTP client) must not
+    keep the model from answering someone else meanwhile."""
+    import threading
+
+    slow = local_llm.stream(
+        [ChatMessage("user", "Count from 1 to 20.")], GenerationOptions(max_tokens=40)
+    )
+    assert isinstance(next(slow), Token)  # then the reader stalls, the stream held open
+    other: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: other.extend(
+            local_llm.stream(
+                [ChatMessage("user", "Say hi.")], GenerationOptions(max_tokens=4, temperature=0)
+            )
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and isinstance(other[-1], Finished)
+    rest = list(slow)  # the slow reader still gets its whole answer afterwards
+    assert isinstance(rest[-1], Finished)

@@ -112,7 +112,7 @@ def test_url_upload_refuses_private_targets(client: Client) -> None:
     resp = client.request(
         "POST", f"/api/v1/file/{file_id}/upload", json={"file": "http://127.0.0.1:9/secret"}
     )
-    assert resp.status_code == 400 and "non-public address" in resp.json()["message"]
+    assert resp.status_code == 400 and "not a public address" in resp.json()["message"]
     assert download(client, file_id).status_code == 204  # nothing stored
 
 
@@ -128,6 +128,8 @@ def test_path_uploads_are_not_for_http(client: Client, tmp_path: Path) -> None:
 def test_no_content_is_204_and_404_as_json(client: Client) -> None:
     file_id = new_file(client)
     assert download(client, file_id).status_code == 204
+    empty = download(client, file_id, Accept="application/json")
+    assert empty.status_code == 404 and empty.json()["code"] == "NOT_FOUND"  # spec §7.4
     assert download(client, "missing", Accept="application/json").status_code == 404
 
 

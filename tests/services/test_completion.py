@@ -166,3 +166,64 @@ def test_the_user_messages_entities_are_stored(run: RunAction) -> None:
     )
     user = run("list_conversation_messages", {"conversationId": conv})["items"][0]
     assert user["entities"] == [entity]
+
+
+def test_stateless_complete_reads_its_attachments_and_accepts_contact_and_namespace(
+    tmp_path: Any, local_embedder: Any, local_llm: Any
+) -> None:
+    """An attachment is fetched (through the same guard as URL uploads; here a name that the
+    installation resolves to a loopback server it is allowed to reach) and its text joins the
+    prompt; contactId and namespace are accepted as ChatBotKit accepts them."""
+    import http.server
+    import threading
+
+    from openbotkit.settings import Settings
+    from tests.conftest import make_runner
+
+    hits: list[str] = []
+
+    class Doc(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            body = ZEPHYR.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Doc)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    engine = Engine(
+        Settings(
+            home=tmp_path / "att",
+            allow_private_urls=True,
+            resolve_hosts={"docs.test": ("127.0.0.1",)},
+        ),
+        embedder=local_embedder,
+        local_llm=local_llm,
+    )
+    run = make_runner(engine, "alice")
+    try:
+        base = {"messages": [{"type": "user", "text": QUESTION}], "model": MODEL}
+        plain = run("complete_messages", base)
+        url = f"http://docs.test:{server.server_address[1]}/zephyr.txt"
+        attached = run(
+            "complete_messages",
+            {
+                **base,
+                "attachments": [{"url": url}],
+                "contactId": {"fingerprint": "visitor-1", "name": "Ann"},
+                "namespace": "support",
+            },
+        )
+        assert hits == ["/zephyr.txt"]
+        assert attached["usage"]["token"] > plain["usage"]["token"]
+        assert run("complete_messages", {**base, "contactId": "contact_1"})["text"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        engine.close()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from openbotkit.engine import Engine
 from openbotkit.errors import InvalidInput, NotFound
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.settings import Settings
-from tests.conftest import RunAction
+from tests.conftest import RunAction, make_runner
 
 FACTS = [
     (
@@ -181,3 +183,62 @@ def test_search_text_is_required(run: RunAction, dataset: str) -> None:
     with pytest.raises(InvalidInput) as err:
         run("search_dataset", {"datasetId": dataset, "search": ""})
     assert err.value.details[0].pointer == "/search"
+
+
+OTHER_TEXTS = [
+    f"The Zephyr-{i} robot manual, chapter {i}: payload, charging and the robot's battery."
+    for i in range(40)
+] + [f"Kilograms and minutes and hours, note {i}." for i in range(40)]
+
+
+def _ranking(run: RunAction, dataset: str, query: str, mode: str) -> list[tuple[str, float]]:
+    found = run(
+        "search_dataset",
+        {"datasetId": dataset, "search": query, "mode": mode},
+    )["records"]
+    return [(r["id"], r["score"]) for r in found]
+
+
+@pytest.mark.parametrize("mode", ["lexical", "hybrid"])
+def test_a_datasets_results_depend_only_on_its_own_records(
+    run: RunAction, run_bob: RunAction, dataset: str, engine: Engine, mode: str
+) -> None:
+    """Identical ids and scores before and after another account, and another dataset of the
+    same account, add records full of the query's words (term statistics are per dataset)."""
+    queries = ["Zephyr-9 payload kilograms", "robot charging minutes hours", "capital France"]
+    before = {q: _ranking(run, dataset, q, mode) for q in queries}
+    assert all(before.values())
+    theirs = run_bob("create_dataset", {})["id"]
+    mine = run("create_dataset", {})["id"]
+    for text in OTHER_TEXTS:
+        run_bob("create_dataset_record", {"datasetId": theirs, "text": text})
+        run("create_dataset_record", {"datasetId": mine, "text": text})
+    after = {q: _ranking(run, dataset, q, mode) for q in queries}
+    assert after == before
+    # A fresh process (no cached statistics) agrees.
+    restarted = Engine(engine.settings, embedder=engine.runtime.embedder)
+    try:
+        again = {q: _ranking(make_runner(restarted, "alice"), dataset, q, mode) for q in queries}
+    finally:
+        restarted.close()
+    assert again == before
+
+
+def test_search_survives_vacuum(run: RunAction, dataset: str, engine: Engine) -> None:
+    """The full-text index and the vector cache are keyed by records.key, which VACUUM keeps;
+    deleting rows first gives VACUUM implicit rowids to renumber."""
+    extra = run("create_dataset", {})["id"]
+    ids = [run("create_dataset_record", {"datasetId": extra, "text": t})["id"] for t in OTHER_TEXTS]
+    for record_id in ids[::2]:
+        run("delete_dataset_record", {"datasetId": extra, "recordId": record_id})
+    queries = ["Zephyr-9 payload kilograms", "capital France"]
+    before = {(q, m): _ranking(run, dataset, q, m) for q in queries for m in ("lexical", "dense")}
+    db = sqlite3.connect(engine.settings.home / "openbotkit.sqlite3")
+    db.execute("VACUUM")
+    db.close()
+    after = {(q, m): _ranking(run, dataset, q, m) for q in queries for m in ("lexical", "dense")}
+    assert after == before
+    # Writes after VACUUM are found (the cache refreshes by key) and the rest unchanged.
+    new = run("create_dataset_record", {"datasetId": dataset, "text": "Zephyr-9 payload 42 kg."})
+    found = _ranking(run, dataset, "Zephyr-9 payload kilograms", "lexical")
+    assert new["id"] in [rid for rid, _ in found]

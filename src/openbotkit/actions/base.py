@@ -110,6 +110,17 @@ def _meta_filter(value: Any) -> dict[str, Any] | None:
     return value
 
 
+# A JSON Schema pattern (unanchored, as JSON Schema and pydantic read it): some text that is
+# not only white space. The published schema states what the services refuse.
+NOT_BLANK = r"\S"
+
+
+def no_null_default(schema: dict[str, Any]) -> None:
+    """json_schema_extra for a field whose Python default is None but where null is refused:
+    the published schema shows neither."""
+    schema.pop("default", None)
+
+
 class ListInput(Input):
     """Pagination shared by every list action (spec §1.5)."""
 

@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from openbotkit.actions.base import BotConfigFields, Input, Output
-from openbotkit.actions.conversations import CreateMessageOutput, Entity, MessageType
+from openbotkit.actions.base import NOT_BLANK, BotConfigFields, Input, Output
+from openbotkit.actions.conversations import Contact, CreateMessageOutput, Entity, MessageType
 from openbotkit.actions.registry import Effect, action
 from openbotkit.errors import InternalError
 from openbotkit.services import completion, conversations
@@ -56,7 +56,9 @@ def _no_functions(value: list[Function] | None) -> list[Function] | None:
 
 class TurnOptions(Input):
     functions: Annotated[list[Function] | None, AfterValidator(_no_functions)] = Field(
-        None, description="Not supported yet: a non-empty list is refused."
+        None,
+        description="Not supported yet: a non-empty list is refused.",
+        json_schema_extra={"maxItems": 0},
     )
     extensions: dict[str, Any] | None = Field(
         None, description="Accepted and ignored, as ChatBotKit does for untrusted sessions."
@@ -83,7 +85,9 @@ class CompleteOutput(Output):
 
 class CompleteConversationInput(TurnOptions):
     conversation_id: str
-    text: str | None = Field(None, description="The user's message; omit to continue as is.")
+    text: str | None = Field(
+        None, pattern=NOT_BLANK, description="The user's message; omit to continue as is."
+    )
     entities: list[Entity] | None = None
 
 
@@ -104,15 +108,41 @@ def complete_conversation(scope: AccountScope, inp: CompleteConversationInput) -
     return result_of(stream_complete(scope, inp), CompleteOutput)
 
 
+# A stateless complete carries its history in the request: bounded like a stored one's.
+MAX_MESSAGES = 1_000
+MAX_ATTACHMENTS = 5
+
+
 class StatelessMessage(Input):
     type: MessageType
     text: str
     meta: dict[str, Any] | None = None
 
 
+class Attachment(Input):
+    url: Annotated[str, Field(pattern=r"^https?://", max_length=2048)] = Field(
+        description="An http(s) URL; fetched (public addresses only) and read as context."
+    )
+
+
 class CompleteMessagesInput(TurnOptions, BotConfigFields):
-    messages: Annotated[list[StatelessMessage], Field(min_length=1)]
+    messages: Annotated[
+        list[StatelessMessage],
+        Field(
+            min_length=1,
+            max_length=MAX_MESSAGES,
+            description="At least one user or bot message.",
+            json_schema_extra={"contains": {"properties": {"type": {"enum": ["user", "bot"]}}}},
+        ),
+    ]
     bot_id: str | None = None
+    contact_id: str | Contact | None = Field(
+        None, description="Who is asking: a contact id, or a contact by fingerprint."
+    )
+    attachments: Annotated[list[Attachment], Field(max_length=MAX_ATTACHMENTS)] | None = Field(
+        None, description="Documents the answer may draw on (their text joins the context)."
+    )
+    namespace: str | None = Field(None, description="Accepted for compatibility; not used.")
 
 
 class CompleteMessagesOutput(Output):
@@ -124,7 +154,8 @@ class CompleteMessagesOutput(Output):
 def stream_messages(scope: AccountScope, inp: CompleteMessagesInput) -> Events:
     inline = BotConfig(inp.model, inp.backstory, inp.dataset_id)
     messages = [m.model_dump() for m in inp.messages]
-    return completion.complete_messages(scope, messages, inp.bot_id, inline)
+    urls = [a.url for a in inp.attachments or []]
+    return completion.complete_messages(scope, messages, inp.bot_id, inline, attachments=urls)
 
 
 @action(
@@ -141,7 +172,7 @@ def complete_messages(scope: AccountScope, inp: CompleteMessagesInput) -> Comple
 
 class SendInput(TurnOptions):
     conversation_id: str
-    text: Annotated[str, Field(min_length=1)]
+    text: Annotated[str, Field(min_length=1, pattern=NOT_BLANK)]
     entities: list[Entity] | None = None
 
 

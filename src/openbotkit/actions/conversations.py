@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -59,8 +60,31 @@ class SeedMessage(Input):
     text: str
 
 
+class Contact(Input):
+    """The person a conversation is with, identified by the caller's own fingerprint."""
+
+    fingerprint: Annotated[str, Field(min_length=1, max_length=256)]
+    name: str | None = None
+    description: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    nick: str | None = None
+    meta: Meta = None
+
+
+def contact_id_for(account_id: str, contact: Contact) -> str:
+    """The contact's id: the same fingerprint in the same account is the same contact."""
+    digest = hashlib.sha256(f"{account_id}\n{contact.fingerprint}".encode()).hexdigest()
+    return f"contact_{digest[:24]}"
+
+
 class CreateConversationInput(ConversationFields):
     messages: list[SeedMessage] | None = Field(None, description="Messages to start with.")
+    contact: Contact | None = Field(
+        None,
+        description="Who the conversation is with: sets contactId to the id of the contact with"
+        " this fingerprint (the same fingerprint gives the same id).",
+    )
 
 
 class ConversationRef(Input):
@@ -109,7 +133,10 @@ def fetch_conversation(ctx: Ctx, inp: ConversationRef) -> ConversationOutput:
 def create_conversation(ctx: Ctx, inp: CreateConversationInput) -> IdOutput:
     """Start a conversation with a bot (botId) or an inline model/backstory/dataset."""
     seed = [m.model_dump() for m in inp.messages or []]
-    return IdOutput(id=conversations.create(ctx, inp.set_fields(exclude={"messages"}), seed).id)
+    fields = inp.set_fields(exclude={"messages", "contact"})
+    if inp.contact is not None:
+        fields["contact_id"] = contact_id_for(ctx.account_id, inp.contact)
+    return IdOutput(id=conversations.create(ctx, fields, seed).id)
 
 
 @action("update_conversation", Effect.WRITE, "POST /conversation/{conversationId}/update")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from openbotkit.actions.base import (
+    NOT_BLANK,
     Alias,
     IdOutput,
     Input,
@@ -17,10 +19,11 @@ from openbotkit.actions.base import (
     ModelString,
     Resource,
     Visibility,
+    no_null_default,
 )
 from openbotkit.actions.registry import Effect, action
 from openbotkit.services import crud, datasets, records
-from openbotkit.services.context import Ctx
+from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.store.tables import Dataset, Record
 
 PositiveInt = Annotated[int | None, Field(ge=1)]
@@ -121,13 +124,16 @@ class RecordRef(DatasetRef):
 
 
 class CreateRecordInput(DatasetRef):
-    text: str = Field(min_length=1, description="The record's text (not blank).")
+    text: str = Field(min_length=1, pattern=NOT_BLANK, description="The record's text (not blank).")
     source: str | None = Field(None, description="Where the text came from (a URL or file:///id).")
     meta: Meta = None
 
 
 class UpdateRecordInput(RecordRef):
-    text: str | None = None
+    # null is refused (a record always has text): absent from the published schema.
+    text: SkipJsonSchema[None] | Annotated[str, Field(min_length=1, pattern=NOT_BLANK)] = Field(
+        None, json_schema_extra=no_null_default
+    )
     source: str | None = None
     meta: Meta = None
 
@@ -156,18 +162,36 @@ def fetch_dataset_record(ctx: Ctx, inp: RecordRef) -> RecordOutput:
     return RecordOutput.model_validate(records.get(ctx, inp.dataset_id, inp.record_id))
 
 
-@action("create_dataset_record", Effect.WRITE, "POST /dataset/{datasetId}/record/create")
-def create_dataset_record(ctx: Ctx, inp: CreateRecordInput) -> IdOutput:
+@action(
+    "create_dataset_record",
+    Effect.WRITE,
+    "POST /dataset/{datasetId}/record/create",
+    own_transactions=True,
+)
+def create_dataset_record(scope: AccountScope, inp: CreateRecordInput) -> IdOutput:
     """Add a record to a dataset; it is searchable as soon as this returns."""
     fields = inp.set_fields(exclude={"dataset_id"})
-    return IdOutput(id=records.create(ctx, inp.dataset_id, fields).id)
+    # Embedded before the write transaction opens: writers never queue behind a model.
+    vectors = records.embed_for_write(scope, [fields])
+    with scope.transaction() as ctx:
+        dataset = datasets.get(ctx, inp.dataset_id)
+        return IdOutput(id=records.create_many(ctx, dataset, [fields], vectors)[0].id)
 
 
-@action("update_dataset_record", Effect.WRITE, "POST /dataset/{datasetId}/record/{recordId}/update")
-def update_dataset_record(ctx: Ctx, inp: UpdateRecordInput) -> IdOutput:
+@action(
+    "update_dataset_record",
+    Effect.WRITE,
+    "POST /dataset/{datasetId}/record/{recordId}/update",
+    own_transactions=True,
+)
+def update_dataset_record(scope: AccountScope, inp: UpdateRecordInput) -> IdOutput:
     """Change a record's text, source or meta."""
     fields = inp.set_fields(exclude={"dataset_id", "record_id"})
-    return IdOutput(id=records.update(ctx, inp.dataset_id, inp.record_id, fields).id)
+    vector = None
+    if isinstance(fields.get("text"), str):
+        vector = records.embed_for_write(scope, [fields])[0]
+    with scope.transaction() as ctx:
+        return IdOutput(id=records.update(ctx, inp.dataset_id, inp.record_id, fields, vector).id)
 
 
 @action(

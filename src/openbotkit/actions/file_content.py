@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
-from openbotkit.actions.base import Input, Output
+from openbotkit.actions.base import Input, Output, no_null_default
 from openbotkit.actions.registry import Effect, action
-from openbotkit.errors import InvalidInput, Problem
+from openbotkit.errors import InvalidInput, NotFound, Problem
+from openbotkit.localfiles import LOCAL_ONLY, refuse_path, target_in
 from openbotkit.services import dataset_files, file_content, files
-from openbotkit.services.context import Ctx
+from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.store.tables import Job
 
 
@@ -26,16 +28,30 @@ class UploadSpec(Input):
 
 
 class UploadFileInput(Input):
+    # Over HTTP `path` does not exist, so a JSON body must give `file`.
+    model_config = ConfigDict(json_schema_extra={"x-http-required": ["file"]})
+
     file_id: str = Field(description="File id, or @alias.")
-    file: str | UploadSpec | None = Field(
+    file: (
+        Annotated[str, Field(pattern=r"^(https?://|data:)")] | UploadSpec | SkipJsonSchema[None]
+    ) = Field(
         None,
+        json_schema_extra=no_null_default,
         description=(
             "An http(s) URL to fetch, a data: URL, or {type, size, name} for a direct upload."
             " Multipart and raw bodies are accepted by the server too."
         ),
     )
-    path: str | None = Field(None, description="A local file to upload (local connector only).")
-    type: str | None = Field(None, description="Content type of `path` (guessed if omitted).")
+    path: str | None = Field(
+        None,
+        description="A local file to upload (local connector only).",
+        json_schema_extra={LOCAL_ONLY: True},
+    )
+    type: str | None = Field(
+        None,
+        description="Content type of `path` (guessed if omitted).",
+        json_schema_extra={LOCAL_ONLY: True},
+    )
     name: str | None = Field(None, description="File name to record.")
 
 
@@ -58,25 +74,54 @@ def _content_url(ctx: Ctx, verb: str, file_id: str) -> str:
     return f"/api/v1/file/{file_id}/content?{query}"
 
 
-@action("upload_file", Effect.WRITE, "POST /file/{fileId}/upload")
-def upload_file(ctx: Ctx, inp: UploadFileInput) -> UploadFileOutput:
+def _local_source(scope: AccountScope, path: str) -> tuple[Path, bool]:
+    """The file a `path` names and whether it may be moved: a body this server staged itself,
+    or (only where local files are allowed) a file on this machine."""
+    given = Path(path)
+    if scope.runtime.blobs.claim_staged(given):
+        return given, True
+    if not scope.runtime.local_paths:
+        raise refuse_path()
+    return given, False
+
+
+@action("upload_file", Effect.WRITE, "POST /file/{fileId}/upload", own_transactions=True)
+def upload_file(scope: AccountScope, inp: UploadFileInput) -> UploadFileOutput:
     """Give a file its content: from a URL, a data: URL, a local path, or a direct upload."""
     if (inp.file is None) == (inp.path is None):
         raise InvalidInput(
             "give exactly one of `file` (URL, data: URL or {type, size, name}) and `path`",
             details=[Problem("/file", "one_of", "file or path")],
         )
+    source: tuple[Path, bool] | None = None
+    ctype, name = inp.type, inp.name
+    if inp.path is not None:
+        source = _local_source(scope, inp.path)
+    elif isinstance(inp.file, str) and inp.file.startswith(("http://", "https://")):
+        with scope.transaction(write=False) as ctx:
+            files.get(ctx, inp.file_id)  # not found before any network traffic
+        # Fetched with no transaction open: a slow server must not hold the write lock.
+        staged = file_content.fetch_url(scope.runtime, inp.file)
+        source, ctype, name = (staged.path, True), staged.content_type, name or staged.name
+    try:
+        with scope.transaction() as ctx:
+            return _upload(ctx, inp, source, ctype, name)
+    finally:
+        if source is not None and source[1]:
+            scope.runtime.blobs.release_staged(source[0])  # gone already when it was used
+
+
+def _upload(
+    ctx: Ctx,
+    inp: UploadFileInput,
+    source: tuple[Path, bool] | None,
+    ctype: str | None,
+    name: str | None,
+) -> UploadFileOutput:
     file_id = files.get(ctx, inp.file_id).id
     upload = None
-    if inp.path is not None:
-        file_content.store_path(
-            ctx,
-            file_id,
-            Path(inp.path),
-            inp.type,
-            inp.name,
-            move=Path(inp.path).parent == ctx.runtime.blobs.staging,
-        )
+    if source is not None:
+        file_content.store_path(ctx, file_id, source[0], ctype, name, move=source[1])
     elif isinstance(inp.file, UploadSpec):
         file_content.check_size(ctx.settings, inp.file.size)
         ctype = file_content.guess_type(inp.file.name, inp.file.type)
@@ -90,8 +135,6 @@ def upload_file(ctx: Ctx, inp: UploadFileInput) -> UploadFileOutput:
         )
     elif inp.file is not None and inp.file.startswith("data:"):
         file_content.store_data_url(ctx, file_id, inp.file, inp.name)
-    elif inp.file is not None and inp.file.startswith(("http://", "https://")):
-        file_content.store_url(ctx, file_id, inp.file, inp.name)
     else:
         raise InvalidInput(
             "`file` must be an http(s) URL, a data: URL, or {type, size, name}",
@@ -101,9 +144,16 @@ def upload_file(ctx: Ctx, inp: UploadFileInput) -> UploadFileOutput:
     return UploadFileOutput(id=file_id, upload_request=upload, download_request=download)
 
 
+NO_CONTENT = "has_content"  # the rule of the not_found a download of an empty file raises
+
+
 class DownloadFileInput(Input):
     file_id: str = Field(description="File id, or @alias.")
-    path: str | None = Field(None, description="Write the content here (local connector only).")
+    path: str | None = Field(
+        None,
+        description="Write the content here (local connector only).",
+        json_schema_extra={LOCAL_ONLY: True},
+    )
 
 
 class DownloadFileOutput(Output):
@@ -118,18 +168,23 @@ class DownloadFileOutput(Output):
 @action("download_file", Effect.READ, "GET /file/{fileId}/download")
 def download_file(ctx: Ctx, inp: DownloadFileInput) -> DownloadFileOutput:
     """Get a file's content: a signed link, the bytes (server), or a local copy (`path`)."""
+    if inp.path is not None and not ctx.runtime.local_paths:
+        raise refuse_path()
     file, found = file_content.content(ctx, inp.file_id)
+    if found is None:
+        # Spec §7.4: no content is a 404 for the JSON form (the binary form answers 204).
+        raise NotFound(
+            f"file {file.id} has no content yet: upload it first",
+            details=[Problem("/fileId", NO_CONTENT, "the file has no content")],
+        )
     out = DownloadFileOutput(id=file.id, url=_content_url(ctx, "get", file.id), name=file.name)
-    if found is not None:
-        out.content_type, out.size = found.content_type, found.size
-        if inp.path is not None:
-            target = Path(inp.path)
-            if target.is_dir():
-                target = target / found.name
-            shutil.copyfile(found.path, target)
-            out.path = str(target)
-    elif inp.path is not None:
-        raise InvalidInput(f"file {file.id} has no content yet: upload it first")
+    out.content_type, out.size = found.content_type, found.size
+    if inp.path is not None:
+        target = Path(inp.path)
+        if target.is_dir():
+            target = target_in(target, found.name, f"{file.id}.bin")
+        shutil.copyfile(found.path, target)
+        out.path = str(target)
     return out
 
 

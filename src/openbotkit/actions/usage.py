@@ -28,7 +28,7 @@ class UsageOutput(Output):
     database: DatabaseUsage
 
 
-@action("fetch_usage", Effect.READ, "GET /usage/fetch")
+@action("fetch_usage", Effect.READ, "GET /usage/fetch", offload=True)
 def fetch_usage(ctx: Ctx, inp: FetchUsageInput) -> UsageOutput:
     """Tokens, conversations and messages this month, and what the account stores now."""
     return UsageOutput(**usage.totals(ctx), database=DatabaseUsage(**usage.database_counts(ctx)))

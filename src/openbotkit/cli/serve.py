@@ -36,6 +36,6 @@ def serve(host: str, port: int, workers: int, log_level: str, worker: bool) -> N
         return
     from openbotkit.server.app import create_app
 
-    st = state()
-    app = create_app(st.settings, st.engine, worker=worker)
+    # Its own engine: the CLI's honours local `path` fields, a server's never does.
+    app = create_app(state().settings, worker=worker)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

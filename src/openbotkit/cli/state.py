@@ -23,7 +23,7 @@ class CliState:
         if self._engine is None:
             from openbotkit.engine import Engine
 
-            self._engine = Engine(self.settings)
+            self._engine = Engine(self.settings, local_paths=True)
         return self._engine
 
 

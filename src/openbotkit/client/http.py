@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from openbotkit.actions import Action
 from openbotkit.errors import InvalidInput, ObkError, Problem, ProviderError, error_class_for
+from openbotkit.localfiles import target_in
 
 HOSTED = "api.chatbotkit.com"
 
@@ -126,7 +127,8 @@ class HttpBackend:
     def _save(self, client: httpx.Client, url: str, target: Path, info: dict[str, Any]) -> str:
         """Stream a download's bytes into `target` (a directory gets the file's own name)."""
         if target.is_dir():
-            target = target / (info.get("name") or f"{info['id']}.bin")
+            # The name comes from the server: reduced to a plain name so it stays inside.
+            target = target_in(target, info.get("name"), f"{info['id']}.bin")
         with client.stream("GET", url, headers={"Accept": "application/octet-stream"}) as resp:
             if resp.status_code >= 400:
                 resp.read()

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,13 @@ class BlobStore(Protocol):
 
     def staged_file(self) -> Path: ...
 
+    def claim_staged(self, path: Path) -> bool:
+        """True once for a file `staged_file` made in this process: a `path` naming it is the
+        server's own staged body, never a client's choice of local file."""
+        ...
+
+    def release_staged(self, path: Path) -> None: ...
+
     def put_chunks(self, key: str, chunks: Iterable[bytes], max_bytes: int) -> StoredBlob: ...
 
     def put_file(self, key: str, path: Path, *, move: bool) -> StoredBlob: ...
@@ -47,6 +55,10 @@ class LocalBlobStore:
         self.root = root
         self.staging = root / ".staging"
         self.staging.mkdir(parents=True, exist_ok=True)
+        # Staged files this process made and has not handed over yet: a `path` naming one of
+        # these is this server's own staged body, never a client's choice of local file.
+        self._issued: set[Path] = set()
+        self._lock = threading.Lock()
 
     def _target(self, key: str) -> Path:
         if not key or "/" in key or key.startswith("."):
@@ -57,7 +69,24 @@ class LocalBlobStore:
         """A new empty file in the staging area (same filesystem, so it can be renamed in)."""
         fd, name = tempfile.mkstemp(dir=self.staging)
         os.close(fd)
-        return Path(name)
+        path = Path(name)
+        with self._lock:
+            self._issued.add(path)
+        return path
+
+    def claim_staged(self, path: Path) -> bool:
+        """True once for a file `staged_file` made in this process (then it is the caller's)."""
+        with self._lock:
+            if path in self._issued:
+                self._issued.discard(path)
+                return True
+        return False
+
+    def release_staged(self, path: Path) -> None:
+        """Delete a staged file that will not be used."""
+        with self._lock:
+            self._issued.discard(path)
+        path.unlink(missing_ok=True)
 
     def put_chunks(self, key: str, chunks: Iterable[bytes], max_bytes: int) -> StoredBlob:
         tmp = self.staged_file()
@@ -76,7 +105,7 @@ class LocalBlobStore:
                 os.fsync(out.fileno())
             return self._install(key, tmp, StoredBlob(size, digest.hexdigest()))
         finally:
-            tmp.unlink(missing_ok=True)
+            self.release_staged(tmp)
 
     def put_file(self, key: str, path: Path, *, move: bool) -> StoredBlob:
         digest, size = hashlib.sha256(), 0
@@ -92,12 +121,14 @@ class LocalBlobStore:
             shutil.copyfile(path, tmp)
             return self._install(key, tmp, info)
         finally:
-            tmp.unlink(missing_ok=True)
+            self.release_staged(tmp)
 
     def _install(self, key: str, tmp: Path, info: StoredBlob) -> StoredBlob:
         target = self._target(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
+        with self._lock:
+            self._issued.discard(tmp)
         return info
 
     def path(self, key: str) -> Path | None:

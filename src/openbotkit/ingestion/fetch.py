@@ -1,16 +1,21 @@
 """Fetching a URL on a user's behalf without becoming a proxy into private networks (SSRF).
 
-Every hop is resolved and each address checked before connecting: loopback, private,
-link-local (cloud metadata lives there), multicast, reserved and unspecified addresses are
-refused unless OBK_ALLOW_PRIVATE_URLS is set. Redirects are followed by hand (at most 5) so each
-target is checked too. Bodies are streamed with a size cap and a timeout.
+Every hop's host is resolved once, every address it resolves to is checked, and the connection
+goes to a checked address (pinned): a DNS answer that changes between the check and the connect
+(rebinding) cannot reach 127.0.0.1 or 169.254.169.254. TLS still verifies the certificate for
+the host name (SNI and Host name the host, the socket goes to the address). IPv6 forms that carry
+an IPv4 address (mapped, IPv4-compatible, NAT64, 6to4, Teredo) are judged by the IPv4 inside.
+Loopback, private, link-local (cloud metadata lives there), multicast, reserved and unspecified
+addresses are refused unless OBK_ALLOW_PRIVATE_URLS is set. Proxies and credentials from the
+environment are never used. Redirects are followed by hand (at most 5) so each target is checked
+too. Bodies are streamed with a size cap and a timeout.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -21,6 +26,13 @@ from openbotkit.errors import InvalidInput, LimitsReached, Problem
 
 MAX_REDIRECTS = 5
 
+# host, port -> the addresses to connect to (the seam tests and `Settings.resolve_hosts` use).
+Resolver = Callable[[str, int], Sequence[str]]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
 
 @dataclass(frozen=True)
 class Fetched:
@@ -29,34 +41,123 @@ class Fetched:
     name: str | None
 
 
-def _refuse(url: str, why: str) -> InvalidInput:
+def system_resolver(host: str, port: int) -> list[str]:
+    """The operating system's answer (getaddrinfo), in its order, without duplicates."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def hosts_resolver(
+    hosts: Mapping[str, Sequence[str]], fallback: Resolver | None = None
+) -> Resolver:
+    """A resolver answering from `hosts` (like /etc/hosts or curl --resolve), else `fallback`."""
+
+    def resolve(host: str, port: int) -> Sequence[str]:
+        found = hosts.get(host.lower())
+        if found is not None:
+            return list(found)
+        if fallback is None:
+            raise socket.gaierror(socket.EAI_NONAME, "unknown host")
+        return fallback(host, port)
+
+    return resolve
+
+
+def embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (and so reaches), if it is such a form."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return []
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if any(address in net for net in _NAT64):
+        return [low32]
+    if address.sixtofour is not None:
+        return [address.sixtofour]
+    if address.teredo is not None:
+        return list(address.teredo)  # (server, client): both are reached on the way
+    if address in _IPV4_COMPATIBLE:
+        return [low32]
+    return []
+
+
+def is_public(address: IPAddress) -> bool:
+    """True for a globally routable unicast address (and every IPv4 address it embeds)."""
+    inner = embedded_ipv4(address)
+    if inner:
+        return all(v4.is_global and not v4.is_multicast for v4 in inner)
+    return address.is_global and not address.is_multicast
+
+
+def _refuse(url: str, host: str) -> InvalidInput:
+    # Never say what the host resolved to: that would make this a DNS oracle for private names.
     return InvalidInput(
-        f"refusing to fetch {url}: {why} (set OBK_ALLOW_PRIVATE_URLS=1 to allow private targets)",
-        details=[Problem("/file", "public_url", why)],
+        f"refusing to fetch {url}: {host} is not a public address"
+        " (set OBK_ALLOW_PRIVATE_URLS=1 to allow private targets)",
+        details=[Problem("/file", "public_url", "not a public address")],
     )
 
 
-def check_url(url: str, *, allow_private: bool) -> None:
-    """Raise unless `url` is http(s) and every address its host resolves to is public."""
+@dataclass(frozen=True)
+class Target:
+    """A URL whose host has been resolved and checked: connect to `addresses`, in order."""
+
+    url: str
+    host: str
+    port: int
+    addresses: tuple[str, ...]
+
+
+def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> Target:
+    """Resolve `url`'s host once; raise unless it is http(s) and every address is public."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if parts.scheme not in ("http", "https") or not host:
         raise InvalidInput(
             f"not an http(s) URL: {url!r}", details=[Problem("/file", "url", "http or https only")]
         )
-    if allow_private:
-        return
+    port = port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise InvalidInput(
-            f"cannot resolve {parts.hostname}: {exc}", details=[Problem("/file", "url", "dns")]
-        ) from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
-            raise _refuse(url, f"{parts.hostname} resolves to non-public address {address}")
+        literal: IPAddress | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        answers: Sequence[str] = [str(literal)]
+    else:
+        try:
+            answers = (resolver or system_resolver)(host, port)
+        except (OSError, UnicodeError):
+            answers = []
+        if not answers:
+            raise InvalidInput(
+                f"cannot resolve {host}", details=[Problem("/file", "url", "dns")]
+            ) from None
+    addresses: list[str] = []
+    for answer in answers:
+        try:
+            address = ipaddress.ip_address(answer.split("%", 1)[0])
+        except ValueError:
+            raise _refuse(url, host) from None
+        if not allow_private and not is_public(address):
+            raise _refuse(url, host)
+        addresses.append(str(address))
+    return Target(url, host, port, tuple(addresses))
+
+
+def _pinned_request(client: httpx.Client, target: Target, address: str) -> httpx.Request:
+    """GET `target.url` over a socket to `address`, the Host header and TLS name unchanged."""
+    original = httpx.URL(target.url)
+    request = client.build_request(
+        "GET",
+        original.copy_with(host=address),
+        headers={"Host": original.netloc.decode("ascii")},
+    )
+    if original.scheme == "https":
+        request.extensions["sni_hostname"] = target.host
+    return request
 
 
 @contextmanager
@@ -65,22 +166,21 @@ def open_url(
     *,
     allow_private: bool,
     timeout: float = 30.0,
-    resolve: Callable[[str], None] | None = None,
+    resolver: Resolver | None = None,
+    check: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[httpx.Response, Fetched]]:
-    """A checked, streaming GET; redirects are checked hop by hop."""
-    check = resolve or (lambda u: check_url(u, allow_private=allow_private))
-    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+    """A checked, pinned, streaming GET; redirects are checked hop by hop.
+
+    `check`, if given, is called with each hop's URL before it is resolved (a test's probe).
+    """
+    # trust_env=False: no HTTP(S)_PROXY, ALL_PROXY, NO_PROXY, .netrc or SSL_CERT_* from here.
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            check(current)
-            request = client.build_request("GET", current)
-            try:
-                response = client.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise InvalidInput(
-                    f"could not fetch {current}: {exc}",
-                    details=[Problem("/file", "fetch", str(exc))],
-                ) from None
+            if check is not None:
+                check(current)
+            target = check_url(current, allow_private=allow_private, resolver=resolver)
+            response = _connect(client, target)
             if response.is_redirect:
                 location = response.headers.get("location", "")
                 response.close()
@@ -103,9 +203,33 @@ def open_url(
         )
 
 
+def _connect(client: httpx.Client, target: Target) -> httpx.Response:
+    """The response from the first checked address that accepts a connection."""
+    failure: httpx.HTTPError | None = None
+    for address in target.addresses:
+        try:
+            return client.send(_pinned_request(client, target, address), stream=True)
+        except httpx.ConnectError as exc:
+            failure = exc
+        except httpx.HTTPError as exc:
+            failure = exc
+            break
+    # The exception text may name the address connected to; keep it out of the answer.
+    kind = type(failure).__name__ if failure is not None else "no address"
+    raise InvalidInput(
+        f"could not fetch {target.url}: {kind}",
+        details=[Problem("/file", "fetch", kind)],
+    ) from None
+
+
 def capped_chunks(response: httpx.Response, max_bytes: int) -> Iterator[bytes]:
     """The body in chunks, refused as soon as it passes `max_bytes`."""
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise LimitsReached(f"remote file is {declared} bytes, over the {max_bytes}-byte limit")
-    yield from response.iter_bytes()
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise LimitsReached(f"remote file is over the {max_bytes}-byte limit")
+        yield chunk

@@ -6,7 +6,7 @@ for PostgreSQL, where the row-picking subquery adds FOR UPDATE SKIP LOCKED.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from openbotkit.ids import new_id, now_ms
@@ -51,14 +51,38 @@ def enqueue_sync(session: Session, account_id: str, file_id: str, dataset_id: st
     return job
 
 
+def fail_exhausted(session: Session, now: int) -> int:
+    """Fail for good the running jobs whose lease ran out on their last attempt.
+
+    An expired lease means the worker died (or hung) mid-job: that attempt counts. A job that
+    kills every worker that runs it ends `failed` after `max_attempts`, not retried forever.
+    """
+    result = session.execute(
+        update(Job)
+        .where(Job.status == "running", Job.lease_until < now, Job.attempts >= Job.max_attempts)
+        .values(
+            status="failed",
+            stage="failed",
+            error="the worker stopped before finishing (lease expired) on every attempt",
+            lease_until=None,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def claim_next_job(session: Session, worker_id: str, now: int, lease_ms: int) -> Job | None:
     """Take the oldest runnable job (queued and due, or running with an expired lease).
 
-    One UPDATE ... RETURNING, so two workers never claim the same row.
+    One UPDATE ... RETURNING, so two workers never claim the same row. Each claim is a new
+    attempt (`attempts` + 1), which fences off the previous holder: everything a worker writes
+    about a job names the attempt it holds (`owned`).
     """
+    fail_exhausted(session, now)
     runnable = or_(
         and_(Job.status == "queued", Job.run_after <= now),
-        and_(Job.status == "running", Job.lease_until < now),
+        and_(Job.status == "running", Job.lease_until < now, Job.attempts < Job.max_attempts),
     )
     pick = select(Job.id).where(runnable).order_by(Job.created_at, Job.id).limit(1)
     if session.get_bind().dialect.name == "postgresql":
@@ -80,46 +104,74 @@ def claim_next_job(session: Session, worker_id: str, now: int, lease_ms: int) ->
     return session.get(Job, claimed, populate_existing=True) if claimed else None
 
 
+def owned(job_id: str, worker_id: str, attempt: int) -> ColumnElement[bool]:
+    """The job is still the one this worker claimed, on this attempt, and running."""
+    return and_(
+        Job.id == job_id,
+        Job.worker_id == worker_id,
+        Job.attempts == attempt,
+        Job.status == "running",
+    )
+
+
 def progress(
-    session: Session, job_id: str, worker_id: str, stage: str, done: int, total: int, lease_ms: int
+    session: Session,
+    job: Job,
+    worker_id: str,
+    stage: str | None,
+    done: int,
+    total: int,
+    lease_ms: int,
 ) -> bool:
-    """Record progress and renew the lease; False if the job is no longer this worker's."""
+    """Record progress (`stage` None: just renew the lease); False if the job is no longer
+    this worker's on this attempt."""
+    now = now_ms()
+    values: dict[str, object] = {"lease_until": now + lease_ms, "updated_at": now}
+    if stage is not None:
+        values.update(stage=stage, progress_done=done, progress_total=total)
+    result = session.execute(
+        update(Job).where(owned(job.id, worker_id, job.attempts)).values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish(session: Session, job: Job, worker_id: str, records: int) -> bool:
+    """Mark the job succeeded; False (nothing written) if this attempt no longer holds it."""
     now = now_ms()
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+        .where(owned(job.id, worker_id, job.attempts))
         .values(
-            stage=stage,
-            progress_done=done,
-            progress_total=total,
-            lease_until=now + lease_ms,
+            status="succeeded",
+            stage="done",
+            records=records,
+            progress_done=Job.progress_total,
+            finished_at=now,
             updated_at=now,
+            lease_until=None,
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def finish(session: Session, job: Job, records: int) -> None:
-    now = now_ms()
-    job.status, job.stage, job.records = "succeeded", "done", records
-    job.progress_done = job.progress_total
-    job.finished_at = job.updated_at = now
-    job.lease_until = None
-
-
-def fail(session: Session, job_id: str, error: str, *, retry: bool) -> Job | None:
-    """Give the job back with exponential backoff, or fail it for good."""
-    job = session.get(Job, job_id, populate_existing=True)
-    if job is None:
+def fail(session: Session, job: Job, worker_id: str, error: str, *, retry: bool) -> Job | None:
+    """Give the job back with exponential backoff, or fail it for good. A worker whose lease
+    was taken over changes nothing (None)."""
+    current = session.scalar(
+        select(Job)
+        .where(owned(job.id, worker_id, job.attempts))
+        .execution_options(populate_existing=True)
+    )
+    if current is None:
         return None
     now = now_ms()
-    job.error = error[:2000]
-    job.lease_until = None
-    job.updated_at = now
-    if retry and job.attempts < job.max_attempts:
-        job.status, job.stage = "queued", "queued"
-        job.run_after = now + min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (job.attempts - 1))
+    current.error = error[:2000]
+    current.lease_until = None
+    current.updated_at = now
+    if retry and current.attempts < current.max_attempts:
+        current.status, current.stage = "queued", "queued"
+        current.run_after = now + min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (current.attempts - 1))
     else:
-        job.status, job.stage = "failed", "failed"
-        job.finished_at = now
-    return job
+        current.status, current.stage = "failed", "failed"
+        current.finished_at = now
+    return current

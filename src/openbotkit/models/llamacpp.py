@@ -5,6 +5,7 @@ and writes ~100 tokens/s, so its context is kept small (2,048 tokens)."""
 from __future__ import annotations
 
 import importlib.util
+import queue
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +70,38 @@ class LlamaCppProvider:
             return ""
         return self.llama.detokenize([token], special=True).decode(errors="replace")
 
+    def _produce(
+        self,
+        prompt: list[int],
+        params: dict[str, Any],
+        handoff: queue.Queue[tuple[str, Any]],
+        stop: threading.Event,
+    ) -> None:
+        """Generate into `handoff`: ("token", text)..., then ("end", reason) or ("error", exc)."""
+        reason = "stop"
+        with self.lock:
+            chunks: Any = None
+            try:
+                chunks = self.llama.create_completion(prompt, stream=True, **params)
+                for chunk in chunks:
+                    if stop.is_set():
+                        break
+                    choice = chunk["choices"][0]
+                    if choice["text"]:
+                        handoff.put(("token", choice["text"]))
+                    if choice.get("finish_reason") == "length":
+                        reason = "length"
+            except ValueError as exc:  # llama.cpp reports context overflows this way
+                handoff.put(("error", ProviderError(f"local model: {exc}")))
+                return
+            except Exception as exc:
+                handoff.put(("error", exc))
+                return
+            finally:
+                if chunks is not None:
+                    chunks.close()
+        handoff.put(("end", reason))
+
     def close(self) -> None:
         """Free the model (llama.cpp holds native memory and open handles)."""
         with self.lock:
@@ -110,22 +143,28 @@ class LlamaCppProvider:
             params["presence_penalty"] = options.presence_penalty
         pieces: list[str] = []
         reason: Literal["stop", "length"] = "stop"
-        with self.lock:
-            chunks: Any = None
-            try:
-                chunks = self.llama.create_completion(prompt, stream=True, **params)
-                for chunk in chunks:
-                    choice = chunk["choices"][0]
-                    if choice["text"]:
-                        pieces.append(choice["text"])
-                        yield Token(choice["text"])
-                    if choice.get("finish_reason") == "length":
-                        reason = "length"
-            except ValueError as exc:  # llama.cpp reports context overflows this way
-                raise ProviderError(f"local model: {exc}") from exc
-            finally:
-                if chunks is not None:
-                    chunks.close()  # stop llama.cpp now if our consumer went away
+        # The model runs on its own thread and hands tokens over a queue, so the lock is held
+        # only while llama.cpp computes, never while a consumer (a slow HTTP client) reads:
+        # one slow reader cannot stall every other completion in the process.
+        handoff: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()
+        producer = threading.Thread(
+            target=self._produce, args=(prompt, params, handoff, stop), name="llama", daemon=True
+        )
+        producer.start()
+        try:
+            while True:
+                kind, value = handoff.get()
+                if kind == "token":
+                    pieces.append(value)
+                    yield Token(value)
+                elif kind == "error":
+                    raise value
+                else:
+                    reason = value
+                    break
+        finally:
+            stop.set()  # a consumer that went away stops generation at the next token
         # Streamed pieces may join several tokens (UTF-8 sequences); retokenizing counts them.
         output_tokens = self.count_tokens("".join(pieces)) if pieces else 0
         yield Finished(reason, len(prompt), output_tokens)

@@ -18,6 +18,19 @@ _NUMERIC = {
 }
 
 
+# Bounds a model string's numbers must respect: a request may not ask for unbounded work (a
+# million tokens, a million history messages loaded per turn).
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "maxTokens": (1, 65_536),
+    "interactionMaxMessages": (1, 1_000),
+    "temperature": (0, 2),
+    "topP": (0, 1),
+    "frequencyPenalty": (-2, 2),
+    "presencePenalty": (-2, 2),
+    "seed": (-(2**31), 2**31 - 1),
+}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -51,4 +64,11 @@ def parse_model(value: str) -> ModelSpec:
                 f"model option {key} must be a number, got {raw!r}",
                 details=[Problem("/model", "model_string", f"{key} is numeric")],
             ) from None
+        bounds = _BOUNDS.get(key)
+        if bounds is not None and not bounds[0] <= options[key] <= bounds[1]:
+            low, high = (int(b) if cast is int else b for b in bounds)
+            raise InvalidInput(
+                f"model option {key} must be between {low} and {high}, got {raw}",
+                details=[Problem("/model", "model_string", f"{key} in [{low}, {high}]")],
+            )
     return ModelSpec(name, options)

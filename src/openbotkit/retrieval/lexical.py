@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import re
 
+# The full-text index's tokenizer (migration 0002): porter stemming over unicode61 words with
+# diacritics folded.
+FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
+
 _WORD = re.compile(r"\w+", re.UNICODE)
+# What FTS5's unicode61 tokenizer reads as one token: a run of letters and digits.
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
 # A standard English stop-word list (as in common IR toolkits): words that match everywhere and
 # only add noise to BM25. Apostrophes split words in FTS5 too, so contractions are left out.
@@ -31,9 +37,7 @@ def query_terms(text: str) -> list[str]:
     return list(seen)
 
 
-def fts_match(text: str) -> str | None:
-    """An FTS5 MATCH expression that ORs the quoted terms (so no term is read as syntax)."""
-    terms = query_terms(text)
-    if not terms:
-        return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+def count_words(text: str) -> int:
+    """Tokens in `text` as the full-text index splits it (porter stemming maps a token to one
+    token, so the count does not depend on it): BM25's document length."""
+    return len(_TOKEN.findall(text))

@@ -70,6 +70,9 @@ def create_app(
     file-sync jobs in a background thread, so one `obk serve` is a whole installation. Tests
     pass their own `registry` to serve actions that exist only for them."""
     engine = engine or Engine(settings)
+    if engine.local_paths:
+        # `path` fields read and write the server's own disk: never for network clients.
+        raise ValueError("an Engine with local_paths=True must not be served over the network")
     engine.store.migrate()
     document = orjson.dumps(openapi_document(registry, _version()))
 

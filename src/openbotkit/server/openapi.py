@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from openbotkit.actions import Registry
+from openbotkit.actions import Action, Registry
 from openbotkit.actions.base import ListInput
+from openbotkit.localfiles import LOCAL_ONLY
 
 REF = "#/components/schemas/{model}"
 
@@ -16,6 +17,8 @@ def openapi_document(registry: Registry, version: str) -> dict[str, Any]:
     models = [(a.input, "validation") for a in registry]
     models += [(a.output, "serialization") for a in registry]
     refs, defs = models_json_schema(models, by_alias=True, ref_template=REF)  # type: ignore[arg-type]
+    for schema in defs.get("$defs", {}).values():
+        _for_http(schema)
     paths: dict[str, dict[str, Any]] = {}
     for act in registry:
         in_ref = refs[(act.input, "validation")]
@@ -47,7 +50,11 @@ def openapi_document(registry: Registry, version: str) -> dict[str, Any]:
         if "stream" in act.extensions or issubclass(act.input, ListInput):
             # Accept: application/jsonl streams events (or a list's items, every page).
             op["responses"]["200"]["content"]["application/jsonl"] = {
-                "schema": {"$ref": REF.format(model="StreamEvent")}
+                "schema": {
+                    "description": "The stream as the list of its lines (one JSON object each).",
+                    "type": "array",
+                    "items": {"$ref": REF.format(model="StreamEvent")},
+                }
             }
         if act.method == "GET":
             params += [
@@ -61,6 +68,9 @@ def openapi_document(registry: Registry, version: str) -> dict[str, Any]:
                 "content": {"application/json": {"schema": in_ref}},
             }
         op["parameters"] = params
+        links = _links(act, registry)
+        if links:
+            op["responses"]["200"]["links"] = links
         paths.setdefault("/api/v1" + act.path, {})[act.method.lower()] = op
     schemas = dict(defs.get("$defs", {}))
     schemas["Error"] = {
@@ -88,3 +98,51 @@ def openapi_document(registry: Registry, version: str) -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
     }
+
+
+def _for_http(schema: dict[str, Any]) -> None:
+    """What the server accepts, not what the local connector does: fields naming local files
+    (LOCAL_ONLY) are left out, and fields required over HTTP (`x-http-required`) marked so."""
+    props: dict[str, Any] = schema.get("properties", {})
+    local = [name for name, prop in props.items() if prop.pop(LOCAL_ONLY, False)]
+    for name in local:
+        del props[name]
+    required = [r for r in schema.get("required", []) if r not in local]
+    required += [r for r in schema.pop("x-http-required", []) if r not in required]
+    if required:
+        schema["required"] = required
+    else:
+        schema.pop("required", None)
+
+
+def _new_id_param(act: Action) -> str | None:
+    """The path parameter that names what `act` returns the id of: `/dataset/{datasetId}/record/
+    create` -> recordId; `/file/{fileId}/upload` -> fileId (it answers the same id)."""
+    segments = [s for s in act.path.split("/") if s]
+    if segments[-1] == "create" and len(segments) >= 2:
+        return segments[-2] + "Id"
+    if act.path_params and act.method == "POST" and segments[-1] == "upload":
+        return act.path_params[-1]
+    return None
+
+
+def _links(act: Action, registry: Registry) -> dict[str, Any]:
+    """OpenAPI links from an operation that creates something to every operation addressed by
+    its new id (plus the ids its own path already had), so a stateful run reaches them."""
+    new = _new_id_param(act)
+    if new is None:
+        return {}
+    known = set(act.path_params)
+    links: dict[str, Any] = {}
+    for target in registry:
+        params = set(target.path_params)
+        if target is act or new not in params or not params <= known | {new}:
+            continue
+        links[target.name] = {
+            "operationId": target.name,
+            "parameters": {
+                p: "$response.body#/id" if p == new else f"$request.path.{p}"
+                for p in target.path_params
+            },
+        }
+    return links

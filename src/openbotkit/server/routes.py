@@ -65,7 +65,8 @@ class ActionEndpoint:
         self.is_list = issubclass(act.input, ListInput)
         # Plain reads take well under a millisecond on SQLite in WAL mode (readers never wait
         # for writers): a thread hop costs more than it saves. Writes, and reads declared
-        # `offload=True` (search runs a model), go to the thread pool.
+        # `offload=True` (search runs a model, usage sums a ledger), go to the thread pool, as
+        # do lists filtered by meta (they scan).
         self.inline = act.effect is Effect.READ and not act.extensions.get("offload")
 
     async def handle(self, request: Request) -> Response:
@@ -79,10 +80,19 @@ class ActionEndpoint:
             return await self.stream_events(inp, account_id)
         if accept == JSONL and self.is_list:
             return await self.stream_items(inp, account_id)
-        if self.inline:
-            out = self.engine.run(self.act, inp, account_id=account_id)
-        else:
-            out = await run_in_threadpool(self.engine.run, self.act, inp, account_id=account_id)
+        try:
+            if self.inline and not getattr(inp, "meta", None):
+                # A meta filter makes a list scan the account's rows: that goes to a thread.
+                out = self.engine.run(self.act, inp, account_id=account_id)
+            else:
+                out = await run_in_threadpool(self.engine.run, self.act, inp, account_id=account_id)
+        except ObkError as err:
+            rendered = (
+                self.adapter.render_error(request, err) if self.adapter.render_error else None
+            )
+            if rendered is None:
+                raise
+            return rendered
         return self.respond(request, out)
 
     def respond(self, request: Request, out: BaseModel) -> Response:

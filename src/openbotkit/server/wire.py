@@ -10,6 +10,8 @@ action whose wire form differs registers a `WireAdapter` here, by action name, f
   return None to fall back to JSON.
 - `account(request, engine)`: resolve the acting account when the default Bearer rule is not
   the whole story (public files download without a secret).
+- `render_error(request, error)`: answer an action's error in the wire's own way (a download
+  of a file without content is 204 for a binary Accept), or None for the usual error body.
 - `any_accept`: the renderer answers every Accept itself (a download sends bytes for anything
   but application/json), so the server refuses no media type for this action.
 
@@ -29,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from openbotkit.errors import ObkError
+
 if TYPE_CHECKING:
     from openbotkit.engine import Engine
 
@@ -38,6 +42,7 @@ class WireAdapter:
     read_input: Callable[[Request], Awaitable[dict[str, Any]]] | None = None
     render: Callable[[Request, BaseModel], Response | None] | None = None
     account: Callable[[Request, Engine], Awaitable[str]] | None = None
+    render_error: Callable[[Request, ObkError], Response | None] | None = None
     any_accept: bool = False
 
 

@@ -13,9 +13,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
+from starlette.types import Message
 
+from openbotkit.actions.file_content import NO_CONTENT
 from openbotkit.engine import Engine
-from openbotkit.errors import InvalidInput, LimitsReached, NotAuthenticated, NotFound, Problem
+from openbotkit.errors import (
+    InvalidInput,
+    LimitsReached,
+    NotAuthenticated,
+    NotFound,
+    ObkError,
+    Problem,
+)
 from openbotkit.server.negotiation import JSON, json_body
 from openbotkit.server.routes import PREFIXES, authenticate
 from openbotkit.server.wire import EXTRA_ROUTES, WireAdapter, register_adapter
@@ -50,6 +59,32 @@ async def _stage_body(request: Request, engine: Engine) -> Path:
     return staged
 
 
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def capped_request(request: Request, limit: int) -> Request:
+    """`request` whose body raises LimitsReached as soon as more than `limit` bytes arrived,
+    whatever its shape (declared length, chunked, multipart)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise LimitsReached(f"request body of {declared} bytes is over the {limit}-byte limit")
+    receive = request.receive
+    received = 0
+
+    async def capped_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise LimitsReached(
+                    f"request body is over the {limit}-byte limit (OBK_MAX_FILE_BYTES)"
+                )
+        return message
+
+    return Request(request.scope, capped_receive)
+
+
 def _last_type(value: str | None) -> str | None:
     # The Node SDK joins its own content type with ours: "application/octet-stream, text/plain".
     return value.split(",")[-1].strip() if value else None
@@ -68,7 +103,10 @@ async def read_upload(request: Request) -> dict[str, Any]:
         return data
     if ctype == "multipart/form-data":
         limit = engine.settings.max_file_bytes
-        async with request.form(max_files=1, max_fields=20, max_part_size=limit) as form:
+        # Starlette spools a multipart file whole before handing it over: count the bytes as
+        # they arrive instead, and stop reading at the limit (plus room for the part headers).
+        capped = capped_request(request, limit + MULTIPART_OVERHEAD)
+        async with capped.form(max_files=1, max_fields=20, max_part_size=64 * 1024) as form:
             part = form.get("file")
             if part is None or isinstance(part, str):
                 raise InvalidInput(
@@ -116,12 +154,11 @@ async def read_download(request: Request) -> dict[str, Any]:
 
 def render_download(request: Request, out: BaseModel) -> Response | None:
     """JSON accept: `{url}`; anything else: the bytes (204 when there are none)."""
-    accept = request.headers.get("accept", "").split(",")[0].split(";")[0].strip().lower()
-    if accept == JSON:
+    if _accept(request) == JSON:
         return _absolute(request, out)
     data = out.model_dump()
     path = _engine(request).runtime.blobs.path(data["id"])
-    if path is None:
+    if path is None:  # removed since the action looked
         return Response(status_code=204)
     name = data.get("name") or f"{data['id']}.bin"
     return FileResponse(
@@ -130,6 +167,18 @@ def render_download(request: Request, out: BaseModel) -> Response | None:
         filename=name,
         content_disposition_type="attachment",
     )
+
+
+def download_error(request: Request, err: ObkError) -> Response | None:
+    """No content: 404 for a JSON Accept (the action's error), 204 for the bytes (spec §7.4)."""
+    no_content = isinstance(err, NotFound) and any(p.rule == NO_CONTENT for p in err.details)
+    if no_content and _accept(request) != JSON:
+        return Response(status_code=204)
+    return None
+
+
+def _accept(request: Request) -> str:
+    return request.headers.get("accept", "").split(",")[0].split(";")[0].strip().lower()
 
 
 async def download_account(request: Request, engine: Engine) -> str:
@@ -193,7 +242,11 @@ register_adapter("upload_file", WireAdapter(read_input=read_upload, render=_abso
 register_adapter(
     "download_file",
     WireAdapter(
-        read_input=read_download, render=render_download, account=download_account, any_accept=True
+        read_input=read_download,
+        render=render_download,
+        account=download_account,
+        render_error=download_error,
+        any_accept=True,
     ),
 )
 EXTRA_ROUTES.extend(

@@ -31,6 +31,7 @@ from openbotkit.store.tables import Message
 
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_INTERACTION_MAX_MESSAGES = 20
+ATTACHMENT_CHARS = 4_000  # per attachment: the local model's whole context is 2,048 tokens
 ROLE_OF: dict[str, Role] = {"user": "user", "bot": "assistant"}
 
 Event = dict[str, Any]
@@ -65,7 +66,9 @@ def _config(ctx: Ctx, bot_id: str | None, inline: BotConfig) -> BotConfig:
     )
 
 
-def _prepare(ctx: Ctx, config: BotConfig, history: Sequence[Turn]) -> Prepared:
+def _prepare(
+    ctx: Ctx, config: BotConfig, history: Sequence[Turn], documents: Sequence[str] = ()
+) -> Prepared:
     spec = parse_model(config.model or ctx.settings.default_model)
     provider = ctx.runtime.models.resolve(spec.name)
     limit = spec.interaction_max_messages or DEFAULT_INTERACTION_MAX_MESSAGES
@@ -79,15 +82,19 @@ def _prepare(ctx: Ctx, config: BotConfig, history: Sequence[Turn]) -> Prepared:
         presence_penalty=spec.options.get("presencePenalty"),
     )
     context, sources = None, []
+    facts = list(documents)
+    match_instruction = mismatch_instruction = None
     if config.dataset_id:
         query = next((t.text for t in reversed(history) if t.role == "user"), "")
         if query.strip():
             found = search_records(ctx, config.dataset_id, query)
             sources = [r.id for r in found]
             dataset = datasets.get(ctx, config.dataset_id)
-            context = context_block(
-                [r.text for r in found], dataset.match_instruction, dataset.mismatch_instruction
-            )
+            facts += [r.text for r in found]
+            match_instruction = dataset.match_instruction
+            mismatch_instruction = dataset.mismatch_instruction
+    if facts or mismatch_instruction:
+        context = context_block(facts, match_instruction, mismatch_instruction)
     messages = build_messages(
         provider,
         backstory=config.backstory,
@@ -118,13 +125,22 @@ def _generate(prepared: Prepared, answer: list[str], finished: list[Finished]) -
     yield {"type": "completeEnd", "data": {}}
 
 
-def _history(ctx: Ctx, conversation_id: str) -> list[Turn]:
-    rows = ctx.session.scalars(
-        select(Message)
+def history_limit(ctx: Ctx, config: BotConfig) -> int:
+    """How many earlier messages a turn reads: the model string's `interactionMaxMessages`
+    (bounded by the parser) or the default. Long conversations cost the same per turn."""
+    spec = parse_model(config.model or ctx.settings.default_model)
+    return spec.interaction_max_messages or DEFAULT_INTERACTION_MAX_MESSAGES
+
+
+def _history(ctx: Ctx, conversation_id: str, limit: int) -> list[Turn]:
+    """The last `limit` user and bot messages, oldest first."""
+    rows = ctx.session.execute(
+        select(Message.type, Message.text)
         .where(Message.conversation_id == conversation_id, Message.type.in_(list(ROLE_OF)))
-        .order_by(Message.created_at, Message.id)
-    )
-    return [Turn(ROLE_OF[m.type], m.text) for m in rows]
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(limit)
+    ).all()
+    return [Turn(ROLE_OF[kind], text) for kind, text in reversed(rows)]
 
 
 def _check_text(text: str | None) -> str | None:
@@ -152,7 +168,7 @@ def converse(
         conversation_id = conversation.id
         inline = BotConfig(conversation.model, conversation.backstory, conversation.dataset_id)
         config = _config(ctx, conversation.bot_id, inline)
-        history = _history(ctx, conversation_id)
+        history = _history(ctx, conversation_id, history_limit(ctx, config))
         if text is not None:
             history.append(Turn("user", text))
         if not history:
@@ -192,8 +208,35 @@ def converse(
     yield {"type": "result", "data": result}
 
 
+def attachment_texts(scope: AccountScope, urls: Sequence[str]) -> list[str]:
+    """The text of each attachment: fetched like a URL upload (public addresses only, size
+    capped, no transaction open), parsed like a file, cut to ATTACHMENT_CHARS."""
+    if not urls:
+        return []
+    from openbotkit.ingestion.parsers import parse
+    from openbotkit.services.file_content import fetch_url
+
+    texts = []
+    for url in urls:
+        staged = fetch_url(scope.runtime, url)
+        try:
+            data = staged.path.read_bytes()
+        finally:
+            scope.runtime.blobs.release_staged(staged.path)
+        sections = parse(data, staged.content_type, staged.name)
+        text = "\n".join(s.text for s in sections).strip()
+        if text:
+            texts.append(text[:ATTACHMENT_CHARS])
+    return texts
+
+
 def complete_messages(
-    scope: AccountScope, messages: Sequence[dict[str, Any]], bot_id: str | None, inline: BotConfig
+    scope: AccountScope,
+    messages: Sequence[dict[str, Any]],
+    bot_id: str | None,
+    inline: BotConfig,
+    *,
+    attachments: Sequence[str] = (),
 ) -> Iterator[Event]:
     """A stateless completion over the given messages; nothing but the token usage is stored."""
     history = [Turn(ROLE_OF[m["type"]], m["text"]) for m in messages if m["type"] in ROLE_OF]
@@ -202,8 +245,9 @@ def complete_messages(
             "messages need at least one user or bot message",
             details=[Problem("/messages", "min_items", "no user or bot message")],
         )
+    documents = attachment_texts(scope, attachments)
     with scope.transaction(write=False) as ctx:
-        prepared = _prepare(ctx, _config(ctx, bot_id, inline), history)
+        prepared = _prepare(ctx, _config(ctx, bot_id, inline), history, documents)
     answer: list[str] = []
     finished: list[Finished] = []
     yield from _generate(prepared, answer, finished)

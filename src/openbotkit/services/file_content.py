@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
 from openbotkit.errors import InvalidInput, LimitsReached, NotAuthorized, Problem
@@ -19,6 +20,9 @@ from openbotkit.ingestion.blobs import StoredBlob
 from openbotkit.services import crud, files
 from openbotkit.services.context import Ctx
 from openbotkit.settings import Settings
+
+if TYPE_CHECKING:
+    from openbotkit.runtime import Runtime
 from openbotkit.store.tables import File
 
 URL_TTL_S = 3600
@@ -89,7 +93,7 @@ def store_path(
         raise InvalidInput(f"no such file: {path}", details=[Problem("/path", "exists", str(path))])
     check_size(ctx.settings, path.stat().st_size)
     stored = ctx.runtime.blobs.put_file(file.id, path, move=move)
-    name = name or path.name
+    name = name or (None if move else path.name)  # a staged file's own name means nothing
     return _record(ctx, file, stored, guess_type(name, content_type), name)
 
 
@@ -116,15 +120,40 @@ def store_data_url(ctx: Ctx, ref: str, url: str, name: str | None) -> File:
     return store_chunks(ctx, ref, [data], mime, name)
 
 
-def store_url(ctx: Ctx, ref: str, url: str, name: str | None) -> File:
-    """Fetch an http(s) URL server-side, guarded against private targets (SSRF)."""
-    # httpx is imported here, not with the module: most actions never fetch a URL.
-    from openbotkit.ingestion.fetch import capped_chunks, open_url
+@dataclass(frozen=True)
+class Staged:
+    """Content fetched into the blob store's staging area, not yet any file's."""
 
-    files.get(ctx, ref)  # not found before any network traffic
-    with open_url(url, allow_private=ctx.settings.allow_private_urls) as (response, fetched):
-        chunks = capped_chunks(response, ctx.settings.max_file_bytes)
-        return store_chunks(ctx, ref, chunks, fetched.content_type, name or fetched.name)
+    path: Path
+    content_type: str
+    name: str | None
+
+
+def fetch_url(runtime: Runtime, url: str) -> Staged:
+    """Fetch an http(s) URL server-side, guarded against private targets (SSRF), into staging.
+
+    Runs outside any transaction: a slow or hostile server must not hold the write lock.
+    """
+    # httpx is imported here, not with the module: most actions never fetch a URL.
+    from openbotkit.ingestion.fetch import capped_chunks, hosts_resolver, open_url, system_resolver
+
+    settings = runtime.settings
+    resolver = hosts_resolver(settings.resolve_hosts, system_resolver)
+    staged = runtime.blobs.staged_file()
+    try:
+        with (
+            open_url(url, allow_private=settings.allow_private_urls, resolver=resolver) as (
+                response,
+                fetched,
+            ),
+            staged.open("wb") as out,
+        ):
+            for chunk in capped_chunks(response, settings.max_file_bytes):
+                out.write(chunk)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return Staged(staged, fetched.content_type, fetched.name)
 
 
 def content(ctx: Ctx, ref: str) -> tuple[File, Content | None]:

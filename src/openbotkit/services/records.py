@@ -1,7 +1,8 @@
 """Dataset records: the chunks of text that search retrieves.
 
-Every write path goes through this module, so each record is embedded and indexed in the same
-transaction that stores it: searchable by every process once committed, never half-way.
+Every write path goes through this module, so each record is indexed in the same transaction
+that stores it: searchable by every process once committed, never half-way. The embedding is
+computed before that transaction opens (`embed_for_write`), never while it holds the lock.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from sqlalchemy import select
 from openbotkit.errors import InvalidInput, NotFound, Problem
 from openbotkit.ids import new_id, now_ms
 from openbotkit.retrieval.embedders import Vectors
+from openbotkit.retrieval.lexical import count_words
 from openbotkit.services import crud, datasets
-from openbotkit.services.context import Ctx
+from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.store.tables import Dataset, Record
 
 
@@ -75,6 +77,7 @@ def create_many(
             created_at=now,
             updated_at=now,
             text=item["text"],
+            tokens=count_words(item["text"]),
             source=item.get("source"),
             meta=item.get("meta"),
         )
@@ -91,7 +94,21 @@ def embed_texts(ctx: Ctx, texts: Sequence[str]) -> Vectors:
     return ctx.runtime.embedder.embed(texts)
 
 
-def update(ctx: Ctx, dataset_ref: str, record_id: str, fields: dict[str, Any]) -> Record:
+def embed_for_write(scope: AccountScope, items: Sequence[dict[str, Any]]) -> Vectors:
+    """Check and embed records' texts with no transaction open (the model, local or remote,
+    may take a while; a write transaction would hold every other writer meanwhile)."""
+    for i, item in enumerate(items):
+        _check_text(item.get("text") or "", f"/{i}/text" if len(items) > 1 else "/text")
+    return scope.runtime.embedder.embed([item["text"] for item in items])
+
+
+def update(
+    ctx: Ctx,
+    dataset_ref: str,
+    record_id: str,
+    fields: dict[str, Any],
+    vector: Vectors | None = None,
+) -> Record:
     record = get(ctx, dataset_ref, record_id)
     if "text" in fields:
         if fields["text"] is None:
@@ -100,11 +117,14 @@ def update(ctx: Ctx, dataset_ref: str, record_id: str, fields: dict[str, Any]) -
             )
         _check_text(fields["text"])
     text_changed = "text" in fields and fields["text"] != record.text
+    if text_changed:
+        fields = {**fields, "tokens": count_words(fields["text"])}
     crud.update(ctx, record, fields)
     index = ctx.runtime.index
     if text_changed:
         embedder = ctx.runtime.embedder
-        vector = embedder.embed([record.text])[0]
+        if vector is None:
+            vector = embedder.embed([record.text])[0]
         index.replace(ctx.session, record.dataset_id, record.id, vector, embedder.model_id)
     else:
         index.touch(ctx.session, record.dataset_id)

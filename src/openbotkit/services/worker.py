@@ -12,6 +12,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +65,8 @@ class Worker:
             session.expunge(job)
         log.info("job %s: sync file %s into dataset %s", job.id, job.file_id, job.dataset_id)
         try:
-            count = self._sync(job)
+            with self._lease_kept(job):
+                count = self._sync(job)
             log.info("job %s: %d records", job.id, count)
         except JobLost:
             log.warning("job %s was taken over by another worker", job.id)
@@ -90,14 +93,38 @@ class Worker:
 
     def _fail(self, job: Job, error: str, *, retry: bool) -> None:
         with self.runtime.store.session() as session:
-            jobs.fail(session, job.id, error, retry=retry)
+            if jobs.fail(session, job, self.worker_id, error, retry=retry) is None:
+                log.warning("job %s: not failed, another worker holds it now", job.id)
 
     def _progress(self, job: Job, stage: str, done: int = 0, total: int = 0) -> None:
         with self.runtime.store.session() as session:
-            if not jobs.progress(
-                session, job.id, self.worker_id, stage, done, total, self.lease_ms
-            ):
+            if not jobs.progress(session, job, self.worker_id, stage, done, total, self.lease_ms):
                 raise JobLost(job.id)
+
+    @contextmanager
+    def _lease_kept(self, job: Job) -> Iterator[None]:
+        """Renew the job's lease every third of it while a stage runs (a big PDF's parse, one
+        slow embedding batch), so a live worker never loses a job it is still running."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.lease_ms / 3000):
+                try:
+                    with self.runtime.store.session() as session:
+                        if not jobs.progress(
+                            session, job, self.worker_id, None, 0, 0, self.lease_ms
+                        ):
+                            return  # taken over: the next _progress raises JobLost
+                except Exception:  # a busy database: try again at the next beat
+                    log.warning("job %s: could not renew the lease", job.id, exc_info=True)
+
+        beat = threading.Thread(target=renew, name=f"obk-lease-{job.id}", daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beat.join()
 
     def _load(self, job: Job) -> Loaded:
         with self.runtime.store.session(write=False) as session:
@@ -144,12 +171,8 @@ class Worker:
         matrix = np.vstack(vectors) if vectors else np.zeros((0, embedder.dimensions), np.float32)
         self._progress(job, "index", len(chunks), len(chunks))
         with self.runtime.store.session() as session:
-            current = session.get(Job, job.id, populate_existing=True)
-            if (
-                current is None
-                or current.worker_id != self.worker_id
-                or current.status != "running"
-            ):
+            # Fenced: only the attempt that holds the job may replace its records.
+            if not jobs.finish(session, job, self.worker_id, len(items)):
                 raise JobLost(job.id)
             dataset = session.get(Dataset, job.dataset_id)
             if dataset is None:
@@ -158,7 +181,6 @@ class Worker:
             records.delete_by_source(ctx, dataset, source)
             if items:
                 records.create_many(ctx, dataset, items, matrix)
-            jobs.finish(session, current, len(items))
         return len(items)
 
 

@@ -149,11 +149,25 @@ class Record(_Owned, Base):
     __table_args__ = (
         Index("ix_records_dataset_created", "dataset_id", "created_at", "id"),
         Index("ix_records_dataset_source", "dataset_id", "source"),
+        # Covers a dataset's lexical statistics: its record count and total length.
+        Index("ix_records_dataset_tokens", "dataset_id", "tokens"),
+        # fetch_usage counts an account's records.
+        Index("ix_records_account", "account_id"),
+        {"sqlite_autoincrement": True},
     )
 
+    # The stable integer key the full-text index and the vector cache use: an explicit
+    # INTEGER PRIMARY KEY, never renumbered by VACUUM (as an implicit rowid may be) and, with
+    # AUTOINCREMENT, never reused after a delete.
+    key: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(40), unique=True)
     dataset_id: Mapped[str] = mapped_column(String(40), _fk("datasets.id"))
     text: Mapped[str] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(Text)
+    # Words in `text` (retrieval.lexical.count_words): BM25's document length.
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RecordVector(Base):
@@ -164,11 +178,13 @@ class RecordVector(Base):
     __table_args__ = (Index("ix_record_vectors_dataset", "dataset_id", "model_id", "version"),)
 
     record_id: Mapped[str] = mapped_column(String(40), _fk("records.id"), primary_key=True)
+    # The record's stable key (records.key): what the in-memory cache identifies rows by.
+    record_key: Mapped[int] = mapped_column(BigInteger)
     dataset_id: Mapped[str] = mapped_column(String(40), _fk("datasets.id"))
     model_id: Mapped[str] = mapped_column(String(128))
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     # The dataset's index_version of the write that stored this vector: tells a process's
-    # cached copy which rows changed since it last looked (rowids alone are reused by SQLite).
+    # cached copy which rows changed since it last looked.
     version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

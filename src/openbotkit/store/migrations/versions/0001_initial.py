@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 04:52:42.766968
+Create Date: 2026-12-01 22:59:01.628170
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -254,27 +255,39 @@ def upgrade() -> None:
 
     op.create_table(
         "records",
+        sa.Column(
+            "key",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("dataset_id", sa.String(length=40), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("source", sa.Text(), nullable=True),
-        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("tokens", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.String(length=40), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.Column("meta", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["dataset_id"], ["datasets.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
+        sa.PrimaryKeyConstraint("key"),
+        sa.UniqueConstraint("id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("records", schema=None) as batch_op:
+        batch_op.create_index("ix_records_account", ["account_id"], unique=False)
         batch_op.create_index(
             "ix_records_dataset_created", ["dataset_id", "created_at", "id"], unique=False
         )
         batch_op.create_index("ix_records_dataset_source", ["dataset_id", "source"], unique=False)
+        batch_op.create_index("ix_records_dataset_tokens", ["dataset_id", "tokens"], unique=False)
 
     op.create_table(
         "record_vectors",
         sa.Column("record_id", sa.String(length=40), nullable=False),
+        sa.Column("record_key", sa.BigInteger(), nullable=False),
         sa.Column("dataset_id", sa.String(length=40), nullable=False),
         sa.Column("model_id", sa.String(length=128), nullable=False),
         sa.Column("vector", sa.LargeBinary(), nullable=False),
@@ -298,8 +311,10 @@ def downgrade() -> None:
 
     op.drop_table("record_vectors")
     with op.batch_alter_table("records", schema=None) as batch_op:
+        batch_op.drop_index("ix_records_dataset_tokens")
         batch_op.drop_index("ix_records_dataset_source")
         batch_op.drop_index("ix_records_dataset_created")
+        batch_op.drop_index("ix_records_account")
 
     op.drop_table("records")
     with op.batch_alter_table("messages", schema=None) as batch_op:
