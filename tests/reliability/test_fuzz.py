@@ -16,7 +16,11 @@ from tests.reliability.serving import obk_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 ST = str(Path(sys.executable).parent / "st")
-EXAMPLES = int(os.environ.get("OBK_FUZZ_EXAMPLES", "2"))
+# Bounded for the suite (about a minute); the full run adds the coverage phase (every operation's
+# boundary and invalid inputs, ~3,000 cases, minutes on 2 cores):
+#   OBK_FUZZ_PHASES=examples,coverage,fuzzing,stateful pytest tests/reliability/test_fuzz.py
+EXAMPLES = int(os.environ.get("OBK_FUZZ_EXAMPLES", "5"))
+PHASES = os.environ.get("OBK_FUZZ_PHASES", "examples,fuzzing,stateful")
 
 
 @pytest.mark.slow
@@ -36,7 +40,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
                 "--max-examples",
                 str(EXAMPLES),
                 "--phases",
-                "examples,coverage,fuzzing,stateful",
+                PHASES,
                 "--request-timeout",
                 "120",
                 "--workers",
