@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from openbotkit.actions.base import Input, Output
 from openbotkit.actions.registry import Effect, action
 from openbotkit.errors import InvalidInput, Problem
+from openbotkit.ingestion.diff import CHANGED_SHOWN
 from openbotkit.services import dataset_files, file_content, files
 from openbotkit.services.context import Ctx
+from openbotkit.services.resync import Diff
 from openbotkit.store.tables import Job
 
 
@@ -143,17 +145,82 @@ def job_summary(job: Job) -> SyncJob:
     return SyncJob(id=job.id, dataset_id=job.dataset_id, status=job.status)
 
 
+class ChangedChunk(Output):
+    chunk: int | None = Field(None, description="Position of the new chunk in the file.")
+    before: str | None = Field(None, description="The text that goes (absent: an addition).")
+    after: str | None = Field(None, description="The text that comes (absent: a removal).")
+
+
+class SyncDiff(Output):
+    added: int = Field(description="Chunks that would be embedded and added as records.")
+    removed: int = Field(description="Records whose chunk is gone, that would be deleted.")
+    kept: int = Field(description="Records whose text is unchanged: id and vector kept.")
+    changed: list[ChangedChunk] = Field(description="The first few changed places.")
+
+
+class DatasetSyncDiff(SyncDiff):
+    dataset_id: str
+    unchanged: bool = Field(description="The content and settings are as last synced.")
+
+
+def diff_summary(diffs: list[Diff]) -> tuple[SyncDiff, list[DatasetSyncDiff]]:
+    """The dry run's answer: totals over the datasets, and each dataset's own diff."""
+    each = [
+        DatasetSyncDiff(
+            dataset_id=d.dataset_id,
+            added=d.added,
+            removed=d.removed,
+            kept=d.kept,
+            unchanged=d.unchanged,
+            changed=[
+                ChangedChunk(chunk=c.chunk, before=c.before, after=c.after) for c in d.changed
+            ],
+        )
+        for d in diffs
+    ]
+    total = SyncDiff(
+        added=sum(d.added for d in each),
+        removed=sum(d.removed for d in each),
+        kept=sum(d.kept for d in each),
+        changed=[c for d in each for c in d.changed][:CHANGED_SHOWN],
+    )
+    return total, each
+
+
 class SyncFileInput(Input):
     file_id: str = Field(description="File id, or @alias.")
+    dry_run: bool = Field(
+        False,
+        description="Only answer what a sync would change (parsed and chunked, nothing written).",
+    )
 
 
 class SyncOutput(Output):
     id: str
     jobs: list[SyncJob] = Field(description="openbotkit extension: the queued import jobs.")
+    diff: SyncDiff | None = Field(None, description="With dryRun: what a sync would change.")
+    diffs: list[DatasetSyncDiff] | None = Field(
+        None, description="With dryRun: the same per dataset the file is attached to."
+    )
 
 
-@action("sync_file", Effect.WRITE, "POST /file/{fileId}/sync")
+def sync_effect(inp: BaseModel) -> Effect:
+    """A dry run only reads."""
+    return Effect.READ if getattr(inp, "dry_run", False) else Effect.WRITE
+
+
+@action(
+    "sync_file",
+    sync_effect,
+    "POST /file/{fileId}/sync",
+    effect_note="write; read when dryRun is true",
+    strongest_effect=Effect.WRITE,
+)
 def sync_file(ctx: Ctx, inp: SyncFileInput) -> SyncOutput:
     """Re-import a file into every dataset it is attached to, in the background."""
+    if inp.dry_run:
+        file, diffs = dataset_files.preview_file(ctx, inp.file_id)
+        total, each = diff_summary(diffs)
+        return SyncOutput(id=file.id, jobs=[], diff=total, diffs=each)
     file, queued = dataset_files.sync_file(ctx, inp.file_id)
     return SyncOutput(id=file.id, jobs=[job_summary(j) for j in queued])

@@ -52,10 +52,12 @@ class Action:
 
     @property
     def effect(self) -> Effect:
-        """The declared effect; for input-dependent rules, the strongest it can be."""
+        """The declared effect; for input-dependent rules, the strongest it can be (declared
+        as `strongest_effect`, else destructive)."""
         if isinstance(self.effect_rule, Effect):
             return self.effect_rule
-        return Effect.DESTRUCTIVE
+        strongest: Effect = self.extensions.get("strongest_effect", Effect.DESTRUCTIVE)
+        return strongest
 
     def effect_for(self, inp: BaseModel) -> Effect:
         rule = self.effect_rule

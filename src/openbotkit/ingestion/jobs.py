@@ -99,9 +99,20 @@ def progress(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def finish(session: Session, job: Job, records: int) -> None:
+def finish(
+    session: Session,
+    job: Job,
+    records: int,
+    *,
+    kept: int = 0,
+    added: int = 0,
+    removed: int = 0,
+    unchanged: bool = False,
+) -> None:
+    """Mark the job done with what it did to the file's records (in its final transaction)."""
     now = now_ms()
     job.status, job.stage, job.records = "succeeded", "done", records
+    job.kept, job.added, job.removed, job.unchanged = kept, added, removed, unchanged
     job.progress_done = job.progress_total
     job.finished_at = job.updated_at = now
     job.lease_until = None

@@ -188,6 +188,12 @@ class File(_Owned, Base):
     content_type: Mapped[str | None] = mapped_column(String(255))
     size: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
+    # Set when the content was fetched from a URL: a sync fetches it again, conditionally
+    # (If-None-Match / If-Modified-Since), so an unchanged remote document costs one request.
+    source_url: Mapped[str | None] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    fetched_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DatasetFile(Base):
@@ -202,6 +208,13 @@ class DatasetFile(Base):
     type: Mapped[str] = mapped_column(String(16), default="source")
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    # What the dataset's records were last synced from: the content's SHA-256, a fingerprint of
+    # the settings that shape the records (embedder, chunking, file name and type) and how many
+    # records that made. All three unchanged: a sync has nothing to do.
+    synced_sha256: Mapped[str | None] = mapped_column(String(64))
+    synced_settings: Mapped[str | None] = mapped_column(String(64))
+    synced_records: Mapped[int | None] = mapped_column(Integer)
+    synced_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class UsageEvent(Base):
@@ -264,6 +277,12 @@ class Job(Base):
     progress_done: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
     records: Mapped[int | None] = mapped_column(Integer)
+    # What the sync did to the file's records: kept (same text: id and vector kept), added
+    # (embedded), removed; `unchanged` when the content had not changed and nothing was read.
+    kept: Mapped[int | None] = mapped_column(Integer)
+    added: Mapped[int | None] = mapped_column(Integer)
+    removed: Mapped[int | None] = mapped_column(Integer)
+    unchanged: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 04:52:42.766968
+Create Date: 2026-12-01 21:57:29.995988
 """
 
 from collections.abc import Sequence
@@ -137,6 +137,10 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(length=255), nullable=True),
         sa.Column("size", sa.BigInteger(), nullable=True),
         sa.Column("sha256", sa.String(length=64), nullable=True),
+        sa.Column("source_url", sa.Text(), nullable=True),
+        sa.Column("etag", sa.Text(), nullable=True),
+        sa.Column("last_modified", sa.String(length=64), nullable=True),
+        sa.Column("fetched_at", sa.BigInteger(), nullable=True),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("account_id", sa.String(length=40), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
@@ -168,6 +172,10 @@ def upgrade() -> None:
         sa.Column("progress_done", sa.Integer(), nullable=False),
         sa.Column("progress_total", sa.Integer(), nullable=False),
         sa.Column("records", sa.Integer(), nullable=True),
+        sa.Column("kept", sa.Integer(), nullable=True),
+        sa.Column("added", sa.Integer(), nullable=True),
+        sa.Column("removed", sa.Integer(), nullable=True),
+        sa.Column("unchanged", sa.Boolean(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
@@ -218,6 +226,10 @@ def upgrade() -> None:
         sa.Column("type", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("synced_sha256", sa.String(length=64), nullable=True),
+        sa.Column("synced_settings", sa.String(length=64), nullable=True),
+        sa.Column("synced_records", sa.Integer(), nullable=True),
+        sa.Column("synced_at", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["dataset_id"], ["datasets.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["file_id"], ["files.id"], ondelete="CASCADE"),
