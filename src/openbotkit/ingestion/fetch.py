@@ -99,7 +99,7 @@ def open_url(
                     f"could not fetch {current}: {exc}",
                     details=[Problem("/file", "fetch", str(exc))],
                 ) from None
-            if response.is_redirect:
+            if response.has_redirect_location:  # not 304, nor a 3xx without Location
                 location = response.headers.get("location", "")
                 response.close()
                 current = urljoin(current, location)
