@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 
 from openbotkit.engine import Engine
-from openbotkit.ingestion.worker import Worker
-from openbotkit.retrieval.embedders import Embedder
+from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import File
-from tests.ingestion.test_resync import CountingEmbedder
+from tests.ingestion.conftest import COUNTING, CountingEmbedder
 
 pytestmark = pytest.mark.slow
 
@@ -86,16 +85,12 @@ def remote() -> Iterator[tuple[Remote, str]]:
     server.server_close()
 
 
-@pytest.fixture
-def counter(local_embedder: Embedder) -> CountingEmbedder:
-    return CountingEmbedder(local_embedder)
-
-
-def make_engine(home: Path, counter: CountingEmbedder, *, allow_private: bool = True) -> Engine:
-    settings = Settings(home=home, sync_min_interval_s=0, allow_private_urls=allow_private)
-    engine = Engine(settings)
-    engine.components["embedder"] = counter
-    return engine
+def make_engine(home: Path, *, allow_private: bool = True) -> Engine:
+    """An engine embedding with the counting embedder (the `counter` fixture registers it)."""
+    settings = Settings(
+        home=home, sync_min_interval_s=0, allow_private_urls=allow_private, embedder=COUNTING
+    )
+    return Engine(settings)
 
 
 def file_row(engine: Engine, file_id: str) -> File:
@@ -108,7 +103,7 @@ def file_row(engine: Engine, file_id: str) -> File:
 
 def sync(engine: Engine, file_id: str) -> list[dict[str, Any]]:
     job_ids = [j["id"] for j in engine.execute("sync_file", {"fileId": file_id})["jobs"]]
-    worker = Worker(engine)
+    worker = Worker(engine.runtime)
     while worker.run_once() is not None:
         pass
     return [engine.execute("fetch_job", {"jobId": j}) for j in job_ids]
@@ -125,7 +120,7 @@ def test_unchanged_remote_costs_one_conditional_request(
 ) -> None:
     state, url = remote
     state.use_etag = use_etag
-    engine = make_engine(tmp_path / "home", counter)
+    engine = make_engine(tmp_path / "home")
     file_id = engine.execute("create_file", {})["id"]
     engine.execute("upload_file", {"fileId": file_id, "file": url})
     row = file_row(engine, file_id)
@@ -173,7 +168,7 @@ def test_dry_run_of_a_url_file_reads_the_remote_and_stores_nothing(
     tmp_path: Path, remote: tuple[Remote, str], counter: CountingEmbedder
 ) -> None:
     state, url = remote
-    engine = make_engine(tmp_path / "home", counter)
+    engine = make_engine(tmp_path / "home")
     file_id = engine.execute("create_file", {})["id"]
     engine.execute("upload_file", {"fileId": file_id, "file": url})
     ds = engine.execute("create_dataset", {})["id"]
@@ -204,7 +199,7 @@ def test_refetch_keeps_the_ssrf_guard(
     not: the job fails, saying why, and the records stay as they were."""
     state, url = remote
     home = tmp_path / "home"
-    allowed = make_engine(home, counter)
+    allowed = make_engine(home)
     file_id = allowed.execute("create_file", {})["id"]
     allowed.execute("upload_file", {"fileId": file_id, "file": url})
     ds = allowed.execute("create_dataset", {})["id"]
@@ -213,7 +208,7 @@ def test_refetch_keeps_the_ssrf_guard(
     kept = texts(allowed, ds)
     allowed.close()
     seen = len(state.seen)
-    guarded = make_engine(home, counter, allow_private=False)
+    guarded = make_engine(home, allow_private=False)
     [job] = sync(guarded, file_id)
     assert job["status"] == "failed" and "OBK_ALLOW_PRIVATE_URLS" in job["error"]
     assert len(state.seen) == seen  # refused before connecting

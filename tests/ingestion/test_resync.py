@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,34 +13,14 @@ import pytest
 from sqlalchemy import select
 
 from openbotkit.engine import Engine
-from openbotkit.ingestion.worker import Worker
-from openbotkit.retrieval.embedders import Embedder, Vectors
+from openbotkit.retrieval.embedders import Embedder
+from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import DatasetFile, Job, Record, RecordVector
+from tests.ingestion.conftest import COUNTING, CountingEmbedder
 from tests.ingestion.test_jobs import OBK, upload
 
 pytestmark = pytest.mark.slow
-
-
-class CountingEmbedder:
-    """The real embedder, registered in its place, noting every text it is asked to embed."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
-        self.dimensions = inner.dimensions
-        self.max_tokens = inner.max_tokens
-        self.texts: list[str] = []
-
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        self.texts.extend(texts)
-        return self.inner.embed(texts)
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def split_tokens(self, text: str, max_tokens: int) -> list[str]:
-        return self.inner.split_tokens(text, max_tokens)
 
 
 PARAGRAPHS = [
@@ -60,11 +39,11 @@ def document(paragraphs: list[str]) -> bytes:
 class Setup:
     """A dataset with a Markdown file synced into it, one record per paragraph."""
 
-    def __init__(self, tmp_path: Path, local_embedder: Embedder) -> None:
+    def __init__(self, tmp_path: Path, counter: CountingEmbedder) -> None:
         self.tmp_path = tmp_path
-        self.counter = CountingEmbedder(local_embedder)
-        self.engine = Engine(Settings(home=tmp_path / "home", sync_min_interval_s=0))
-        self.engine.components["embedder"] = self.counter
+        self.counter = counter
+        settings = Settings(home=tmp_path / "home", sync_min_interval_s=0, embedder=COUNTING)
+        self.engine = Engine(settings)
         self.dataset = self.run("create_dataset", {"recordMaxTokens": 24})["id"]
         self.file = upload(self.engine, tmp_path, "manual.md", document(PARAGRAPHS))
         self.run(
@@ -84,7 +63,7 @@ class Setup:
     def sync(self) -> dict[str, Any]:
         """Sync the file, run the job, and answer the job as fetch_job shows it."""
         job_id = self.run("sync_file", {"fileId": self.file})["jobs"][0]["id"]
-        assert Worker(self.engine).run_once() is not None
+        assert Worker(self.engine.runtime).run_once() is not None
         return self.run("fetch_job", {"jobId": job_id})
 
     def records(self) -> dict[str, str]:
@@ -94,8 +73,8 @@ class Setup:
 
 
 @pytest.fixture
-def synced(tmp_path: Path, local_embedder: Embedder) -> Setup:
-    setup = Setup(tmp_path, local_embedder)
+def synced(tmp_path: Path, counter: CountingEmbedder) -> Setup:
+    setup = Setup(tmp_path, counter)
     assert sorted(setup.records().values()) == sorted(PARAGRAPHS)  # one record per paragraph
     setup.counter.texts.clear()
     return setup
@@ -201,8 +180,9 @@ def test_worker_killed_during_a_diff_sync_loses_nothing(
     tmp_path: Path, local_embedder: Embedder
 ) -> None:
     home = tmp_path / "home"
-    engine = Engine(Settings(home=home, sync_min_interval_s=0, job_lease_s=2))
-    engine.components["embedder"] = local_embedder
+    engine = Engine(
+        Settings(home=home, sync_min_interval_s=0, job_lease_s=2), embedder=local_embedder
+    )
     ds = engine.execute("create_dataset", {"recordMaxTokens": 24})["id"]
     paragraphs = [
         f"Section {i}: robot model {i} carries {i + 10} kilograms of cargo across the floor."
@@ -211,7 +191,7 @@ def test_worker_killed_during_a_diff_sync_loses_nothing(
     file_id = upload(engine, tmp_path, "big.md", "\n\n".join(paragraphs).encode())
     engine.execute("attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"})
     engine.execute("sync_file", {"fileId": file_id})
-    assert Worker(engine).run_once() is not None  # one record per paragraph
+    assert Worker(engine.runtime).run_once() is not None  # one record per paragraph
 
     def snapshot() -> dict[str, str]:
         with engine.store.session(write=False) as session:
@@ -250,7 +230,7 @@ def test_worker_killed_during_a_diff_sync_loses_nothing(
             proc.kill()
     assert snapshot() == before  # nothing half-written: every old record, id and text
     time.sleep(2.2)  # the dead worker's lease runs out
-    assert Worker(engine).run_once() is not None
+    assert Worker(engine.runtime).run_once() is not None
     out = engine.execute("fetch_job", {"jobId": job_id})
     assert out["status"] == "done" and out["attempts"] == 2
     assert out["stats"] == {"kept": 150, "added": 150, "removed": 150}

@@ -9,7 +9,7 @@ import pytest
 
 from openbotkit.engine import Engine
 from openbotkit.errors import InvalidInput, NotFound
-from openbotkit.ingestion.worker import Worker
+from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 
 JOB_KEYS = {
@@ -68,7 +68,7 @@ def test_fetch_job_answers_the_public_shape(engine: Engine, tmp_path: Path) -> N
 def test_a_failed_job_reads_failed_with_its_error(engine: Engine, tmp_path: Path) -> None:
     file_id, ds, job_id = queued_sync(engine, tmp_path, "a")
     alice(engine, "detach_dataset_file", {"datasetId": ds, "fileId": file_id})
-    assert Worker(engine).run_once() is not None
+    assert Worker(engine.runtime).run_once() is not None
     job = alice(engine, "fetch_job", {"jobId": job_id})
     assert (job["status"], job["stage"], job["attempts"]) == ("failed", "failed", 1)
     assert job["error"] == "the file is no longer attached to the dataset"
@@ -77,7 +77,7 @@ def test_a_failed_job_reads_failed_with_its_error(engine: Engine, tmp_path: Path
 def test_list_jobs_filters_by_file_dataset_and_status(engine: Engine, tmp_path: Path) -> None:
     b_file, b_ds, b_job = queued_sync(engine, tmp_path, "b")
     alice(engine, "detach_dataset_file", {"datasetId": b_ds, "fileId": b_file})
-    Worker(engine).run_once()  # b's job fails (detached)
+    Worker(engine.runtime).run_once()  # b's job fails (detached)
     a_file, _a_ds, a_job = queued_sync(engine, tmp_path, "a")
 
     def ids(**filters: Any) -> list[str]:
