@@ -100,7 +100,7 @@ def create_dataset(ctx: Ctx, inp: CreateDatasetInput) -> IdOutput:
     return IdOutput(id=datasets.create(ctx, inp.set_fields(exclude={"store"})).id)
 
 
-@action("update_dataset", Effect.WRITE, "POST /dataset/{datasetId}/update")
+@action("update_dataset", Effect.WRITE, "POST /dataset/{datasetId}/update", idempotent=True)
 def update_dataset(ctx: Ctx, inp: UpdateDatasetInput) -> IdOutput:
     """Change the given fields of a dataset; null clears a field."""
     fields = inp.set_fields(exclude={"dataset_id"})
@@ -163,7 +163,12 @@ def create_dataset_record(ctx: Ctx, inp: CreateRecordInput) -> IdOutput:
     return IdOutput(id=records.create(ctx, inp.dataset_id, fields).id)
 
 
-@action("update_dataset_record", Effect.WRITE, "POST /dataset/{datasetId}/record/{recordId}/update")
+@action(
+    "update_dataset_record",
+    Effect.WRITE,
+    "POST /dataset/{datasetId}/record/{recordId}/update",
+    idempotent=True,
+)
 def update_dataset_record(ctx: Ctx, inp: UpdateRecordInput) -> IdOutput:
     """Change a record's text, source or meta."""
     fields = inp.set_fields(exclude={"dataset_id", "record_id"})

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from openbotkit.actions.base import Input, Output
+from openbotkit.actions.base import Input, LocalPath, Output
 from openbotkit.actions.registry import Effect, action
 from openbotkit.errors import InvalidInput, Problem
 from openbotkit.ingestion.diff import CHANGED_SHOWN
@@ -36,7 +36,7 @@ class UploadFileInput(Input):
             " Multipart and raw bodies are accepted by the server too."
         ),
     )
-    path: str | None = Field(None, description="A local file to upload (local connector only).")
+    path: LocalPath = Field(None, description="A local file to upload (local connector only).")
     type: str | None = Field(None, description="Content type of `path` (guessed if omitted).")
     name: str | None = Field(None, description="File name to record.")
 
@@ -60,7 +60,7 @@ def _content_url(ctx: Ctx, verb: str, file_id: str) -> str:
     return f"/api/v1/file/{file_id}/content?{query}"
 
 
-@action("upload_file", Effect.WRITE, "POST /file/{fileId}/upload")
+@action("upload_file", Effect.WRITE, "POST /file/{fileId}/upload", open_world=True)
 def upload_file(ctx: Ctx, inp: UploadFileInput) -> UploadFileOutput:
     """Give a file its content: from a URL, a data: URL, a local path, or a direct upload."""
     if (inp.file is None) == (inp.path is None):
@@ -105,7 +105,7 @@ def upload_file(ctx: Ctx, inp: UploadFileInput) -> UploadFileOutput:
 
 class DownloadFileInput(Input):
     file_id: str = Field(description="File id, or @alias.")
-    path: str | None = Field(None, description="Write the content here (local connector only).")
+    path: LocalPath = Field(None, description="Write the content here (local connector only).")
 
 
 class DownloadFileOutput(Output):

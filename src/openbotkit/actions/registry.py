@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from openbotkit.actions.base import local_only_fields
 from openbotkit.errors import InvalidInput, Problem, UnknownAction
 
 
@@ -58,6 +59,53 @@ class Action:
             return self.effect_rule
         strongest: Effect = self.extensions.get("strongest_effect", Effect.DESTRUCTIVE)
         return strongest
+
+    def input_schema(self) -> dict[str, Any]:
+        """The input's JSON Schema (camelCase keys), as `obk connector schema` prints it."""
+        return self.input.model_json_schema(by_alias=True)
+
+    def output_schema(self) -> dict[str, Any]:
+        """The output's JSON Schema: the JSON a run returns (the connector's `data`)."""
+        return self.output.model_json_schema(by_alias=True, mode="serialization")
+
+    @property
+    def idempotent(self) -> bool:
+        """Running it again with the same input changes nothing more: reads, deletes, and the
+        writes declared `idempotent=True` (updates, which set fields to given values)."""
+        return self.effect is not Effect.WRITE or bool(self.extensions.get("idempotent"))
+
+    @property
+    def open_world(self) -> bool:
+        """It may reach outside this installation (a URL fetch, a remote model): declared
+        `open_world=True` where the action can do so."""
+        return bool(self.extensions.get("open_world"))
+
+    @property
+    def resource(self) -> str:
+        """The ChatBotKit resource it belongs to: its path's first segment (`bot`, `dataset`,
+        ...). A dataset's records, files and search are `dataset`, a conversation's messages
+        and completions `conversation`."""
+        return self.path.split("/")[1]
+
+    @property
+    def local_fields(self) -> frozenset[str]:
+        """Input fields (by alias) naming files on the machine that runs the action: honoured
+        only where that machine is the caller's own (the CLI, `obk mcp` on stdio)."""
+        return local_only_fields(self.input)
+
+    def refuse_local_fields(self, data: Any) -> None:
+        """Refuse local-only fields sent by a caller on another machine (over the network)."""
+        given = sorted(self.local_fields & data.keys()) if isinstance(data, dict) else []
+        if given:
+            names = ", ".join(f"`{name}`" for name in given)
+            raise InvalidInput(
+                f"{names} names a file on this machine: only the local connector (obk connector,"
+                " obk mcp on stdio) may use it; send the content instead",
+                details=[
+                    Problem(f"/{name}", "local_only", "not accepted over the network")
+                    for name in given
+                ],
+            )
 
     def effect_for(self, inp: BaseModel) -> Effect:
         rule = self.effect_rule

@@ -95,10 +95,13 @@ class ActionEndpoint:
     async def read_input(self, request: Request) -> dict[str, Any]:
         if self.adapter.read_input:
             data = await self.adapter.read_input(request)
-        elif self.act.method == "GET":
-            data = query_input(request, self.act.input)
         else:
-            data = await json_body(request)
+            data = (
+                query_input(request, self.act.input)
+                if self.act.method == "GET"
+                else await json_body(request)
+            )
+            self.act.refuse_local_fields(data)
         data.update(request.path_params)  # the path names the resource, whatever the body says
         return data
 

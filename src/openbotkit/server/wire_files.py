@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from openbotkit.actions import REGISTRY
 from openbotkit.engine import Engine
 from openbotkit.errors import InvalidInput, LimitsReached, NotAuthenticated, NotFound, Problem
 from openbotkit.server.negotiation import JSON, json_body
@@ -60,11 +61,7 @@ async def read_upload(request: Request) -> dict[str, Any]:
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if ctype == JSON or ctype == "":
         data = await json_body(request)
-        if "path" in data:
-            raise InvalidInput(
-                "`path` uploads are for the local connector; send the bytes instead",
-                details=[Problem("/path", "local_only", "not accepted over HTTP")],
-            )
+        REGISTRY.get("upload_file").refuse_local_fields(data)
         return data
     if ctype == "multipart/form-data":
         limit = engine.settings.max_file_bytes
