@@ -99,8 +99,8 @@ class Action:
         if given:
             names = ", ".join(f"`{name}`" for name in given)
             raise InvalidInput(
-                f"{names} names a file on this machine: only the local connector (obk connector,"
-                " obk mcp on stdio) may use it; send the content instead",
+                f"{names} names a file on the machine running the action: only the local"
+                " connector (obk connector, obk mcp on stdio) may use it; send the content instead",
                 details=[
                     Problem(f"/{name}", "local_only", "not accepted over the network")
                     for name in given

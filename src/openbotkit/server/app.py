@@ -1,4 +1,5 @@
-"""The ASGI app of `obk serve`: ChatBotKit API v1 routes generated from the action registry."""
+"""The ASGI app of `obk serve`: ChatBotKit API v1 routes generated from the action registry,
+and the same actions as MCP tools at `/mcp`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from openbotkit.engine import Engine
 from openbotkit.errors import ObkError
 from openbotkit.server import wire_files  # noqa: F401 - registers the file wire adapters
 from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
+from openbotkit.server.mcp_http import PATH as MCP_PATH
+from openbotkit.server.mcp_http import mcp_endpoint
 from openbotkit.server.openapi import openapi_document
 from openbotkit.server.routes import PREFIXES, action_routes, authenticate
 from openbotkit.server.wire import EXTRA_ROUTES
@@ -76,6 +79,8 @@ def create_app(
     async def openapi(_request: Request) -> Response:
         return Response(document, media_type="application/json")
 
+    mcp = mcp_endpoint(engine, registry)
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         stop = threading.Event()
@@ -85,7 +90,8 @@ def create_app(
                 target=Worker(engine.runtime).run, args=(stop,), name="obk-worker", daemon=True
             )
             thread.start()
-        yield
+        async with mcp.manager.run():
+            yield
         stop.set()
         if thread is not None:
             thread.join(timeout=30)
@@ -96,6 +102,7 @@ def create_app(
         *_team_routes(engine),
         *EXTRA_ROUTES,
         *(Route(p + "/openapi.json", openapi, methods=["GET"]) for p in PREFIXES),
+        Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"]),
     ]
     app = Starlette(
         routes=routes,

@@ -96,14 +96,20 @@ async def read_upload(request: Request) -> dict[str, Any]:
     }
 
 
-def _absolute(request: Request, out: BaseModel) -> Response:
-    data = out.model_dump(mode="json", by_alias=True, exclude_none=True)
+def absolute_urls(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    """File outputs' content URLs are relative (the engine does not know the address the
+    client used); over HTTP they are made absolute with the request's own base URL."""
     base = str(request.base_url).rstrip("/")
     for key in ("uploadRequest", "downloadRequest"):
         if key in data and data[key]["url"].startswith("/"):
             data[key]["url"] = base + data[key]["url"]
     if "url" in data and data["url"].startswith("/"):
         data["url"] = base + data["url"]
+    return data
+
+
+def _absolute(request: Request, out: BaseModel) -> Response:
+    data = absolute_urls(request, out.model_dump(mode="json", by_alias=True, exclude_none=True))
     return Response(orjson.dumps(data), media_type="application/json")
 
 
