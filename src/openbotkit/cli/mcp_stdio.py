@@ -7,14 +7,16 @@ and CHATBOTKIT_API_SECRET. The client runs on this machine, so local `path` fiel
 
 from __future__ import annotations
 
-import anyio
+from typing import TYPE_CHECKING
+
 import click
-from mcp.server.stdio import stdio_server
 
 from openbotkit.actions import REGISTRY
 from openbotkit.cli.connector import Runner
-from openbotkit.mcp_server import ActionRunner, ToolSelection, build_server
-from openbotkit.mcp_server.server import Context
+
+if TYPE_CHECKING:
+    from openbotkit.mcp_server import ActionRunner
+    from openbotkit.mcp_server.server import Context
 
 
 @click.command("mcp")
@@ -41,6 +43,12 @@ def mcp(
     toolset: tuple[str, ...],
 ) -> None:
     """Serve the connector's actions as MCP tools on stdin/stdout."""
+    # Imported here: the SDK costs every other obk command a second or two to import.
+    import anyio
+    from mcp.server.stdio import stdio_server
+
+    from openbotkit.mcp_server import ToolSelection, build_server
+
     runner = Runner(base_url, account)
     selection = ToolSelection.parse(REGISTRY, read_only=read_only, tools=tools, toolset=toolset)
 
