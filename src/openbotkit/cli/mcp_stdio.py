@@ -51,6 +51,8 @@ def mcp(
 
     runner = Runner(base_url, account)
     selection = ToolSelection.parse(REGISTRY, read_only=read_only, tools=tools, toolset=toolset)
+    if not runner.base_url:
+        runner.account_id  # noqa: B018 - open the store and the account before serving
 
     async def runner_for(_ctx: Context) -> ActionRunner:
         return runner

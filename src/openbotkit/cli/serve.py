@@ -19,7 +19,8 @@ from openbotkit.cli.state import state
     help="Also run file-sync jobs in this process (else run `obk worker`).",
 )
 def serve(host: str, port: int, workers: int, log_level: str, worker: bool) -> None:
-    """Serve the REST API under /api/v1 and /v1 (give SDKs the origin, e.g. http://HOST:PORT)."""
+    """Serve the REST API under /api/v1 and /v1 (give SDKs the origin, e.g. http://HOST:PORT)
+    and the same actions as MCP tools at /mcp (Streamable HTTP, the same Bearer secrets)."""
     import uvicorn
 
     if workers > 1:

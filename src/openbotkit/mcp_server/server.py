@@ -28,8 +28,8 @@ from mcp.server import Server, ServerRequestContext
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from pydantic import BaseModel
 
-from openbotkit.actions import REGISTRY, Action, Effect, Registry
-from openbotkit.errors import InternalError, NotAuthorized, ObkError, error_class_for
+from openbotkit.actions import REGISTRY, Action, Registry
+from openbotkit.errors import InternalError, ObkError, error_class_for
 from openbotkit.mcp_server.tools import ToolSelection, tool_for
 
 log = logging.getLogger("openbotkit.mcp")
@@ -141,8 +141,6 @@ def build_server(
             if not local:
                 act.refuse_local_fields(data)
             inp = act.parse_input(data)
-            if selection.read_only and act.effect_for(inp) is not Effect.READ:
-                raise NotAuthorized(f"{act.name} changes data and this MCP server is read-only")
             if "stream" in act.extensions and progress_token_from_params(ctx.params) is not None:
                 return success(await run_with_progress(runner, act, inp, ctx))
             return success(await anyio.to_thread.run_sync(runner.run, act, inp))
