@@ -67,6 +67,31 @@ test('calls tools: structured results, errors as results, one account each', asy
   }
 })
 
+test('complete_conversation reports its tokens as progress, then the final message', async () => {
+  const client = await connect(process.env.OBK_TOKEN_A)
+  try {
+    const created = await client.callTool({
+      name: 'create_conversation',
+      arguments: { model: 'smollm2/maxTokens=8/temperature=0' }
+    })
+    const conversationId = created.structuredContent.id
+    const progress = []
+    const done = await client.callTool(
+      { name: 'complete_conversation', arguments: { conversationId, text: 'Say hello.' } },
+      undefined,
+      { onprogress: (p) => progress.push(p), timeout: 300000 }
+    )
+    assert.equal(done.isError, false)
+    assert.equal(typeof done.structuredContent.id, 'string')
+    assert.ok(done.structuredContent.usage.token > 0)
+    assert.ok(progress.length > 0)
+    assert.deepEqual(progress.map((p) => p.progress), progress.map((_, i) => i + 1))
+    assert.equal(progress.at(-1).message.trim(), done.structuredContent.text)
+  } finally {
+    await client.close()
+  }
+})
+
 test('without a secret the server answers 401', async () => {
   await assert.rejects(connect(undefined), (err) => err.code === 401 && /NOT_AUTHENTICATED/.test(err.message))
 })
