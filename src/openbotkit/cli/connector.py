@@ -18,7 +18,6 @@ from sqlalchemy import select
 
 from openbotkit.actions import REGISTRY, Action, Effect
 from openbotkit.cli.state import state
-from openbotkit.engine import LOCAL_ACCOUNT
 from openbotkit.errors import (
     ConfirmationRequired,
     InternalError,
@@ -29,6 +28,7 @@ from openbotkit.errors import (
     error_class_for,
 )
 from openbotkit.ids import new_id, now_ms
+from openbotkit.services.accounts import LOCAL_ACCOUNT
 from openbotkit.store.tables import Execution
 
 SERVICE = "chatbotkit"

@@ -43,7 +43,7 @@ def mcp(
     toolset: tuple[str, ...],
 ) -> None:
     """Serve the connector's actions as MCP tools on stdin/stdout."""
-    # Imported here: the SDK costs every other obk command a second or two to import.
+    # Imported here: `obk --help` loads this module, and the SDK brings starlette and httpx.
     import anyio
     from mcp.server.stdio import stdio_server
 
