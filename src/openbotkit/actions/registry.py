@@ -7,7 +7,6 @@ the HTTP client and (later) MCP tools all loop over `REGISTRY`; none has per-act
 
 from __future__ import annotations
 
-import enum
 import re
 import typing
 from collections.abc import Callable, Iterator
@@ -16,21 +15,23 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from openbotkit.access import Effect as Effect  # re-exported: actions declare effects here
 from openbotkit.actions.base import local_only_fields
 from openbotkit.errors import InvalidInput, Problem, UnknownAction
-
-
-class Effect(enum.StrEnum):
-    """What running an action does; drives confirmation, HTTP verbs' meaning and MCP hints."""
-
-    READ = "read"
-    WRITE = "write"
-    DESTRUCTIVE = "destructive"
-
 
 EffectRule = Effect | Callable[[Any], Effect]
 Handler = Callable[[Any, Any], Any]
 _PATH_PARAM = re.compile(r"{(\w+)}")
+# Input fields naming a resource an API key can be limited to (directly, or through the bot or
+# dataset that owns it: services/keys.py). Read off every action's input; no per-action lists.
+RESOURCE_FIELDS = {
+    "bot_id": "bot",
+    "dataset_id": "dataset",
+    "conversation_id": "conversation",
+    "file_id": "file",
+}
+# `/bot/{botId}/update`: the parameter right before the verb names what the action changes.
+_TARGET = re.compile(r"{(\w+)Id}/[\w-]+$")
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,22 @@ class Action:
     def effect_for(self, inp: BaseModel) -> Effect:
         rule = self.effect_rule
         return rule if isinstance(rule, Effect) else rule(inp)
+
+    @property
+    def target(self) -> str | None:
+        """The kind of resource the action reads or changes itself (`/bot/{botId}/update`:
+        bot), or None when it lists or creates one (`/bot/create`, `.../record/create`)."""
+        found = _TARGET.search(self.path)
+        return found[1] if found else None
+
+    def resources(self, inp: BaseModel) -> list[tuple[str, str]]:
+        """The resources an input names: (kind, id or @alias) for each id field it gives."""
+        named = []
+        for name, kind in RESOURCE_FIELDS.items():
+            value = getattr(inp, name, None)
+            if isinstance(value, str) and value:
+                named.append((kind, value))
+        return named
 
     def parse_input(self, data: Any) -> BaseModel:
         """Validate raw JSON-like input; errors name each field (JSON pointer) and rule."""

@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from openbotkit.actions import REGISTRY, Registry
+from openbotkit.access import Key
+from openbotkit.actions import REGISTRY, Effect, Registry
 from openbotkit.engine import Engine
 from openbotkit.errors import ObkError
 from openbotkit.server import wire_files  # noqa: F401 - registers the file wire adapters
@@ -27,6 +28,8 @@ from openbotkit.server.mcp_http import mcp_endpoint
 from openbotkit.server.openapi import openapi_document
 from openbotkit.server.routes import PREFIXES, action_routes, authenticate
 from openbotkit.server.wire import EXTRA_ROUTES
+from openbotkit.services.context import Ctx
+from openbotkit.services.keys import authorize
 from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import Account
@@ -54,9 +57,16 @@ def _team_routes(engine: Engine) -> list[BaseRoute]:
             }
         return orjson.dumps({"items": [team], "cursor": ""})
 
+    def load_for(key: Key) -> bytes:
+        with engine.store.session(write=False) as session:
+            # The whole account's team: not for a key limited to some bots or datasets.
+            ctx = Ctx(engine.runtime, session, key.account_id, key)
+            authorize(ctx, key, "team/list", Effect.READ, None, ())
+        return load(key.account_id)
+
     async def team_list(request: Request) -> Response:
-        account_id = await authenticate(request, engine)
-        body = await run_in_threadpool(load, account_id)
+        key = await authenticate(request, engine)
+        body = await run_in_threadpool(load_for, key)
         return Response(body, media_type="application/json")
 
     return [Route(p + "/team/list", team_list, methods=["GET"]) for p in PREFIXES]

@@ -8,8 +8,8 @@ action whose wire form differs registers a `WireAdapter` here, by action name, f
   The path ids are merged in afterwards.
 - `render(request, output)`: turn the action's output into a Response (binary downloads), or
   return None to fall back to JSON.
-- `account(request, engine)`: resolve the acting account when the default Bearer rule is not
-  the whole story (public files download without a secret).
+- `account(request, engine)`: resolve the acting account (or key) when the default Bearer rule
+  is not the whole story (public files download without a secret).
 - `any_accept`: the renderer answers every Accept itself (a download sends bytes for anything
   but application/json), so the server refuses no media type for this action.
 
@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 if TYPE_CHECKING:
+    from openbotkit.access import Key
     from openbotkit.engine import Engine
 
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 class WireAdapter:
     read_input: Callable[[Request], Awaitable[dict[str, Any]]] | None = None
     render: Callable[[Request, BaseModel], Response | None] | None = None
-    account: Callable[[Request, Engine], Awaitable[str]] | None = None
+    account: Callable[[Request, Engine], Awaitable[str | Key]] | None = None
     any_accept: bool = False
 
 

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from openbotkit.access import Key
 from openbotkit.actions import REGISTRY
 from openbotkit.engine import Engine
 from openbotkit.errors import InvalidInput, LimitsReached, NotAuthenticated, NotFound, Problem
@@ -135,7 +136,7 @@ def render_download(request: Request, out: BaseModel) -> Response | None:
     )
 
 
-async def download_account(request: Request, engine: Engine) -> str:
+async def download_account(request: Request, engine: Engine) -> str | Key:
     """A secret when given; without one, public files are still downloadable."""
     if request.headers.get("authorization"):
         return await authenticate(request, engine)

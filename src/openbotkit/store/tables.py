@@ -43,7 +43,12 @@ class Account(Base):
 
 
 class Secret(Base):
-    """An API secret. Only a SHA-256 of the token is kept; the token is shown once."""
+    """An API secret. Only a SHA-256 of the token is kept; the token is shown once.
+
+    Its limits are fixed when it is created: the highest effect class it may run (`scope`),
+    the bots and datasets it may reach (both null: every resource of the account), a token
+    budget for its whole life and an expiry.
+    """
 
     __tablename__ = "secrets"
 
@@ -54,6 +59,11 @@ class Secret(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    scope: Mapped[str] = mapped_column(String(16), default="destructive")
+    bots: Mapped[list[str] | None] = mapped_column(JSON)
+    datasets: Mapped[list[str] | None] = mapped_column(JSON)
+    budget_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class _Owned:
@@ -223,10 +233,13 @@ class UsageEvent(Base):
     __tablename__ = "usage_events"
     __table_args__ = (
         Index("ix_usage_account_metric_created", "account_id", "metric", "created_at"),
+        Index("ix_usage_secret_metric", "secret_id", "metric"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[str] = mapped_column(String(40), _fk("accounts.id"))
+    # The secret the use came through (null from the CLI and the Python API): a key's budget.
+    secret_id: Mapped[str | None] = mapped_column(String(40))
     metric: Mapped[str] = mapped_column(String(32))  # tokens | conversations | messages
     amount: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 21:57:29.995988
+Create Date: 2026-12-01 23:15:32.132428
 """
 
 from collections.abc import Sequence
@@ -196,6 +196,11 @@ def upgrade() -> None:
         sa.Column("prefix", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("revoked_at", sa.BigInteger(), nullable=True),
+        sa.Column("scope", sa.String(length=16), nullable=False),
+        sa.Column("bots", sa.JSON(), nullable=True),
+        sa.Column("datasets", sa.JSON(), nullable=True),
+        sa.Column("budget_tokens", sa.BigInteger(), nullable=True),
+        sa.Column("expires_at", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
@@ -207,6 +212,7 @@ def upgrade() -> None:
         "usage_events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("account_id", sa.String(length=40), nullable=False),
+        sa.Column("secret_id", sa.String(length=40), nullable=True),
         sa.Column("metric", sa.String(length=32), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
@@ -217,6 +223,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_usage_account_metric_created", ["account_id", "metric", "created_at"], unique=False
         )
+        batch_op.create_index("ix_usage_secret_metric", ["secret_id", "metric"], unique=False)
 
     op.create_table(
         "dataset_files",
@@ -323,6 +330,7 @@ def downgrade() -> None:
 
     op.drop_table("dataset_files")
     with op.batch_alter_table("usage_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_usage_secret_metric")
         batch_op.drop_index("ix_usage_account_metric_created")
 
     op.drop_table("usage_events")

@@ -1,0 +1,119 @@
+"""What an API key may do: an effect scope, the bots and datasets it reaches, a budget, a life.
+
+The engine calls `authorize` before it runs any action for a key, whatever the surface (REST,
+the connector's HTTP backend, MCP over HTTP all authenticate to a `Key`), so the rules live here
+once. What an action touches is read from its input's id fields (the registry knows them), each
+resolved to the bot or dataset that owns it:
+
+- a bot and a dataset are themselves;
+- a conversation belongs to its bot (one without a bot, to its dataset);
+- a file belongs to the datasets it is attached to: a key reaches it only when every one of
+  them is the key's (otherwise a change to the file would reach a dataset the key may not);
+- records, messages and attachments are reached through the parent their path names.
+
+A key limited to resources is refused an action that names none (account-wide lists, usage,
+creating a new bot, dataset or file): it must not learn what else exists, and a public page's
+key must not list the conversations of other visitors. Lists inside a reachable resource (a
+dataset's records, a conversation's messages) work. Changing or deleting a listed bot or
+dataset itself takes the destructive scope: a write key uses it, it does not reconfigure it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from openbotkit.access import Effect, Key
+from openbotkit.errors import ScopeMissing
+from openbotkit.store.tables import Bot, Conversation, Dataset, DatasetFile, File
+
+if TYPE_CHECKING:
+    from openbotkit.services.context import Ctx
+
+# Resource kinds a key may be limited to directly.
+LISTED = ("bot", "dataset")
+
+
+def authorize(
+    ctx: Ctx,
+    key: Key,
+    action: str,
+    effect: Effect,
+    target: str | None,
+    refs: Sequence[tuple[str, str]],
+) -> None:
+    """Raise ScopeMissing unless `key` may run `action` with this effect on these resources.
+
+    `target` is the kind of resource the action changes itself (`update_bot`: bot), `refs` the
+    (kind, id or @alias) pairs its input names.
+    """
+    if key.unrestricted:
+        return
+    needed = effect
+    if key.limited and target in LISTED and effect is Effect.WRITE:
+        needed = Effect.DESTRUCTIVE
+    if not key.scope.includes(needed):
+        why = (
+            f"; changing a {target} the key is limited to counts as destructive"
+            if needed is not effect
+            else ""
+        )
+        raise ScopeMissing(
+            f"{action} needs scope {needed.value}; this key has {key.describe()}{why}"
+        )
+    if not key.limited:
+        return
+    if not refs:
+        raise ScopeMissing(
+            f"{action} reaches the whole account or creates a resource outside this key's"
+            f" limits; it needs a key without bot or dataset limits (this key has"
+            f" {key.describe()})"
+        )
+    for kind, ref in refs:
+        if not _reaches(ctx, key, kind, ref):
+            raise ScopeMissing(
+                f"{action} needs access to {kind} {ref}; this key has {key.describe()}"
+            )
+
+
+def _reaches(ctx: Ctx, key: Key, kind: str, ref: str) -> bool:
+    """Whether `key` reaches the resource; unknown ids are simply out of reach (no oracle)."""
+    bots, datasets = key.bots or frozenset(), key.datasets or frozenset()
+    if kind == "bot":
+        return _resolve(ctx, Bot, ref) in bots
+    if kind == "dataset":
+        return _resolve(ctx, Dataset, ref) in datasets
+    if kind == "conversation":
+        row = ctx.session.execute(
+            select(Conversation.bot_id, Conversation.dataset_id).where(
+                Conversation.account_id == ctx.account_id, Conversation.id == ref
+            )
+        ).first()
+        if row is None:
+            return False
+        bot_id, dataset_id = row
+        return bot_id in bots if bot_id else dataset_id in datasets
+    if kind == "file":
+        file_id = _resolve(ctx, File, ref)
+        if file_id is None:
+            return False
+        owners = set(
+            ctx.session.scalars(
+                select(DatasetFile.dataset_id).where(
+                    DatasetFile.account_id == ctx.account_id, DatasetFile.file_id == file_id
+                )
+            )
+        )
+        return bool(owners) and owners <= datasets
+    return False
+
+
+def _resolve(ctx: Ctx, table: type[Bot] | type[Dataset] | type[File], ref: str) -> str | None:
+    """The id of the caller's row named by an id or an @alias, or None."""
+    cond = table.alias == ref[1:] if ref.startswith("@") else table.id == ref
+    found: str | None = ctx.session.scalar(
+        select(table.id).where(table.account_id == ctx.account_id, cond)
+    )
+    return found
