@@ -28,6 +28,7 @@ from openbotkit.errors import (
     error_class_for,
 )
 from openbotkit.ids import new_id, now_ms
+from openbotkit.services import retention
 from openbotkit.services.accounts import LOCAL_ACCOUNT
 from openbotkit.store.tables import Execution
 
@@ -151,6 +152,7 @@ class Runner:
                         created_at=now_ms(),
                     )
                 )
+                retention.prune_executions(session, self.st.settings.retention_days)
         except Exception as exc:  # recording is best effort: never hide the run's own result
             click.echo(f"warning: execution not recorded: {exc}", err=True)
 

@@ -15,6 +15,7 @@ from openbotkit.actions import REGISTRY
 from openbotkit.cli.connector import Runner
 from openbotkit.cli.state import state
 from openbotkit.errors import NotFound
+from openbotkit.logs import configure_logging
 from openbotkit.store.tables import Job
 
 
@@ -45,8 +46,9 @@ def worker(once: bool, poll: float) -> None:
     """Run file-sync jobs until interrupted (several workers may run at once)."""
     from openbotkit.services.worker import Worker
 
-    engine = state().engine
-    w = Worker(engine.runtime)
+    st = state()
+    configure_logging(st.settings.log_level, st.settings.log_format)
+    w = Worker(st.engine.runtime)
     if once:
         count = 0
         while w.run_once() is not None:

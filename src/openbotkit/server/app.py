@@ -4,15 +4,18 @@ and the same actions as MCP tools at `/mcp`."""
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -21,7 +24,9 @@ from openbotkit.access import Key
 from openbotkit.actions import REGISTRY, Effect, Registry
 from openbotkit.engine import Engine
 from openbotkit.errors import ObkError
+from openbotkit.logs import configure_logging
 from openbotkit.server import wire_files  # noqa: F401 - registers the file wire adapters
+from openbotkit.server.access import AccessLog
 from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
 from openbotkit.server.mcp_http import PATH as MCP_PATH
 from openbotkit.server.mcp_http import mcp_endpoint
@@ -33,6 +38,8 @@ from openbotkit.services.keys import authorize
 from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import Account
+
+log = logging.getLogger("openbotkit.server")
 
 
 def _version() -> str:
@@ -72,6 +79,52 @@ def _team_routes(engine: Engine) -> list[BaseRoute]:
     return [Route(p + "/team/list", team_list, methods=["GET"]) for p in PREFIXES]
 
 
+def _probe_routes(engine: Engine) -> list[BaseRoute]:
+    """`/healthz`: the process answers (no auth, no database). `/readyz`: it can serve, i.e.
+    the database answers a query; 503 otherwise, so a load balancer sends traffic elsewhere."""
+
+    async def healthz(_request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    def ping() -> None:
+        with engine.store.session(write=False) as session:
+            session.execute(text("SELECT 1"))
+
+    async def readyz(_request: Request) -> Response:
+        try:
+            await run_in_threadpool(ping)
+        except Exception as exc:
+            log.warning("not ready: the database did not answer: %s", exc)
+            body = {"status": "unavailable", "message": "the database did not answer"}
+            return Response(orjson.dumps(body), 503, media_type="application/json")
+        return Response(b'{"status":"ready"}', media_type="application/json")
+
+    return [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
+    ]
+
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    """The access log outermost (it sees every answer, preflights too), then CORS when
+    OBK_CORS_ORIGINS names the browser origins allowed to call the API (or is *)."""
+    stack = [Middleware(AccessLog)]
+    origins = settings.cors_origin_list
+    if origins:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_methods=["GET", "POST", "PUT", "OPTIONS"],
+                # Bearer secrets, not cookies: no credentials mode, any request header.
+                allow_headers=["*"],
+                expose_headers=["X-Failure-Code", "Content-Disposition"],
+                max_age=600,
+            )
+        )
+    return stack
+
+
 def create_app(
     settings: Settings,
     engine: Engine | None = None,
@@ -108,6 +161,7 @@ def create_app(
         engine.close()
 
     routes: list[BaseRoute] = [
+        *_probe_routes(engine),
         *action_routes(registry, engine),
         *_team_routes(engine),
         *EXTRA_ROUTES,
@@ -117,6 +171,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=_middleware(settings),
         exception_handlers={
             ObkError: on_obk_error,
             HTTPException: on_http_error,
@@ -129,9 +184,13 @@ def create_app(
 
 def app_from_env() -> Starlette:
     """The factory `obk serve --workers N` hands to uvicorn: each worker reads the settings."""
-    return create_app(Settings.from_env(), worker=True)
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, worker=True)
 
 
 def app_from_env_without_worker() -> Starlette:
     """`obk serve --workers N --no-worker`: API processes only, `obk worker` runs the jobs."""
-    return create_app(Settings.from_env(), worker=False)
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, worker=False)

@@ -55,6 +55,7 @@ async def authenticate(request: Request, engine: Engine) -> Key:
         key = await run_in_threadpool(key_for_token, engine.runtime, token)
     if key is None:
         raise NotAuthenticated("Not authenticated: unknown or revoked secret")
+    request.state.key_id = key.id  # for the access log
     return check_live(key)
 
 

@@ -29,13 +29,14 @@ from openbotkit.ingestion.diff import plan_diff
 from openbotkit.ingestion.parsers import parse
 from openbotkit.retrieval.embedders import Vectors
 from openbotkit.runtime import Runtime
-from openbotkit.services import file_content, resync
+from openbotkit.services import file_content, resync, retention
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.store import Store
 from openbotkit.store.tables import Dataset, DatasetFile, File, Job
 
 log = logging.getLogger("openbotkit.worker")
 EMBED_BATCH = 64
+PRUNE_EVERY_S = 3600.0
 
 
 class JobLost(Exception):
@@ -76,15 +77,33 @@ class Worker:
             return session.get(Job, job.id)
 
     def run(self, stop: threading.Event, poll_s: float = 1.0) -> None:
-        """Work until `stop` is set, sleeping `poll_s` when the queue is empty."""
+        """Work until `stop` is set, sleeping `poll_s` when the queue is empty; prune old
+        jobs and executions at start and then hourly."""
+        next_prune = time.monotonic()
         while not stop.is_set():
             try:
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + PRUNE_EVERY_S
+                    self.prune()
                 job = self.run_once()
             except Exception:  # the database may be briefly unavailable; keep the worker up
                 log.exception("worker loop error")
                 job = None
             if job is None:
                 stop.wait(poll_s)
+
+    def prune(self) -> retention.Pruned:
+        """Apply OBK_RETENTION_DAYS to finished jobs and connector executions."""
+        pruned = retention.prune(self.runtime.store, self.runtime.settings.retention_days)
+        if pruned.jobs or pruned.executions:
+            log.info(
+                "pruned %d finished job(s) and %d execution(s) older than %g days",
+                pruned.jobs,
+                pruned.executions,
+                self.runtime.settings.retention_days,
+                extra={"jobs": pruned.jobs, "executions": pruned.executions},
+            )
+        return pruned
 
     def _fail(self, job: Job, error: str, *, retry: bool) -> None:
         with self.runtime.store.session() as session:
