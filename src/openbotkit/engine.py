@@ -17,7 +17,7 @@ from openbotkit.errors import InvalidInput, Problem
 from openbotkit.runtime import Runtime
 from openbotkit.services.accounts import LOCAL_ACCOUNT, ensure_account
 from openbotkit.services.context import AccountScope, Ctx
-from openbotkit.services.keys import authorize
+from openbotkit.services.keys import Call, authorize
 from openbotkit.settings import Settings
 from openbotkit.store import Store
 
@@ -122,4 +122,5 @@ def _acting(who: str | Key) -> tuple[str, Key | None]:
 
 def _authorize(ctx: Ctx, key: Key, act: Action, inp: BaseModel) -> None:
     """The key's limits against what the registry says this call does and names."""
-    authorize(ctx, key, act.name, act.effect_for(inp), act.target, act.resources(inp))
+    call = Call(act.name, act.effect_for(inp), act.target, act.creates, act.resources(inp))
+    authorize(ctx, key, call)

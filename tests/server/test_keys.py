@@ -149,6 +149,12 @@ def test_dataset_limited_key_reaches_records_and_its_own_files(api: Api) -> None
     refused(api.call("GET", f"/file/{loose_file}/fetch", token), f"file {loose_file}")
     attach = f"/dataset/{ds}/file/{loose_file}/attach"
     refused(api.call("POST", attach, token, json={"type": "source"}), f"file {loose_file}")
+    # A new bot is outside the key's list even when it names the key's dataset; a conversation
+    # over the dataset belongs to it, so the key may start one and reach it afterwards.
+    new_bot = {"datasetId": ds}
+    refused(api.call("POST", "/bot/create", token, json=new_bot), "without bot or dataset limits")
+    conv = api.call("POST", "/conversation/create", token, json={"datasetId": ds}).json()["id"]
+    assert api.call("GET", f"/conversation/{conv}/fetch", token).json()["datasetId"] == ds
     # Write scope on a listed dataset: its content, not its own settings.
     refused(
         api.call("POST", f"/dataset/{ds}/update", token, json={"name": "x"}),

@@ -32,6 +32,8 @@ RESOURCE_FIELDS = {
 }
 # `/bot/{botId}/update`: the parameter right before the verb names what the action changes.
 _TARGET = re.compile(r"{(\w+)Id}/[\w-]+$")
+# `/bot/create`: a new top-level resource (not a record or message inside a parent).
+_CREATES = re.compile(r"^/(\w+)/create$")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,12 @@ class Action:
         """The kind of resource the action reads or changes itself (`/bot/{botId}/update`:
         bot), or None when it lists or creates one (`/bot/create`, `.../record/create`)."""
         found = _TARGET.search(self.path)
+        return found[1] if found else None
+
+    @property
+    def creates(self) -> str | None:
+        """The kind of top-level resource the action creates (`/bot/create`: bot), or None."""
+        found = _CREATES.match(self.path)
         return found[1] if found else None
 
     def resources(self, inp: BaseModel) -> list[tuple[str, str]]:

@@ -34,7 +34,7 @@ from openbotkit.server.openapi import openapi_document
 from openbotkit.server.routes import PREFIXES, action_routes, authenticate
 from openbotkit.server.wire import EXTRA_ROUTES
 from openbotkit.services.context import Ctx
-from openbotkit.services.keys import authorize
+from openbotkit.services.keys import Call, authorize
 from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import Account
@@ -68,7 +68,7 @@ def _team_routes(engine: Engine) -> list[BaseRoute]:
         with engine.store.session(write=False) as session:
             # The whole account's team: not for a key limited to some bots or datasets.
             ctx = Ctx(engine.runtime, session, key.account_id, key)
-            authorize(ctx, key, "team/list", Effect.READ, None, ())
+            authorize(ctx, key, Call("team/list", Effect.READ))
         return load(key.account_id)
 
     async def team_list(request: Request) -> Response:

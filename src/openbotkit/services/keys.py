@@ -11,9 +11,10 @@ resolved to the bot or dataset that owns it:
   them is the key's (otherwise a change to the file would reach a dataset the key may not);
 - records, messages and attachments are reached through the parent their path names.
 
-A key limited to resources is refused an action that names none (account-wide lists, usage,
-creating a new bot, dataset or file): it must not learn what else exists, and a public page's
-key must not list the conversations of other visitors. Lists inside a reachable resource (a
+A key limited to resources is refused an action that names none (account-wide lists, usage)
+and the creation of a bot, dataset or file (a new one is outside its list by definition; a new
+conversation belongs to the bot it names): it must not learn what else exists, and a public
+page's key must not list the conversations of other visitors. Lists inside a reachable resource (a
 dataset's records, a conversation's messages) work. Changing or deleting a listed bot or
 dataset itself takes the destructive scope: a write key uses it, it does not reconfigure it.
 """
@@ -21,6 +22,7 @@ dataset itself takes the destructive scope: a write key uses it, it does not rec
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -34,47 +36,51 @@ if TYPE_CHECKING:
 
 # Resource kinds a key may be limited to directly.
 LISTED = ("bot", "dataset")
+# Kinds a limited key may create: a new one belongs to the bot (or dataset) its input names.
+OWNED = ("conversation",)
 
 
-def authorize(
-    ctx: Ctx,
-    key: Key,
-    action: str,
-    effect: Effect,
-    target: str | None,
-    refs: Sequence[tuple[str, str]],
-) -> None:
-    """Raise ScopeMissing unless `key` may run `action` with this effect on these resources.
+@dataclass(frozen=True)
+class Call:
+    """What the registry says one action call does: its name and effect, the kind of resource
+    it changes itself (`update_bot`: bot) or creates (`create_bot`: bot), and the resources its
+    input names as (kind, id or @alias)."""
 
-    `target` is the kind of resource the action changes itself (`update_bot`: bot), `refs` the
-    (kind, id or @alias) pairs its input names.
-    """
+    action: str
+    effect: Effect
+    target: str | None = None
+    creates: str | None = None
+    refs: Sequence[tuple[str, str]] = ()
+
+
+def authorize(ctx: Ctx, key: Key, call: Call) -> None:
+    """Raise ScopeMissing, naming the scope or resource needed, unless `key` may make `call`."""
     if key.unrestricted:
         return
-    needed = effect
-    if key.limited and target in LISTED and effect is Effect.WRITE:
+    needed = call.effect
+    if key.limited and call.target in LISTED and needed is Effect.WRITE:
         needed = Effect.DESTRUCTIVE
     if not key.scope.includes(needed):
         why = (
-            f"; changing a {target} the key is limited to counts as destructive"
-            if needed is not effect
+            f"; changing a {call.target} the key is limited to counts as destructive"
+            if needed is not call.effect
             else ""
         )
         raise ScopeMissing(
-            f"{action} needs scope {needed.value}; this key has {key.describe()}{why}"
+            f"{call.action} needs scope {needed.value}; this key has {key.describe()}{why}"
         )
     if not key.limited:
         return
-    if not refs:
+    if not call.refs or (call.creates is not None and call.creates not in OWNED):
         raise ScopeMissing(
-            f"{action} reaches the whole account or creates a resource outside this key's"
+            f"{call.action} reaches the whole account or creates a resource outside this key's"
             f" limits; it needs a key without bot or dataset limits (this key has"
             f" {key.describe()})"
         )
-    for kind, ref in refs:
+    for kind, ref in call.refs:
         if not _reaches(ctx, key, kind, ref):
             raise ScopeMissing(
-                f"{action} needs access to {kind} {ref}; this key has {key.describe()}"
+                f"{call.action} needs access to {kind} {ref}; this key has {key.describe()}"
             )
 
 
