@@ -60,8 +60,14 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
         logger.setLevel(logging.NOTSET)
+    # The server's access log (server/access.py) replaces uvicorn's, in every process.
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers[:] = []
+    uvicorn_access.propagate = False
+    # Migrations announce themselves at every start; only worth seeing when debugging.
+    logging.getLogger("alembic").setLevel("DEBUG" if level.lower() == "debug" else "WARNING")
