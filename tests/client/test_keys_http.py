@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from openbotkit.access import Effect
 from openbotkit.actions import REGISTRY
 from openbotkit.cli.main import cli
 from openbotkit.client.http import HttpBackend
-from openbotkit.effects import Effect
 from openbotkit.engine import Engine
 from openbotkit.errors import CredentialExpired, InsufficientCredit, ScopeMissing
 from openbotkit.ids import now_ms
@@ -30,7 +30,7 @@ def origin(engine: Engine) -> Iterator[str]:
 
 
 def backend(engine: Engine, origin: str, **limits: Any) -> HttpBackend:
-    return HttpBackend(origin, create_secret(engine, "alice", **limits)[1])
+    return HttpBackend(origin, create_secret(engine.runtime, "alice", **limits)[1])
 
 
 def call(b: HttpBackend, name: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def test_expired_key_is_credential_expired(engine: Engine, origin: str) -> None:
 def test_connector_cli_envelope_names_the_code(
     engine: Engine, origin: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    token = create_secret(engine, "alice", scope=Effect.READ)[1]
+    token = create_secret(engine.runtime, "alice", scope=Effect.READ)[1]
     monkeypatch.setenv("CHATBOTKIT_API_SECRET", token)
     args = ["connector", "run", "chatbotkit", "--action", "create_bot", "--json"]
     result = CliRunner().invoke(cli, [*args, "--base-url", origin, "--data", "{}"])

@@ -51,7 +51,7 @@ def test_readyz_is_503_when_the_database_is_gone(settings: Settings) -> None:
 def test_cors_only_for_the_configured_origins(settings: Settings) -> None:
     shop = "https://shop.example"
     client, engine = client_for(settings.model_copy(update={"cors_origins": f"{shop}, x"}))
-    token = create_secret(engine, "alice")[1]
+    token = create_secret(engine.runtime, "alice")[1]
     preflight = client.options(
         "/api/v1/conversation/create",
         headers={

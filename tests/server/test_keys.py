@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from openbotkit.effects import Effect
+from openbotkit.access import Effect
 from openbotkit.engine import Engine
 from openbotkit.ids import now_ms
 from openbotkit.services.secrets import create_secret, list_secrets, revoke
@@ -24,7 +24,7 @@ class Api:
         self.client = Client(engine)
 
     def key(self, **limits: Any) -> str:
-        return create_secret(self.engine, "alice", **limits)[1]
+        return create_secret(self.engine.runtime, "alice", **limits)[1]
 
     def call(self, method: str, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
         headers = kw.pop("headers", {})
@@ -168,13 +168,13 @@ def test_expired_key_is_credential_expired_even_when_cached(api: Api) -> None:
     time.sleep(1.6)
     resp = api.call("GET", "/bot/list", token)
     assert resp.status_code == 401 and resp.json()["code"] == "CREDENTIAL_EXPIRED"
-    assert [s.status() for s in list_secrets(api.engine, "alice")][-1] == "expired"
+    assert [s.status() for s in list_secrets(api.engine.runtime, "alice")][-1] == "expired"
 
 
 def test_revoked_key_is_refused_at_once_in_this_process(api: Api) -> None:
     token = api.key(scope=Effect.READ)
     assert api.call("GET", "/bot/list", token).status_code == 200
-    revoke(api.engine, list_secrets(api.engine, "alice")[-1].id)
+    revoke(api.engine.runtime, list_secrets(api.engine.runtime, "alice")[-1].id)
     resp = api.call("GET", "/bot/list", token)
     assert resp.status_code == 401 and resp.json()["code"] == "NOT_AUTHENTICATED"
 
@@ -214,7 +214,7 @@ def test_budget_stops_completions_before_generating(api: Api) -> None:
     # Tokens are counted per key and per account; the account's usage is the usual total.
     made = api.call("POST", "/conversation/create", other, json={"botId": bot}).json()["id"]
     more = api.call("POST", f"/conversation/{made}/complete", other, json={"text": "Hi!"})
-    used = {s.id: s.tokens_used for s in list_secrets(api.engine, "alice")}
+    used = {s.id: s.tokens_used for s in list_secrets(api.engine.runtime, "alice")}
     assert sorted(used.values())[-2:] == sorted([spent, more.json()["usage"]["token"]])
     usage = api.call("GET", "/usage/fetch").json()
     assert usage["tokens"] == spent + more.json()["usage"]["token"]

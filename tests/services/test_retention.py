@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from openbotkit.engine import Engine
 from openbotkit.ids import new_id, now_ms
-from openbotkit.ingestion.worker import Worker
 from openbotkit.services.retention import DAY_MS
+from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import Execution, Job
 
@@ -60,7 +60,7 @@ def test_worker_prunes_old_finished_jobs_and_executions(tmp_path: Path) -> None:
     old_ok, old_failed = seed(engine, 31, "succeeded"), seed(engine, 40, "failed")
     old_queued, old_running = seed(engine, 90, "queued"), seed(engine, 90, "running")
     recent = seed(engine, 29, "succeeded")
-    pruned = Worker(engine).prune()
+    pruned = Worker(engine.runtime).prune()
     assert (pruned.jobs, pruned.executions) == (2, 4)
     jobs, executions = remaining(engine)
     assert jobs == {old_queued, old_running, recent}
@@ -73,6 +73,6 @@ def test_zero_days_keeps_everything(tmp_path: Path) -> None:
     engine = Engine(Settings(home=tmp_path / "home", retention_days=0))
     engine.store.migrate()
     kept = seed(engine, 3650, "succeeded")
-    assert Worker(engine).prune().jobs == 0
+    assert Worker(engine.runtime).prune().jobs == 0
     assert remaining(engine) == ({kept}, {kept})
     engine.close()
