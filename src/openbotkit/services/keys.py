@@ -17,6 +17,9 @@ conversation belongs to the bot it names): it must not learn what else exists, a
 page's key must not list the conversations of other visitors. Lists inside a reachable resource (a
 dataset's records, a conversation's messages) work. Changing or deleting a listed bot or
 dataset itself takes the destructive scope: a write key uses it, it does not reconfigure it.
+
+A key's token budget is checked where a model is about to run (usage.remaining_budget), its
+expiry where the secret is authenticated (secrets.check_live).
 """
 
 from __future__ import annotations
