@@ -152,6 +152,34 @@ def test_http_revoked_secret_is_401(live_server: LiveServer) -> None:
     assert after.headers["www-authenticate"] == "Bearer"
 
 
+def test_http_tools_obey_a_keys_scope_and_resources(live_server: LiveServer) -> None:
+    """A scoped key is checked by the engine for MCP calls as for REST (issue: keys)."""
+    env = live_server.env()
+
+    def key(*limits: str) -> str:
+        made = subprocess.run(
+            [OBK, "secret", "create", "--account", "account-a", "--json", *limits],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return str(json.loads(made.stdout)["token"])
+
+    async def main() -> None:
+        async with http_client(live_server.url, live_server.token_a) as full:
+            mine = ok(await full.call_tool("create_bot", {"name": "in reach"}))["id"]
+            other = ok(await full.call_tool("create_bot", {"name": "out of reach"}))["id"]
+        async with http_client(live_server.url, key("--scope", "read")) as reader:
+            assert ok(await reader.call_tool("fetch_bot", {"botId": mine}))["name"] == "in reach"
+            error(await reader.call_tool("create_bot", {"name": "no"}), "scope_missing")
+        async with http_client(live_server.url, key("--bot", mine)) as one_bot:
+            assert ok(await one_bot.call_tool("fetch_bot", {"botId": mine}))["id"] == mine
+            error(await one_bot.call_tool("fetch_bot", {"botId": other}), "scope_missing")
+
+    anyio.run(main)
+
+
 def test_stdio_against_a_server_acts_as_the_secrets_account(
     live_server: LiveServer, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from openbotkit.access import Key
 from openbotkit.actions import REGISTRY, Action, Registry
 from openbotkit.engine import Engine
 from openbotkit.errors import ObkError
@@ -31,19 +32,20 @@ PATH = "/mcp"
 
 
 class EngineRunner:
-    """Runs actions on the server's engine as one account, for one HTTP request."""
+    """Runs actions on the server's engine as one key (its account, scopes and budget), for one
+    HTTP request: the engine checks the key before each action, as for the REST routes."""
 
-    def __init__(self, engine: Engine, account_id: str, request: Request) -> None:
+    def __init__(self, engine: Engine, key: Key, request: Request) -> None:
         self.engine = engine
-        self.account_id = account_id
+        self.key = key
         self.request = request
 
     def run(self, act: Action, inp: BaseModel) -> dict[str, Any]:
-        out = self.engine.run(act, inp, account_id=self.account_id)
+        out = self.engine.run(act, inp, account_id=self.key)
         return absolute_urls(self.request, act.dump_output(out))
 
     def stream(self, act: Action, inp: BaseModel) -> Iterator[dict[str, Any]]:
-        return self.engine.stream(act, inp, account_id=self.account_id)
+        return self.engine.stream(act, inp, account_id=self.key)
 
 
 class McpEndpoint:
