@@ -113,12 +113,13 @@ def split_by_layer(home: Path, token: str, bot_id: str, rates: dict[str, float])
     """Time `engine.run` alone for each scenario, on the database the server used."""
     from openbotkit.actions import REGISTRY
     from openbotkit.engine import Engine
-    from openbotkit.services.secrets import account_for_token
+    from openbotkit.services.secrets import key_for_token
     from openbotkit.settings import Settings
 
     engine = Engine(Settings(home=home))
-    account = account_for_token(engine.runtime, token)
-    assert account is not None
+    key = key_for_token(engine.runtime, token)
+    assert key is not None
+    account = key.account_id
     calls = {
         "list": ("list_bots", {"take": 20}),
         "fetch": ("fetch_bot", {"botId": bot_id}),

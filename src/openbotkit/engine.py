@@ -7,15 +7,18 @@ each run is one transaction scoped to one account.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from openbotkit.access import Key
 from openbotkit.actions.registry import Action, Effect
 from openbotkit.errors import InvalidInput, Problem
 from openbotkit.runtime import Runtime
 from openbotkit.services.accounts import LOCAL_ACCOUNT, ensure_account
 from openbotkit.services.context import AccountScope, Ctx
+from openbotkit.services.keys import Call, authorize
 from openbotkit.settings import Settings
 from openbotkit.store import Store
 
@@ -54,28 +57,62 @@ class Engine:
         """Whether `path` fields may read and write this machine's files (localfiles)."""
         return self.runtime.local_paths
 
-    def run(self, act: Action, inp: BaseModel, *, account_id: str) -> BaseModel:
-        """Run one validated action as `account_id`, in one transaction."""
+    def run(self, act: Action, inp: BaseModel, *, account_id: str | Key) -> BaseModel:
+        """Run one validated action, in one transaction, as `account_id`: an account's id, or
+        the Key a secret authenticated to (its limits are enforced here, for every surface)."""
+        self._admit_local_fields(act, inp)
+        account, key = _acting(account_id)
         if act.extensions.get("own_transactions"):
-            return act.handler(AccountScope(self.runtime, account_id), inp)  # type: ignore[no-any-return]
+            scope = AccountScope(self.runtime, account, key)
+            if key is not None and not key.unrestricted:
+                with scope.transaction(write=False) as ctx:
+                    _authorize(ctx, key, act, inp)
+            return act.handler(scope, inp)  # type: ignore[no-any-return]
         write = act.effect_for(inp) is not Effect.READ
         with self.store.session(write=write) as session:
-            return act.handler(Ctx(self.runtime, session, account_id), inp)  # type: ignore[no-any-return]
+            ctx = Ctx(self.runtime, session, account, key)
+            if key is not None:
+                _authorize(ctx, key, act, inp)
+            return act.handler(ctx, inp)  # type: ignore[no-any-return]
 
-    def stream(self, act: Action, inp: BaseModel, *, account_id: str) -> Iterator[dict[str, Any]]:
-        """Run a streaming action: its events, `{"type", "data"}`, the last one `result`."""
+    def stream(
+        self, act: Action, inp: BaseModel, *, account_id: str | Key
+    ) -> Iterator[dict[str, Any]]:
+        """Run a streaming action: its events, `{"type", "data"}`, the last one `result`.
+        `account_id` as for `run`."""
         produce = act.extensions.get("stream")
         if produce is None:
             raise InvalidInput(
                 f"action {act.name} does not stream",
                 details=[Problem("", "stream", "not a streaming action")],
             )
+        self._admit_local_fields(act, inp)
+        account, key = _acting(account_id)
         if act.extensions.get("own_transactions"):
-            yield from produce(AccountScope(self.runtime, account_id), inp)
+            scope = AccountScope(self.runtime, account, key)
+            if key is not None and not key.unrestricted:
+                with scope.transaction(write=False) as ctx:
+                    _authorize(ctx, key, act, inp)
+            yield from produce(scope, inp)
             return
         write = act.effect_for(inp) is not Effect.READ
         with self.store.session(write=write) as session:
-            yield from produce(Ctx(self.runtime, session, account_id), inp)
+            ctx = Ctx(self.runtime, session, account, key)
+            if key is not None:
+                _authorize(ctx, key, act, inp)
+            yield from produce(ctx, inp)
+
+    def _admit_local_fields(self, act: Action, inp: BaseModel) -> None:
+        """The one check of local-only fields (`path`), for every surface: honoured only by an
+        engine made with `local_paths=True` (the CLI, `obk mcp` on stdio). A server's engine
+        never is (create_app refuses one), so REST and MCP over HTTP refuse them here; the one
+        `path` a server passes is a request body it staged itself."""
+        if self.runtime.local_paths:
+            return
+        blobs = self.runtime.blobs if act.local_fields else None
+        act.refuse_local_fields(
+            inp, allowed=lambda value: blobs is not None and blobs.is_staged(Path(value))
+        )
 
     def execute(
         self, name: str, data: dict[str, Any] | None = None, *, account: str = LOCAL_ACCOUNT
@@ -100,3 +137,13 @@ class Engine:
 
     def close(self) -> None:
         self.runtime.close()
+
+
+def _acting(who: str | Key) -> tuple[str, Key | None]:
+    return (who, None) if isinstance(who, str) else (who.account_id, who)
+
+
+def _authorize(ctx: Ctx, key: Key, act: Action, inp: BaseModel) -> None:
+    """The key's limits against what the registry says this call does and names."""
+    call = Call(act.name, act.effect_for(inp), act.target, act.creates, act.resources(inp))
+    authorize(ctx, key, call)

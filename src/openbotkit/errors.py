@@ -69,6 +69,24 @@ class NotAuthorized(ObkError):
     code, status, wire_code = "not_authorized", 403, "NOT_AUTHORIZED"
 
 
+class CredentialExpired(ObkError):
+    """The secret was valid but its lifetime (`--expires-in`) has ended."""
+
+    code, status, wire_code = "credential_expired", 401, "CREDENTIAL_EXPIRED"
+
+
+class ScopeMissing(ObkError):
+    """The secret is valid but limited: the message names the scope or resource needed."""
+
+    code, status, wire_code = "scope_missing", 403, "SCOPE_MISSING"
+
+
+class InsufficientCredit(ObkError):
+    """The secret's token budget is spent; nothing was generated."""
+
+    code, status, wire_code = "insufficient_credit", 402, "INSUFFICIENT_CREDIT"
+
+
 class MethodNotAllowed(ObkError):
     code, status, wire_code = "method_not_allowed", 405, "METHOD_NOT_ALLOWED"
 
@@ -105,6 +123,9 @@ ERROR_CLASSES: tuple[type[ObkError], ...] = (
     UnknownService,
     NotAuthenticated,
     NotAuthorized,
+    CredentialExpired,
+    ScopeMissing,
+    InsufficientCredit,
     MethodNotAllowed,
     Conflict,
     RateLimited,

@@ -1,8 +1,9 @@
 """This machine's files, read or written on a user's behalf: only where the user is local.
 
-`path` fields (upload from a file, download into one) are honoured by the local CLI and the
-stdio MCP server, which act for whoever runs them; a server reachable over the network never
-honours them, and the Python API only after an explicit opt-in (`Engine(local_paths=True)`).
+`path` fields (upload from a file, download into one; marked `LocalPath` in actions/base.py)
+are honoured by the local CLI and the stdio MCP server, which act for whoever runs them; a server
+reachable over the network never honours them, and the Python API only after an explicit opt-in
+(`Engine(local_paths=True)`). The engine checks it (Engine._admit_local_fields).
 A name that comes from elsewhere (a file's recorded name, a server's answer) is reduced to a
 plain file name before it is joined to a directory, so `../../x` stays inside.
 """
@@ -15,8 +16,6 @@ from pathlib import Path
 from openbotkit.errors import InvalidInput, Problem
 
 MAX_NAME_BYTES = 255
-# JSON Schema mark of a field that names a local file: left out of what the server publishes.
-LOCAL_ONLY = "x-local-only"
 
 
 def safe_file_name(name: str | None, fallback: str) -> str:
@@ -41,12 +40,3 @@ def target_in(directory: Path, name: str | None, fallback: str) -> Path:
             details=[Problem("/path", "inside_directory", "file name leaves the directory")],
         )
     return target
-
-
-def refuse_path(pointer: str = "/path") -> InvalidInput:
-    return InvalidInput(
-        "`path` reads or writes this machine's files: only the local connector (obk) and the"
-        " stdio MCP server accept it; in Python, opt in with Engine(settings, local_paths=True);"
-        " over HTTP send the bytes instead",
-        details=[Problem(pointer, "local_only", "local files are not accessible here")],
-    )

@@ -21,6 +21,7 @@ from openbotkit.settings import Settings
 from openbotkit.store import Store
 
 if TYPE_CHECKING:
+    from openbotkit.access import Key
     from openbotkit.ingestion.blobs import BlobStore
     from openbotkit.models.providers import LLMProvider
     from openbotkit.models.routing import ModelRouter
@@ -48,8 +49,8 @@ class Runtime:
         self.local_paths = local_paths
         settings.home.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.resolved_database_url)
-        # Secrets seen lately: token hash -> (account id, monotonic expiry). See services/secrets.
-        self.auth_cache: dict[str, tuple[str, float]] = {}
+        # Secrets seen lately: token hash -> (their key, monotonic expiry). See services/secrets.
+        self.auth_cache: dict[str, tuple[Key, float]] = {}
         self._lock = threading.RLock()
         self._built: dict[str, object] = {}
         self._local_llm = local_llm

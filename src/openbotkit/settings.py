@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from openbotkit.errors import InvalidInput, Problem
 
 # Environment variable -> Settings field. OBK_HOME and OBK_ALLOW_PRIVATE_URLS are read apart
 # (a default directory; a boolean). tests/test_docs.py checks the README documents each one.
@@ -26,6 +29,10 @@ ENV_VARS: dict[str, str] = {
     "OBK_CACHE_DIR": "cache_dir",
     "OBK_MODELS_FILE": "models_file",
     "OBK_DEFAULT_MODEL": "default_model",
+    "OBK_CORS_ORIGINS": "cors_origins",
+    "OBK_LOG_LEVEL": "log_level",
+    "OBK_LOG_FORMAT": "log_format",
+    "OBK_RETENTION_DAYS": "retention_days",
 }
 
 
@@ -59,6 +66,20 @@ class Settings(BaseModel):
     # Completion
     models_file: Path | None = None
     default_model: str = "smollm2"
+    # Server: browser origins allowed by CORS (comma-separated, or *), logs, retention.
+    cors_origins: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    retention_days: Annotated[float, Field(ge=0)] = 30.0
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @property
     def resolved_database_url(self) -> str:
@@ -83,4 +104,18 @@ class Settings(BaseModel):
                 values[field] = env[key]
         if env.get("OBK_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"):
             values["allow_private_urls"] = True
-        return cls.model_validate(values)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            # Name the variable the user set, not the field it feeds.
+            variables = {field: key for key, field in ENV_VARS.items()}
+            problems = [
+                Problem(
+                    "/" + variables.get(str(err["loc"][0]), str(err["loc"][0])),
+                    err["type"],
+                    err["msg"],
+                )
+                for err in exc.errors(include_url=False)
+            ]
+            summary = "; ".join(f"{p.pointer[1:]}: {p.message}" for p in problems)
+            raise InvalidInput(f"bad setting: {summary}", details=problems) from None

@@ -59,7 +59,16 @@ def test_action_declaration_is_consistent(action: Action) -> None:
         assert action.effect is Effect.DESTRUCTIVE
     if verb in ("list", "fetch"):
         assert action.effect is Effect.READ
+    # MCP's idempotentHint: updates set given values; creates and completions add things.
+    assert action.idempotent is (
+        verb in ("update", "delete", "detach") or action.effect is Effect.READ
+    )
     assert re.fullmatch(r"(/[a-z]+|/\{[a-zA-Z]+\})+", action.path)
+
+
+def test_local_paths_are_the_only_local_fields() -> None:
+    local = {a.name: sorted(a.local_fields) for a in ACTIONS if a.local_fields}
+    assert local == {"upload_file": ["path"], "download_file": ["path"]}
 
 
 @pytest.mark.parametrize("action", ACTIONS, ids=lambda a: a.name)

@@ -7,6 +7,7 @@ import openbotkit.actions.dataset_files
 import openbotkit.actions.datasets
 import openbotkit.actions.file_content
 import openbotkit.actions.files
+import openbotkit.actions.jobs
 import openbotkit.actions.search
 import openbotkit.actions.usage
 from openbotkit.actions.registry import REGISTRY, Action, Effect, Registry, action

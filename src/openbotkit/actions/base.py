@@ -86,6 +86,30 @@ ModelString = Annotated[
     Field(description="Model name, optionally with settings: 'name/key=value/...'."),
 ]
 Visibility = Literal["private", "protected", "public"]
+
+
+class LocalOnly:
+    """Marks an input field that names a file on the machine running the action (`path`).
+
+    The CLI and `obk mcp` on stdio run on the caller's own machine and honour it; anything
+    reachable over the network (the REST server, MCP over HTTP) must never read or write the
+    server's files for a client, so there the field is left out of the schema and refused.
+    """
+
+
+LOCAL_ONLY = LocalOnly()
+LocalPath = Annotated[str | None, LOCAL_ONLY]
+
+
+def local_only_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The aliases of `model`'s fields marked LOCAL_ONLY."""
+    return frozenset(
+        field.alias or name
+        for name, field in model.model_fields.items()
+        if any(isinstance(m, LocalOnly) for m in field.metadata)
+    )
+
+
 Timestamp = Annotated[int, Field(description="Milliseconds since the Unix epoch.")]
 
 

@@ -81,7 +81,7 @@ def create_bot(ctx: Ctx, inp: CreateBotInput) -> IdOutput:
     return IdOutput(id=bots.create(ctx, inp.set_fields()).id)
 
 
-@action("update_bot", Effect.WRITE, "POST /bot/{botId}/update")
+@action("update_bot", Effect.WRITE, "POST /bot/{botId}/update", idempotent=True)
 def update_bot(ctx: Ctx, inp: UpdateBotInput) -> IdOutput:
     """Change the given fields of a bot; null clears a field."""
     return IdOutput(id=bots.update(ctx, inp.bot_id, inp.set_fields(exclude={"bot_id"})).id)

@@ -100,6 +100,7 @@ def stream_complete(scope: AccountScope, inp: CompleteConversationInput) -> Even
     "complete_conversation",
     Effect.WRITE,
     "POST /conversation/{conversationId}/complete",
+    open_world=True,  # the model may be a remote one
     own_transactions=True,
     stream=stream_complete,
 )
@@ -162,6 +163,7 @@ def stream_messages(scope: AccountScope, inp: CompleteMessagesInput) -> Events:
     "complete_messages",
     Effect.WRITE,
     "POST /conversation/complete",
+    open_world=True,  # the model may be a remote one
     own_transactions=True,
     stream=stream_messages,
 )
@@ -217,6 +219,7 @@ def stream_receive(scope: AccountScope, inp: ReceiveInput) -> Events:
     "receive_conversation",
     Effect.WRITE,
     "POST /conversation/{conversationId}/receive",
+    open_world=True,  # the model may be a remote one
     own_transactions=True,
     stream=stream_receive,
 )

@@ -139,7 +139,12 @@ def create_conversation(ctx: Ctx, inp: CreateConversationInput) -> IdOutput:
     return IdOutput(id=conversations.create(ctx, fields, seed).id)
 
 
-@action("update_conversation", Effect.WRITE, "POST /conversation/{conversationId}/update")
+@action(
+    "update_conversation",
+    Effect.WRITE,
+    "POST /conversation/{conversationId}/update",
+    idempotent=True,
+)
 def update_conversation(ctx: Ctx, inp: UpdateConversationInput) -> IdOutput:
     """Change the given fields of a conversation; null clears a field."""
     fields = inp.set_fields(exclude={"conversation_id"})
@@ -244,6 +249,7 @@ def create_conversation_message(ctx: Ctx, inp: CreateMessageInput) -> CreateMess
     "update_conversation_message",
     Effect.WRITE,
     "POST /conversation/{conversationId}/message/{messageId}/update",
+    idempotent=True,
 )
 def update_conversation_message(ctx: Ctx, inp: UpdateMessageInput) -> IdOutput:
     """Change a message's type, text, entities, name, description or meta."""

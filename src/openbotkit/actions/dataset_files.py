@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from openbotkit.actions.base import Input, ListInput, ListOutput, Output
-from openbotkit.actions.file_content import SyncOutput, job_summary
+from openbotkit.actions.file_content import SyncOutput, diff_summary, job_summary, sync_effect
 from openbotkit.actions.files import FileOutput
 from openbotkit.actions.registry import Effect, action
 from openbotkit.services import crud, dataset_files, datasets
@@ -78,8 +78,25 @@ def detach_dataset_file(ctx: Ctx, inp: DetachInput) -> AttachmentOutput:
     )
 
 
-@action("sync_dataset_file", Effect.WRITE, "POST /dataset/{datasetId}/file/{fileId}/sync")
-def sync_dataset_file(ctx: Ctx, inp: DatasetFileRef) -> SyncOutput:
+class SyncDatasetFileInput(DatasetFileRef):
+    dry_run: bool = Field(
+        False,
+        description="Only answer what a sync would change (parsed and chunked, nothing written).",
+    )
+
+
+@action(
+    "sync_dataset_file",
+    sync_effect,
+    "POST /dataset/{datasetId}/file/{fileId}/sync",
+    effect_note="write; read when dryRun is true",
+    strongest_effect=Effect.WRITE,
+)
+def sync_dataset_file(ctx: Ctx, inp: SyncDatasetFileInput) -> SyncOutput:
     """Re-import one attached file into this dataset, in the background."""
+    if inp.dry_run:
+        diff = dataset_files.preview_dataset_file(ctx, inp.dataset_id, inp.file_id)
+        total, each = diff_summary([diff])
+        return SyncOutput(id=diff.file_id, jobs=[], diff=total, diffs=each)
     job = dataset_files.sync_dataset_file(ctx, inp.dataset_id, inp.file_id)
     return SyncOutput(id=job.file_id, jobs=[job_summary(job)])

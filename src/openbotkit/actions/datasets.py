@@ -103,7 +103,7 @@ def create_dataset(ctx: Ctx, inp: CreateDatasetInput) -> IdOutput:
     return IdOutput(id=datasets.create(ctx, inp.set_fields(exclude={"store"})).id)
 
 
-@action("update_dataset", Effect.WRITE, "POST /dataset/{datasetId}/update")
+@action("update_dataset", Effect.WRITE, "POST /dataset/{datasetId}/update", idempotent=True)
 def update_dataset(ctx: Ctx, inp: UpdateDatasetInput) -> IdOutput:
     """Change the given fields of a dataset; null clears a field."""
     fields = inp.set_fields(exclude={"dataset_id"})
@@ -183,6 +183,7 @@ def create_dataset_record(scope: AccountScope, inp: CreateRecordInput) -> IdOutp
     Effect.WRITE,
     "POST /dataset/{datasetId}/record/{recordId}/update",
     own_transactions=True,
+    idempotent=True,
 )
 def update_dataset_record(scope: AccountScope, inp: UpdateRecordInput) -> IdOutput:
     """Change a record's text, source or meta."""

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from openbotkit.actions.base import Input, Output, no_null_default
+from openbotkit.actions.base import Input, LocalPath, Output, no_null_default
 from openbotkit.actions.registry import Effect, action
 from openbotkit.errors import InvalidInput, NotFound, Problem
-from openbotkit.localfiles import LOCAL_ONLY, refuse_path, target_in
+from openbotkit.ingestion.diff import CHANGED_SHOWN
+from openbotkit.localfiles import target_in
 from openbotkit.services import dataset_files, file_content, files
 from openbotkit.services.context import AccountScope, Ctx
+from openbotkit.services.resync import Diff
 from openbotkit.store.tables import Job
+
+if TYPE_CHECKING:
+    from openbotkit.ingestion.fetch import Fetched
 
 
 class UploadSpec(Input):
@@ -42,16 +47,8 @@ class UploadFileInput(Input):
             " Multipart and raw bodies are accepted by the server too."
         ),
     )
-    path: str | None = Field(
-        None,
-        description="A local file to upload (local connector only).",
-        json_schema_extra={LOCAL_ONLY: True},
-    )
-    type: str | None = Field(
-        None,
-        description="Content type of `path` (guessed if omitted).",
-        json_schema_extra={LOCAL_ONLY: True},
-    )
+    path: LocalPath = Field(None, description="A local file to upload (local connector only).")
+    type: str | None = Field(None, description="Content type of `path` (guessed if omitted).")
     name: str | None = Field(None, description="File name to record.")
 
 
@@ -75,17 +72,20 @@ def _content_url(ctx: Ctx, verb: str, file_id: str) -> str:
 
 
 def _local_source(scope: AccountScope, path: str) -> tuple[Path, bool]:
-    """The file a `path` names and whether it may be moved: a body this server staged itself,
-    or (only where local files are allowed) a file on this machine."""
+    """The file a `path` names and whether it may be moved: a body this server staged itself
+    (moved in), else a file on this machine (copied; the engine admits it only where local
+    files are allowed)."""
     given = Path(path)
-    if scope.runtime.blobs.claim_staged(given):
-        return given, True
-    if not scope.runtime.local_paths:
-        raise refuse_path()
-    return given, False
+    return given, scope.runtime.blobs.claim_staged(given)
 
 
-@action("upload_file", Effect.WRITE, "POST /file/{fileId}/upload", own_transactions=True)
+@action(
+    "upload_file",
+    Effect.WRITE,
+    "POST /file/{fileId}/upload",
+    open_world=True,
+    own_transactions=True,
+)
 def upload_file(scope: AccountScope, inp: UploadFileInput) -> UploadFileOutput:
     """Give a file its content: from a URL, a data: URL, a local path, or a direct upload."""
     if (inp.file is None) == (inp.path is None):
@@ -94,6 +94,7 @@ def upload_file(scope: AccountScope, inp: UploadFileInput) -> UploadFileOutput:
             details=[Problem("/file", "one_of", "file or path")],
         )
     source: tuple[Path, bool] | None = None
+    origin: Fetched | None = None
     ctype, name = inp.type, inp.name
     if inp.path is not None:
         source = _local_source(scope, inp.path)
@@ -103,9 +104,10 @@ def upload_file(scope: AccountScope, inp: UploadFileInput) -> UploadFileOutput:
         # Fetched with no transaction open: a slow server must not hold the write lock.
         staged = file_content.fetch_url(scope.runtime, inp.file)
         source, ctype, name = (staged.path, True), staged.content_type, name or staged.name
+        origin = staged.origin
     try:
         with scope.transaction() as ctx:
-            return _upload(ctx, inp, source, ctype, name)
+            return _upload(ctx, inp, source, ctype, name, origin)
     finally:
         if source is not None and source[1]:
             scope.runtime.blobs.release_staged(source[0])  # gone already when it was used
@@ -117,11 +119,12 @@ def _upload(
     source: tuple[Path, bool] | None,
     ctype: str | None,
     name: str | None,
+    origin: Fetched | None,
 ) -> UploadFileOutput:
     file_id = files.get(ctx, inp.file_id).id
     upload = None
     if source is not None:
-        file_content.store_path(ctx, file_id, source[0], ctype, name, move=source[1])
+        file_content.store_path(ctx, file_id, source[0], ctype, name, move=source[1], origin=origin)
     elif isinstance(inp.file, UploadSpec):
         file_content.check_size(ctx.settings, inp.file.size)
         ctype = file_content.guess_type(inp.file.name, inp.file.type)
@@ -149,11 +152,7 @@ NO_CONTENT = "has_content"  # the rule of the not_found a download of an empty f
 
 class DownloadFileInput(Input):
     file_id: str = Field(description="File id, or @alias.")
-    path: str | None = Field(
-        None,
-        description="Write the content here (local connector only).",
-        json_schema_extra={LOCAL_ONLY: True},
-    )
+    path: LocalPath = Field(None, description="Write the content here (local connector only).")
 
 
 class DownloadFileOutput(Output):
@@ -168,8 +167,6 @@ class DownloadFileOutput(Output):
 @action("download_file", Effect.READ, "GET /file/{fileId}/download")
 def download_file(ctx: Ctx, inp: DownloadFileInput) -> DownloadFileOutput:
     """Get a file's content: a signed link, the bytes (server), or a local copy (`path`)."""
-    if inp.path is not None and not ctx.runtime.local_paths:
-        raise refuse_path()
     file, found = file_content.content(ctx, inp.file_id)
     if found is None:
         # Spec §7.4: no content is a 404 for the JSON form (the binary form answers 204).
@@ -198,17 +195,82 @@ def job_summary(job: Job) -> SyncJob:
     return SyncJob(id=job.id, dataset_id=job.dataset_id, status=job.status)
 
 
+class ChangedChunk(Output):
+    chunk: int | None = Field(None, description="Position of the new chunk in the file.")
+    before: str | None = Field(None, description="The text that goes (absent: an addition).")
+    after: str | None = Field(None, description="The text that comes (absent: a removal).")
+
+
+class SyncDiff(Output):
+    added: int = Field(description="Chunks that would be embedded and added as records.")
+    removed: int = Field(description="Records whose chunk is gone, that would be deleted.")
+    kept: int = Field(description="Records whose text is unchanged: id and vector kept.")
+    changed: list[ChangedChunk] = Field(description="The first few changed places.")
+
+
+class DatasetSyncDiff(SyncDiff):
+    dataset_id: str
+    unchanged: bool = Field(description="The content and settings are as last synced.")
+
+
+def diff_summary(diffs: list[Diff]) -> tuple[SyncDiff, list[DatasetSyncDiff]]:
+    """The dry run's answer: totals over the datasets, and each dataset's own diff."""
+    each = [
+        DatasetSyncDiff(
+            dataset_id=d.dataset_id,
+            added=d.added,
+            removed=d.removed,
+            kept=d.kept,
+            unchanged=d.unchanged,
+            changed=[
+                ChangedChunk(chunk=c.chunk, before=c.before, after=c.after) for c in d.changed
+            ],
+        )
+        for d in diffs
+    ]
+    total = SyncDiff(
+        added=sum(d.added for d in each),
+        removed=sum(d.removed for d in each),
+        kept=sum(d.kept for d in each),
+        changed=[c for d in each for c in d.changed][:CHANGED_SHOWN],
+    )
+    return total, each
+
+
 class SyncFileInput(Input):
     file_id: str = Field(description="File id, or @alias.")
+    dry_run: bool = Field(
+        False,
+        description="Only answer what a sync would change (parsed and chunked, nothing written).",
+    )
 
 
 class SyncOutput(Output):
     id: str
     jobs: list[SyncJob] = Field(description="openbotkit extension: the queued import jobs.")
+    diff: SyncDiff | None = Field(None, description="With dryRun: what a sync would change.")
+    diffs: list[DatasetSyncDiff] | None = Field(
+        None, description="With dryRun: the same per dataset the file is attached to."
+    )
 
 
-@action("sync_file", Effect.WRITE, "POST /file/{fileId}/sync")
+def sync_effect(inp: BaseModel) -> Effect:
+    """A dry run only reads."""
+    return Effect.READ if getattr(inp, "dry_run", False) else Effect.WRITE
+
+
+@action(
+    "sync_file",
+    sync_effect,
+    "POST /file/{fileId}/sync",
+    effect_note="write; read when dryRun is true",
+    strongest_effect=Effect.WRITE,
+)
 def sync_file(ctx: Ctx, inp: SyncFileInput) -> SyncOutput:
     """Re-import a file into every dataset it is attached to, in the background."""
+    if inp.dry_run:
+        file, diffs = dataset_files.preview_file(ctx, inp.file_id)
+        total, each = diff_summary(diffs)
+        return SyncOutput(id=file.id, jobs=[], diff=total, diffs=each)
     file, queued = dataset_files.sync_file(ctx, inp.file_id)
     return SyncOutput(id=file.id, jobs=[job_summary(j) for j in queued])

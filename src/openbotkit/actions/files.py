@@ -74,7 +74,7 @@ def create_file(ctx: Ctx, inp: CreateFileInput) -> IdOutput:
     return IdOutput(id=files.create(ctx, inp.set_fields()).id)
 
 
-@action("update_file", Effect.WRITE, "POST /file/{fileId}/update")
+@action("update_file", Effect.WRITE, "POST /file/{fileId}/update", idempotent=True)
 def update_file(ctx: Ctx, inp: UpdateFileInput) -> IdOutput:
     """Change the given fields of a file; null clears a field."""
     return IdOutput(id=files.update(ctx, inp.file_id, inp.set_fields(exclude={"file_id"})).id)

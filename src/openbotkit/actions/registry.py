@@ -7,7 +7,6 @@ the HTTP client and (later) MCP tools all loop over `REGISTRY`; none has per-act
 
 from __future__ import annotations
 
-import enum
 import re
 import typing
 from collections.abc import Callable, Iterator
@@ -16,20 +15,25 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from openbotkit.access import Effect as Effect  # re-exported: actions declare effects here
+from openbotkit.actions.base import local_only_fields
 from openbotkit.errors import InvalidInput, Problem, UnknownAction
-
-
-class Effect(enum.StrEnum):
-    """What running an action does; drives confirmation, HTTP verbs' meaning and MCP hints."""
-
-    READ = "read"
-    WRITE = "write"
-    DESTRUCTIVE = "destructive"
-
 
 EffectRule = Effect | Callable[[Any], Effect]
 Handler = Callable[[Any, Any], Any]
 _PATH_PARAM = re.compile(r"{(\w+)}")
+# Input fields naming a resource an API key can be limited to (directly, or through the bot or
+# dataset that owns it: services/keys.py). Read off every action's input; no per-action lists.
+RESOURCE_FIELDS = {
+    "bot_id": "bot",
+    "dataset_id": "dataset",
+    "conversation_id": "conversation",
+    "file_id": "file",
+}
+# `/bot/{botId}/update`: the parameter right before the verb names what the action changes.
+_TARGET = re.compile(r"{(\w+)Id}/[\w-]+$")
+# `/bot/create`: a new top-level resource (not a record or message inside a parent).
+_CREATES = re.compile(r"^/(\w+)/create$")
 
 
 @dataclass(frozen=True)
@@ -52,14 +56,101 @@ class Action:
 
     @property
     def effect(self) -> Effect:
-        """The declared effect; for input-dependent rules, the strongest it can be."""
+        """The declared effect; for input-dependent rules, the strongest it can be (declared
+        as `strongest_effect`, else destructive)."""
         if isinstance(self.effect_rule, Effect):
             return self.effect_rule
-        return Effect.DESTRUCTIVE
+        strongest: Effect = self.extensions.get("strongest_effect", Effect.DESTRUCTIVE)
+        return strongest
+
+    def input_schema(self) -> dict[str, Any]:
+        """The input's JSON Schema (camelCase keys), as `obk connector schema` prints it."""
+        return self.input.model_json_schema(by_alias=True)
+
+    def output_schema(self) -> dict[str, Any]:
+        """The output's JSON Schema: the JSON a run returns (the connector's `data`)."""
+        return self.output.model_json_schema(by_alias=True, mode="serialization")
+
+    @property
+    def idempotent(self) -> bool:
+        """Running it again with the same input changes nothing more: reads, deletes, and the
+        writes declared `idempotent=True` (updates, which set fields to given values)."""
+        return self.effect is not Effect.WRITE or bool(self.extensions.get("idempotent"))
+
+    @property
+    def open_world(self) -> bool:
+        """It may reach outside this installation (a URL fetch, a remote model): declared
+        `open_world=True` where the action can do so."""
+        return bool(self.extensions.get("open_world"))
+
+    @property
+    def resource(self) -> str:
+        """The ChatBotKit resource it belongs to: its path's first segment (`bot`, `dataset`,
+        ...). A dataset's records, files and search are `dataset`, a conversation's messages
+        and completions `conversation`."""
+        return self.path.split("/")[1]
+
+    @property
+    def local_fields(self) -> frozenset[str]:
+        """Input fields (by alias) naming files on the machine that runs the action: honoured
+        only where that machine is the caller's own (the CLI, `obk mcp` on stdio)."""
+        return local_only_fields(self.input)
+
+    def refuse_local_fields(self, data: Any, allowed: Callable[[str], bool] | None = None) -> None:
+        """Refuse local-only fields given by a caller on another machine: `data` is raw input (a
+        dict) or a parsed one; a value for which `allowed` says True is let through."""
+        if isinstance(data, BaseModel):
+            given_values = {
+                (field.alias or name): getattr(data, name)
+                for name, field in type(data).model_fields.items()
+                if (field.alias or name) in self.local_fields
+            }
+        elif isinstance(data, dict):
+            given_values = {k: data[k] for k in self.local_fields & data.keys()}
+        else:
+            given_values = {}
+        given = sorted(
+            name
+            for name, value in given_values.items()
+            if value is not None and not (allowed is not None and allowed(str(value)))
+        )
+        if given:
+            names = ", ".join(f"`{name}`" for name in given)
+            raise InvalidInput(
+                f"{names} names a file on the machine running the action: only the local"
+                " connector (obk connector, obk mcp on stdio) may use it, and in Python an"
+                " Engine(settings, local_paths=True); send the content instead",
+                details=[
+                    Problem(f"/{name}", "local_only", "not accepted over the network")
+                    for name in given
+                ],
+            )
 
     def effect_for(self, inp: BaseModel) -> Effect:
         rule = self.effect_rule
         return rule if isinstance(rule, Effect) else rule(inp)
+
+    @property
+    def target(self) -> str | None:
+        """The kind of resource the action reads or changes itself (`/bot/{botId}/update`:
+        bot), or None when it lists or creates one (`/bot/create`, `.../record/create`)."""
+        found = _TARGET.search(self.path)
+        return found[1] if found else None
+
+    @property
+    def creates(self) -> str | None:
+        """The kind of top-level resource the action creates (`/bot/create`: bot), or None."""
+        found = _CREATES.match(self.path)
+        return found[1] if found else None
+
+    def resources(self, inp: BaseModel) -> list[tuple[str, str]]:
+        """The resources an input names: (kind, id or @alias) for each id field it gives."""
+        named = []
+        for name, kind in RESOURCE_FIELDS.items():
+            value = getattr(inp, name, None)
+            if isinstance(value, str) and value:
+                named.append((kind, value))
+        return named
 
     def parse_input(self, data: Any) -> BaseModel:
         """Validate raw JSON-like input; errors name each field (JSON pointer) and rule."""

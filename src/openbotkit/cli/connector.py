@@ -28,6 +28,8 @@ from openbotkit.errors import (
     error_class_for,
 )
 from openbotkit.ids import new_id, now_ms
+from openbotkit.services import retention
+from openbotkit.services.accounts import LOCAL_ACCOUNT
 from openbotkit.store.tables import Execution
 
 SERVICE = "chatbotkit"
@@ -55,8 +57,8 @@ def schema_of(act: Action) -> dict[str, Any]:
         "effect": effect_label(act),
         "description": act.description,
         "http": {"method": act.method, "path": act.path},
-        "input": act.input.model_json_schema(by_alias=True),
-        "output": act.output.model_json_schema(by_alias=True, mode="serialization"),
+        "input": act.input_schema(),
+        "output": act.output_schema(),
     }
 
 
@@ -85,23 +87,37 @@ def read_data(raw: str | None) -> Any:
 
 
 class Runner:
-    """Runs one action on the embedded engine or, with a base URL, on a compatible server."""
+    """Runs actions on the embedded engine as an account (the local one unless named) or,
+    with a base URL, on a compatible server as the secret's account. `obk mcp` uses it too."""
 
-    def __init__(self, base_url: str | None) -> None:
+    def __init__(self, base_url: str | None, account: str | None = None) -> None:
         self.st = state()
         self.base_url = base_url or self.st.settings.base_url
+        if self.base_url and account:
+            raise InvalidInput(
+                "--account is for the embedded engine; on a server the secret"
+                " (CHATBOTKIT_API_SECRET) decides the account",
+                details=[Problem("/account", "exclusive", "not with --base-url")],
+            )
+        self.account = account or LOCAL_ACCOUNT
+        self._account_id: str | None = None
 
     @property
     def backend_name(self) -> str:
         return self.base_url or "local"
+
+    @property
+    def account_id(self) -> str:
+        if self._account_id is None:
+            self._account_id = self.st.engine.ensure_account(self.account)
+        return self._account_id
 
     def run(self, act: Action, inp: BaseModel) -> dict[str, Any]:
         if self.base_url:
             from openbotkit.client.http import HttpBackend
 
             return HttpBackend(self.base_url, self.st.settings.api_secret).run(act, inp)
-        engine = self.st.engine
-        out = engine.run(act, inp, account_id=engine.local_account_id())
+        out = self.st.engine.run(act, inp, account_id=self.account_id)
         return act.dump_output(out)
 
     def stream(self, act: Action, inp: BaseModel) -> Iterator[dict[str, Any]]:
@@ -116,8 +132,7 @@ class Runner:
             backend = HttpBackend(self.base_url, self.st.settings.api_secret)
             yield from backend.stream(act, inp)
             return
-        engine = self.st.engine
-        yield from engine.stream(act, inp, account_id=engine.local_account_id())
+        yield from self.st.engine.stream(act, inp, account_id=self.account_id)
 
     def record(
         self, execution_id: str, act_name: str, effect: str, error: ObkError | None, started: float
@@ -137,6 +152,7 @@ class Runner:
                         created_at=now_ms(),
                     )
                 )
+                retention.prune_executions(session, self.st.settings.retention_days)
         except Exception as exc:  # recording is best effort: never hide the run's own result
             click.echo(f"warning: execution not recorded: {exc}", err=True)
 

@@ -11,8 +11,11 @@ from typing import Any
 import click
 from sqlalchemy import select
 
+from openbotkit.actions import REGISTRY
+from openbotkit.cli.connector import Runner
 from openbotkit.cli.state import state
 from openbotkit.errors import NotFound
+from openbotkit.logs import configure_logging
 from openbotkit.store.tables import Job
 
 
@@ -27,6 +30,8 @@ def job_json(job: Job) -> dict[str, Any]:
         "attempts": job.attempts,
         "progress": {"done": job.progress_done, "total": job.progress_total},
         "records": job.records,
+        "stats": {"kept": job.kept, "added": job.added, "removed": job.removed},
+        "unchanged": job.unchanged,
         "error": job.error,
         "createdAt": job.created_at,
         "updatedAt": job.updated_at,
@@ -41,8 +46,9 @@ def worker(once: bool, poll: float) -> None:
     """Run file-sync jobs until interrupted (several workers may run at once)."""
     from openbotkit.services.worker import Worker
 
-    engine = state().engine
-    w = Worker(engine.runtime)
+    st = state()
+    configure_logging(st.settings.log_level, st.settings.log_format)
+    w = Worker(st.engine.runtime)
     if once:
         count = 0
         while w.run_once() is not None:
@@ -97,20 +103,22 @@ def show(job_id: str) -> None:
         click.echo(json.dumps(job_json(job), indent=2))
 
 
-def follow(job_ids: list[str], timeout_s: float = 3600) -> list[dict[str, Any]]:
-    """Show a progress bar per job until each has finished; return their final states."""
+def follow(runner: Runner, job_ids: list[str], timeout_s: float = 3600) -> list[dict[str, Any]]:
+    """Show a progress bar per job until each has finished; return their final states.
+
+    Reads the jobs with `fetch_job`, so it follows a server's jobs (`--base-url`) the same way
+    as the embedded ones.
+    """
     from rich.progress import BarColumn, Progress, TextColumn
 
-    engine = state().engine
+    fetch = REGISTRY.get("fetch_job")
     deadline = time.monotonic() + timeout_s
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}")
     ) as bar:
         tasks = {j: bar.add_task(f"job {j}", total=None, status="queued") for j in job_ids}
         while True:
-            with engine.store.session(write=False) as session:
-                rows = [session.get(Job, j) for j in job_ids]
-                states = [job_json(row) for row in rows if row is not None]
+            states = [runner.run(fetch, fetch.parse_input({"jobId": j})) for j in job_ids]
             for s in states:
                 total = s["progress"]["total"] or None
                 bar.update(
@@ -119,7 +127,7 @@ def follow(job_ids: list[str], timeout_s: float = 3600) -> list[dict[str, Any]]:
                     total=total,
                     status=f"{s['status']} ({s['stage']})",
                 )
-            if all(s["status"] in ("succeeded", "failed") for s in states):
+            if all(s["status"] in ("done", "failed") for s in states):
                 return states
             if time.monotonic() > deadline:
                 return states
@@ -131,14 +139,44 @@ def files() -> None:
     """File content at a shell: sync into datasets and watch the jobs."""
 
 
+def _describe(job: dict[str, Any]) -> str:
+    stats = job["stats"]
+    if job.get("unchanged"):
+        return f"dataset {job['datasetId']}: unchanged ({stats['kept']} record(s))"
+    return (
+        f"dataset {job['datasetId']}: {stats['added']} added, {stats['removed']} removed, "
+        f"{stats['kept']} kept"
+    )
+
+
 @files.command("sync")
 @click.argument("file_id")
 @click.option("--wait", is_flag=True, help="Show progress until the jobs finish.")
+@click.option("--dry-run", is_flag=True, help="Only show what a sync would change.")
 @click.option("--json", "as_json", is_flag=True)
-def sync(file_id: str, wait: bool, as_json: bool) -> None:
+@click.option("--base-url", help="A server to sync on (or CHATBOTKIT_BASE_URL).")
+def sync(file_id: str, wait: bool, dry_run: bool, as_json: bool, base_url: str | None) -> None:
     """Queue an import of a file into every dataset it is attached to."""
-    engine = state().engine
-    out = engine.execute("sync_file", {"fileId": file_id})
+    runner = Runner(base_url)
+    act = REGISTRY.get("sync_file")
+    out = runner.run(act, act.parse_input({"fileId": file_id, "dryRun": dry_run}))
+    if dry_run:
+        if as_json:
+            click.echo(json.dumps(out))
+            return
+        for d in out["diffs"]:
+            verdict = "unchanged" if d["unchanged"] else "would change"
+            click.echo(
+                f"dataset {d['datasetId']}: {verdict}: {d['added']} added, {d['removed']} "
+                f"removed, {d['kept']} kept"
+            )
+            for c in d["changed"]:
+                before, after = c.get("before"), c.get("after")
+                if before is not None:
+                    click.echo(f"  - {before[:100]!r}")
+                if after is not None:
+                    click.echo(f"  + {after[:100]!r}")
+        return
     job_ids = [j["id"] for j in out["jobs"]]
     if not job_ids:
         click.echo("the file is attached to no dataset: nothing to sync")
@@ -148,21 +186,28 @@ def sync(file_id: str, wait: bool, as_json: bool) -> None:
             json.dumps(out) if as_json else f"queued {len(job_ids)} job(s): {', '.join(job_ids)}"
         )
         return
-    # Without a separate worker running, do the work here.
-    from openbotkit.services.worker import Worker
-
     stop = threading.Event()
-    runner = threading.Thread(target=Worker(engine.runtime).run, args=(stop, 0.2), daemon=True)
-    runner.start()
+    runner_thread = None
+    if not runner.base_url:
+        # Embedded: without a separate worker running, do the work here.
+        from openbotkit.services.worker import Worker
+
+        engine = state().engine
+        runner_thread = threading.Thread(
+            target=Worker(engine.runtime).run, args=(stop, 0.2), daemon=True
+        )
+        runner_thread.start()
     try:
-        states = follow(job_ids)
+        states = follow(runner, job_ids)
     finally:
         stop.set()
-        runner.join(timeout=30)
+        if runner_thread is not None:
+            runner_thread.join(timeout=30)
     if as_json:
         click.echo(json.dumps({"id": out["id"], "jobs": states}))
     for s in states:
         if s["status"] == "failed":
-            raise click.ClickException(f"job {s['id']} failed: {s['error']}")
+            raise click.ClickException(f"job {s['id']} failed: {s.get('error')}")
     if not as_json:
-        click.echo(f"synced: {sum(s['records'] or 0 for s in states)} record(s)")
+        for s in states:
+            click.echo(_describe(s))

@@ -21,6 +21,7 @@ COMMANDS = {
     "datasets": "openbotkit.cli.datasets:datasets",
     "files": "openbotkit.cli.jobs:files",
     "jobs": "openbotkit.cli.jobs:jobs",
+    "mcp": "openbotkit.cli.mcp_stdio:mcp",
     "secret": "openbotkit.cli.secret:secret",
     "serve": "openbotkit.cli.serve:serve",
     "worker": "openbotkit.cli.jobs:worker",

@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from openbotkit.cli.state import state
+from openbotkit.logs import configure_logging
+
+LEVELS = ["debug", "info", "warning", "error"]
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8080, show_default=True, help="TCP port.")
 @click.option("--workers", default=1, show_default=True, help="Worker processes.")
-@click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS, case_sensitive=False),
+    help="Log level on stderr (default OBK_LOG_LEVEL, else info).",
+)
 @click.option(
     "--worker/--no-worker",
     default=True,
     show_default=True,
     help="Also run file-sync jobs in this process (else run `obk worker`).",
 )
-def serve(host: str, port: int, workers: int, log_level: str, worker: bool) -> None:
-    """Serve the REST API under /api/v1 and /v1 (give SDKs the origin, e.g. http://HOST:PORT)."""
+def serve(host: str, port: int, workers: int, log_level: str | None, worker: bool) -> None:
+    """Serve the REST API under /api/v1 and /v1 (give SDKs the origin, e.g. http://HOST:PORT)
+    and the same actions as MCP tools at /mcp (Streamable HTTP, the same Bearer secrets).
+
+    Also /healthz (the process is up) and /readyz (the database answers), without a secret.
+    """
     import uvicorn
 
+    st = state()
+    level = (log_level or st.settings.log_level).lower()
+    configure_logging(level, st.settings.log_format)
+    # Logging is ours (log_config=None: one handler, text or JSON lines), and so is the access
+    # log (server/access.py, which times each request): uvicorn's is off.
     if workers > 1:
         # Each process builds its own app (and job worker) from the same environment.
+        os.environ["OBK_LOG_LEVEL"] = level
         uvicorn.run(
             "openbotkit.server.app:"
             + ("app_from_env" if worker else "app_from_env_without_worker"),
@@ -31,11 +50,16 @@ def serve(host: str, port: int, workers: int, log_level: str, worker: bool) -> N
             host=host,
             port=port,
             workers=workers,
-            log_level=log_level,
+            log_config=None,
+            access_log=False,
+            log_level=level,
+            # A process answers the supervisor's pings only once its imports are done (seconds
+            # on a busy small machine); at uvicorn's 5 s it was killed and restarted in a loop.
+            timeout_worker_healthcheck=30,
         )
         return
     from openbotkit.server.app import create_app
 
     # Its own engine: the CLI's honours local `path` fields, a server's never does.
-    app = create_app(state().settings, worker=worker)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    app = create_app(st.settings, worker=worker)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, log_level=level)

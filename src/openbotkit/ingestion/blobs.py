@@ -37,6 +37,10 @@ class BlobStore(Protocol):
         server's own staged body, never a client's choice of local file."""
         ...
 
+    def is_staged(self, path: Path) -> bool:
+        """Whether `claim_staged(path)` would be True now (it claims nothing)."""
+        ...
+
     def release_staged(self, path: Path) -> None: ...
 
     def put_chunks(self, key: str, chunks: Iterable[bytes], max_bytes: int) -> StoredBlob: ...
@@ -81,6 +85,11 @@ class LocalBlobStore:
                 self._issued.discard(path)
                 return True
         return False
+
+    def is_staged(self, path: Path) -> bool:
+        """Whether `claim_staged(path)` would be True now (it claims nothing)."""
+        with self._lock:
+            return path in self._issued
 
     def release_staged(self, path: Path) -> None:
         """Delete a staged file that will not be used."""

@@ -9,6 +9,9 @@ Loopback, private, link-local (cloud metadata lives there), multicast, reserved 
 addresses are refused unless OBK_ALLOW_PRIVATE_URLS is set. Proxies and credentials from the
 environment are never used. Redirects are followed by hand (at most 5) so each target is checked
 too. Bodies are streamed with a size cap and a timeout.
+
+A re-fetch is conditional: the validators of the last fetch (`ETag`, `Last-Modified`) go out as
+If-None-Match / If-Modified-Since, and a 304 answer is handed back unread.
 """
 
 from __future__ import annotations
@@ -39,6 +42,19 @@ class Fetched:
     url: str
     content_type: str
     name: str | None
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False  # a 304: what was fetched last time is still current
+
+
+def conditional_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:
+    """The request headers that let a server answer 304 when nothing changed since a fetch."""
+    headers = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return headers
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -147,13 +163,15 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = None
     return Target(url, host, port, tuple(addresses))
 
 
-def _pinned_request(client: httpx.Client, target: Target, address: str) -> httpx.Request:
+def _pinned_request(
+    client: httpx.Client, target: Target, address: str, headers: Mapping[str, str] | None
+) -> httpx.Request:
     """GET `target.url` over a socket to `address`, the Host header and TLS name unchanged."""
     original = httpx.URL(target.url)
     request = client.build_request(
         "GET",
         original.copy_with(host=address),
-        headers={"Host": original.netloc.decode("ascii")},
+        headers={**(headers or {}), "Host": original.netloc.decode("ascii")},
     )
     if original.scheme == "https":
         request.extensions["sni_hostname"] = target.host
@@ -168,8 +186,11 @@ def open_url(
     timeout: float = 30.0,
     resolver: Resolver | None = None,
     check: Callable[[str], None] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[httpx.Response, Fetched]]:
-    """A checked, pinned, streaming GET; redirects are checked hop by hop.
+    """A checked, pinned, streaming GET; redirects are checked hop by hop. `headers` go with
+    every hop (conditional ones included: a 304 yields `Fetched.not_modified` and an unread
+    response).
 
     `check`, if given, is called with each hop's URL before it is resolved (a test's probe).
     """
@@ -180,8 +201,8 @@ def open_url(
             if check is not None:
                 check(current)
             target = check_url(current, allow_private=allow_private, resolver=resolver)
-            response = _connect(client, target)
-            if response.is_redirect:
+            response = _connect(client, target, headers)
+            if response.has_redirect_location:  # not 304, nor a 3xx without Location
                 location = response.headers.get("location", "")
                 response.close()
                 current = urljoin(current, location)
@@ -194,7 +215,17 @@ def open_url(
                     )
                 content_type = response.headers.get("content-type", "application/octet-stream")
                 name = urlsplit(current).path.rsplit("/", 1)[-1] or None
-                yield response, Fetched(current, content_type.split(";")[0].strip(), name)
+                yield (
+                    response,
+                    Fetched(
+                        current,
+                        content_type.split(";")[0].strip(),
+                        name,
+                        etag=response.headers.get("etag"),
+                        last_modified=response.headers.get("last-modified"),
+                        not_modified=response.status_code == 304,
+                    ),
+                )
             finally:
                 response.close()
             return
@@ -203,12 +234,14 @@ def open_url(
         )
 
 
-def _connect(client: httpx.Client, target: Target) -> httpx.Response:
+def _connect(
+    client: httpx.Client, target: Target, headers: Mapping[str, str] | None
+) -> httpx.Response:
     """The response from the first checked address that accepts a connection."""
     failure: httpx.HTTPError | None = None
     for address in target.addresses:
         try:
-            return client.send(_pinned_request(client, target, address), stream=True)
+            return client.send(_pinned_request(client, target, address, headers), stream=True)
         except httpx.ConnectError as exc:
             failure = exc
         except httpx.HTTPError as exc:
@@ -233,3 +266,8 @@ def capped_chunks(response: httpx.Response, max_bytes: int) -> Iterator[bytes]:
         if size > max_bytes:
             raise LimitsReached(f"remote file is over the {max_bytes}-byte limit")
         yield chunk
+
+
+def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+    """The whole body in memory, refused as soon as it passes `max_bytes`."""
+    return b"".join(capped_chunks(response, max_bytes))

@@ -135,8 +135,19 @@ def progress(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def finish(session: Session, job: Job, worker_id: str, records: int) -> bool:
-    """Mark the job succeeded; False (nothing written) if this attempt no longer holds it."""
+def finish(
+    session: Session,
+    job: Job,
+    worker_id: str,
+    records: int,
+    *,
+    kept: int = 0,
+    added: int = 0,
+    removed: int = 0,
+    unchanged: bool = False,
+) -> bool:
+    """Mark the job succeeded with what it did to the file's records (in its final
+    transaction); False (nothing written) if this attempt no longer holds it."""
     now = now_ms()
     result = session.execute(
         update(Job)
@@ -145,6 +156,10 @@ def finish(session: Session, job: Job, worker_id: str, records: int) -> bool:
             status="succeeded",
             stage="done",
             records=records,
+            kept=kept,
+            added=added,
+            removed=removed,
+            unchanged=unchanged,
             progress_done=Job.progress_total,
             finished_at=now,
             updated_at=now,

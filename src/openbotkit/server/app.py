@@ -1,32 +1,45 @@
-"""The ASGI app of `obk serve`: ChatBotKit API v1 routes generated from the action registry."""
+"""The ASGI app of `obk serve`: ChatBotKit API v1 routes generated from the action registry,
+and the same actions as MCP tools at `/mcp`."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from openbotkit.actions import REGISTRY, Registry
+from openbotkit.access import Key
+from openbotkit.actions import REGISTRY, Effect, Registry
 from openbotkit.engine import Engine
 from openbotkit.errors import ObkError
+from openbotkit.logs import configure_logging
 from openbotkit.server import wire_files  # noqa: F401 - registers the file wire adapters
+from openbotkit.server.access import AccessLog
 from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
+from openbotkit.server.mcp_http import PATH as MCP_PATH
+from openbotkit.server.mcp_http import mcp_endpoint
 from openbotkit.server.openapi import openapi_document
 from openbotkit.server.routes import PREFIXES, action_routes, authenticate
 from openbotkit.server.wire import EXTRA_ROUTES
+from openbotkit.services.context import Ctx
+from openbotkit.services.keys import Call, authorize
 from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import Account
+
+log = logging.getLogger("openbotkit.server")
 
 
 def _version() -> str:
@@ -51,12 +64,65 @@ def _team_routes(engine: Engine) -> list[BaseRoute]:
             }
         return orjson.dumps({"items": [team], "cursor": ""})
 
+    def load_for(key: Key) -> bytes:
+        with engine.store.session(write=False) as session:
+            # The whole account's team: not for a key limited to some bots or datasets.
+            ctx = Ctx(engine.runtime, session, key.account_id, key)
+            authorize(ctx, key, Call("team/list", Effect.READ))
+        return load(key.account_id)
+
     async def team_list(request: Request) -> Response:
-        account_id = await authenticate(request, engine)
-        body = await run_in_threadpool(load, account_id)
+        key = await authenticate(request, engine)
+        body = await run_in_threadpool(load_for, key)
         return Response(body, media_type="application/json")
 
     return [Route(p + "/team/list", team_list, methods=["GET"]) for p in PREFIXES]
+
+
+def _probe_routes(engine: Engine) -> list[BaseRoute]:
+    """`/healthz`: the process answers (no auth, no database). `/readyz`: it can serve, i.e.
+    the database answers a query; 503 otherwise, so a load balancer sends traffic elsewhere."""
+
+    async def healthz(_request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    def ping() -> None:
+        with engine.store.session(write=False) as session:
+            session.execute(text("SELECT 1"))
+
+    async def readyz(_request: Request) -> Response:
+        try:
+            await run_in_threadpool(ping)
+        except Exception as exc:
+            log.warning("not ready: the database did not answer: %s", exc)
+            body = {"status": "unavailable", "message": "the database did not answer"}
+            return Response(orjson.dumps(body), 503, media_type="application/json")
+        return Response(b'{"status":"ready"}', media_type="application/json")
+
+    return [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
+    ]
+
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    """The access log outermost (it sees every answer, preflights too), then CORS when
+    OBK_CORS_ORIGINS names the browser origins allowed to call the API (or is *)."""
+    stack = [Middleware(AccessLog)]
+    origins = settings.cors_origin_list
+    if origins:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_methods=["GET", "POST", "PUT", "OPTIONS"],
+                # Bearer secrets, not cookies: no credentials mode, any request header.
+                allow_headers=["*"],
+                expose_headers=["X-Failure-Code", "Content-Disposition"],
+                max_age=600,
+            )
+        )
+    return stack
 
 
 def create_app(
@@ -79,6 +145,8 @@ def create_app(
     async def openapi(_request: Request) -> Response:
         return Response(document, media_type="application/json")
 
+    mcp = mcp_endpoint(engine, registry)
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         stop = threading.Event()
@@ -88,21 +156,25 @@ def create_app(
                 target=Worker(engine.runtime).run, args=(stop,), name="obk-worker", daemon=True
             )
             thread.start()
-        yield
+        async with mcp.manager.run():
+            yield
         stop.set()
         if thread is not None:
             thread.join(timeout=30)
         engine.close()
 
     routes: list[BaseRoute] = [
+        *_probe_routes(engine),
         *action_routes(registry, engine),
         *_team_routes(engine),
         *EXTRA_ROUTES,
         *(Route(p + "/openapi.json", openapi, methods=["GET"]) for p in PREFIXES),
+        Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"]),
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=_middleware(settings),
         exception_handlers={
             ObkError: on_obk_error,
             HTTPException: on_http_error,
@@ -115,9 +187,13 @@ def create_app(
 
 def app_from_env() -> Starlette:
     """The factory `obk serve --workers N` hands to uvicorn: each worker reads the settings."""
-    return create_app(Settings.from_env(), worker=True)
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, worker=True)
 
 
 def app_from_env_without_worker() -> Starlette:
     """`obk serve --workers N --no-worker`: API processes only, `obk worker` runs the jobs."""
-    return create_app(Settings.from_env(), worker=False)
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, worker=False)

@@ -8,7 +8,6 @@ from pydantic.json_schema import models_json_schema
 
 from openbotkit.actions import Action, Registry
 from openbotkit.actions.base import ListInput
-from openbotkit.localfiles import LOCAL_ONLY
 
 REF = "#/components/schemas/{model}"
 
@@ -17,8 +16,12 @@ def openapi_document(registry: Registry, version: str) -> dict[str, Any]:
     models = [(a.input, "validation") for a in registry]
     models += [(a.output, "serialization") for a in registry]
     refs, defs = models_json_schema(models, by_alias=True, ref_template=REF)  # type: ignore[arg-type]
-    for schema in defs.get("$defs", {}).values():
-        _for_http(schema)
+    # Local-only fields (`path`) by input model: the registry's one mark of them.
+    local = {
+        refs[(a.input, "validation")]["$ref"].rsplit("/", 1)[-1]: a.local_fields for a in registry
+    }
+    for name, schema in defs.get("$defs", {}).items():
+        _for_http(schema, local.get(name, frozenset()))
     paths: dict[str, dict[str, Any]] = {}
     for act in registry:
         in_ref = refs[(act.input, "validation")]
@@ -100,11 +103,11 @@ def openapi_document(registry: Registry, version: str) -> dict[str, Any]:
     }
 
 
-def _for_http(schema: dict[str, Any]) -> None:
+def _for_http(schema: dict[str, Any], local_fields: frozenset[str]) -> None:
     """What the server accepts, not what the local connector does: fields naming local files
-    (LOCAL_ONLY) are left out, and fields required over HTTP (`x-http-required`) marked so."""
+    (`local_fields`) are left out, and fields required over HTTP (`x-http-required`) marked so."""
     props: dict[str, Any] = schema.get("properties", {})
-    local = [name for name, prop in props.items() if prop.pop(LOCAL_ONLY, False)]
+    local = [name for name in props if name in local_fields]
     for name in local:
         del props[name]
     required = [r for r in schema.get("required", []) if r not in local]

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from openbotkit.access import Key
 from openbotkit.actions import Action, Effect, Registry
 from openbotkit.actions.base import ListInput
 from openbotkit.engine import Engine
@@ -28,7 +29,7 @@ from openbotkit.server.negotiation import (
     query_input,
 )
 from openbotkit.server.wire import ADAPTERS, WireAdapter
-from openbotkit.services.secrets import account_for_token, cached_account
+from openbotkit.services.secrets import cached_key, check_live, key_for_token
 
 PREFIXES = ("/api/v1", "/v1")
 log = logging.getLogger("openbotkit.server")
@@ -44,15 +45,18 @@ def jsonl_line(event: dict[str, Any]) -> bytes:
     return orjson.dumps(event) + b"\n"
 
 
-async def authenticate(request: Request, engine: Engine) -> str:
-    """The account of the request's secret; a recently seen secret costs no database trip."""
+async def authenticate(request: Request, engine: Engine) -> Key:
+    """The key of the request's secret, whose limits the engine enforces on every action it
+    runs for it; a recently seen secret costs no database trip. Every HTTP surface (REST and
+    MCP over HTTP) authenticates here."""
     token = bearer_token(request)
-    account_id = cached_account(engine.runtime, token)
-    if account_id is None:
-        account_id = await run_in_threadpool(account_for_token, engine.runtime, token)
-    if account_id is None:
+    key = cached_key(engine.runtime, token)
+    if key is None:
+        key = await run_in_threadpool(key_for_token, engine.runtime, token)
+    if key is None:
         raise NotAuthenticated("Not authenticated: unknown or revoked secret")
-    return account_id
+    request.state.key_id = key.id  # for the access log
+    return check_live(key)
 
 
 class ActionEndpoint:
@@ -71,6 +75,7 @@ class ActionEndpoint:
 
     async def handle(self, request: Request) -> Response:
         accept = JSON if self.adapter.any_accept else negotiate(request)
+        account_id: str | Key
         if self.adapter.account:
             account_id = await self.adapter.account(request, self.engine)
         else:
@@ -105,14 +110,17 @@ class ActionEndpoint:
     async def read_input(self, request: Request) -> dict[str, Any]:
         if self.adapter.read_input:
             data = await self.adapter.read_input(request)
-        elif self.act.method == "GET":
-            data = query_input(request, self.act.input)
         else:
-            data = await json_body(request)
+            data = (
+                query_input(request, self.act.input)
+                if self.act.method == "GET"
+                else await json_body(request)
+            )
+        # Local-only fields (`path`) are refused by the server's engine, as for every surface.
         data.update(request.path_params)  # the path names the resource, whatever the body says
         return data
 
-    async def stream_items(self, inp: BaseModel, account_id: str) -> Response:
+    async def stream_items(self, inp: BaseModel, account_id: str | Key) -> Response:
         """A list as `item` lines, walking every page until `take` items or the end. The first
         page is read before the status is sent, so an unknown parent id is still a JSON 404."""
         assert isinstance(inp, ListInput)
@@ -120,7 +128,7 @@ class ActionEndpoint:
         return StreamingResponse(self._items(inp, first, account_id), media_type=JSONL)
 
     async def _items(
-        self, inp: ListInput, page: BaseModel, account_id: str
+        self, inp: ListInput, page: BaseModel, account_id: str | Key
     ) -> AsyncIterator[bytes]:
         wanted, sent = inp.take, 0
         try:
@@ -138,7 +146,7 @@ class ActionEndpoint:
         except Exception as exc:  # the status is sent: the error goes in-band
             yield error_line(exc)
 
-    async def stream_events(self, inp: BaseModel, account_id: str) -> Response:
+    async def stream_events(self, inp: BaseModel, account_id: str | Key) -> Response:
         """A streaming action's events as JSONL. An error before the first event is a plain
         JSON error with its status; after it, an in-band `error` event (the status is sent)."""
         events = self.engine.stream(self.act, inp, account_id=account_id)

@@ -8,8 +8,8 @@ action whose wire form differs registers a `WireAdapter` here, by action name, f
   The path ids are merged in afterwards.
 - `render(request, output)`: turn the action's output into a Response (binary downloads), or
   return None to fall back to JSON.
-- `account(request, engine)`: resolve the acting account when the default Bearer rule is not
-  the whole story (public files download without a secret).
+- `account(request, engine)`: resolve the acting account (or key) when the default Bearer rule
+  is not the whole story (public files download without a secret).
 - `render_error(request, error)`: answer an action's error in the wire's own way (a download
   of a file without content is 204 for a binary Accept), or None for the usual error body.
 - `any_accept`: the renderer answers every Accept itself (a download sends bytes for anything
@@ -34,6 +34,7 @@ from starlette.routing import BaseRoute
 from openbotkit.errors import ObkError
 
 if TYPE_CHECKING:
+    from openbotkit.access import Key
     from openbotkit.engine import Engine
 
 
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 class WireAdapter:
     read_input: Callable[[Request], Awaitable[dict[str, Any]]] | None = None
     render: Callable[[Request, BaseModel], Response | None] | None = None
-    account: Callable[[Request, Engine], Awaitable[str]] | None = None
+    account: Callable[[Request, Engine], Awaitable[str | Key]] | None = None
     render_error: Callable[[Request, ObkError], Response | None] | None = None
     any_accept: bool = False
 

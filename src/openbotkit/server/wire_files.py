@@ -15,6 +15,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 from starlette.types import Message
 
+from openbotkit.access import Key
 from openbotkit.actions.file_content import NO_CONTENT
 from openbotkit.engine import Engine
 from openbotkit.errors import (
@@ -54,7 +55,7 @@ async def _stage_body(request: Request, engine: Engine) -> Path:
                     raise LimitsReached(f"file is over the {limit}-byte limit (OBK_MAX_FILE_BYTES)")
                 out.write(chunk)
     except BaseException:
-        staged.unlink(missing_ok=True)
+        engine.runtime.blobs.release_staged(staged)
         raise
     return staged
 
@@ -94,13 +95,8 @@ async def read_upload(request: Request) -> dict[str, Any]:
     engine = _engine(request)
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if ctype == JSON or ctype == "":
-        data = await json_body(request)
-        if "path" in data:
-            raise InvalidInput(
-                "`path` uploads are for the local connector; send the bytes instead",
-                details=[Problem("/path", "local_only", "not accepted over HTTP")],
-            )
-        return data
+        # A `path` in it is refused by the engine (the server's is not a local one).
+        return await json_body(request)
     if ctype == "multipart/form-data":
         limit = engine.settings.max_file_bytes
         # Starlette spools a multipart file whole before handing it over: count the bytes as
@@ -119,7 +115,7 @@ async def read_upload(request: Request) -> dict[str, Any]:
                 while chunk := await part.read(1 << 20):
                     size += len(chunk)
                     if size > limit:
-                        staged.unlink(missing_ok=True)
+                        engine.runtime.blobs.release_staged(staged)
                         raise LimitsReached(f"file is over the {limit}-byte limit")
                     out.write(chunk)
             return {"path": str(staged), "type": part.content_type, "name": part.filename}
@@ -137,14 +133,20 @@ async def read_upload(request: Request) -> dict[str, Any]:
     }
 
 
-def _absolute(request: Request, out: BaseModel) -> Response:
-    data = out.model_dump(mode="json", by_alias=True, exclude_none=True)
+def absolute_urls(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    """File outputs' content URLs are relative (the engine does not know the address the
+    client used); over HTTP they are made absolute with the request's own base URL."""
     base = str(request.base_url).rstrip("/")
     for key in ("uploadRequest", "downloadRequest"):
         if key in data and data[key]["url"].startswith("/"):
             data[key]["url"] = base + data[key]["url"]
     if "url" in data and data["url"].startswith("/"):
         data["url"] = base + data["url"]
+    return data
+
+
+def _absolute(request: Request, out: BaseModel) -> Response:
+    data = absolute_urls(request, out.model_dump(mode="json", by_alias=True, exclude_none=True))
     return Response(orjson.dumps(data), media_type="application/json")
 
 
@@ -181,7 +183,7 @@ def _accept(request: Request) -> str:
     return request.headers.get("accept", "").split(",")[0].split(";")[0].strip().lower()
 
 
-async def download_account(request: Request, engine: Engine) -> str:
+async def download_account(request: Request, engine: Engine) -> str | Key:
     """A secret when given; without one, public files are still downloadable."""
     if request.headers.get("authorization"):
         return await authenticate(request, engine)
@@ -232,7 +234,7 @@ async def content(request: Request) -> Response:
             try:
                 return file_content.store_path(ctx, file_id, staged, ctype, None, move=True).id
             except NotFound:
-                staged.unlink(missing_ok=True)
+                engine.runtime.blobs.release_staged(staged)
                 raise
 
     return Response(orjson.dumps({"id": await run_in_threadpool(store)}), media_type=JSON)

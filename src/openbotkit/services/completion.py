@@ -69,12 +69,16 @@ def _config(ctx: Ctx, bot_id: str | None, inline: BotConfig) -> BotConfig:
 def _prepare(
     ctx: Ctx, config: BotConfig, history: Sequence[Turn], documents: Sequence[str] = ()
 ) -> Prepared:
+    # First: a key whose budget is spent gets nothing (no search, no generation).
+    budget = usage.remaining_budget(ctx)
     spec = parse_model(config.model or ctx.settings.default_model)
     provider = ctx.runtime.models.resolve(spec.name)
     limit = spec.interaction_max_messages or DEFAULT_INTERACTION_MAX_MESSAGES
     history = list(history)[-limit:]
+    max_tokens = spec.max_tokens or DEFAULT_MAX_TOKENS
     options = GenerationOptions(
-        max_tokens=spec.max_tokens or DEFAULT_MAX_TOKENS,
+        # A key's last tokens are not overdrawn by a long answer (the prompt still counts).
+        max_tokens=max_tokens if budget is None else min(max_tokens, budget),
         temperature=float(spec.options.get("temperature", 0.2)),
         top_p=spec.options.get("topP"),
         seed=spec.options.get("seed"),

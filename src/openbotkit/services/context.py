@@ -12,16 +12,22 @@ from sqlalchemy.orm import Session
 from openbotkit.settings import Settings
 
 if TYPE_CHECKING:
+    from openbotkit.access import Key
     from openbotkit.runtime import Runtime
 
 
 @dataclass
 class Ctx:
-    """One action call: the acting account, its open transaction, and the process-wide parts."""
+    """One action call: the acting account, its open transaction, and the process-wide parts.
+
+    `key` is the API key the call came through (None from the CLI and the Python API): usage is
+    counted against it and a completion checks its budget.
+    """
 
     runtime: Runtime
     session: Session
     account_id: str
+    key: Key | None = None
 
     @property
     def settings(self) -> Settings:
@@ -38,6 +44,7 @@ class AccountScope:
 
     runtime: Runtime
     account_id: str
+    key: Key | None = None
 
     @property
     def settings(self) -> Settings:
@@ -46,4 +53,4 @@ class AccountScope:
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Ctx]:
         with self.runtime.store.session(write=write) as session:
-            yield Ctx(self.runtime, session, self.account_id)
+            yield Ctx(self.runtime, session, self.account_id, self.key)

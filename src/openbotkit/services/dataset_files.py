@@ -7,14 +7,10 @@ from sqlalchemy import select
 from openbotkit.errors import NotFound, Problem, RateLimited
 from openbotkit.ids import now_ms
 from openbotkit.ingestion import jobs
-from openbotkit.services import datasets, files, records
+from openbotkit.services import datasets, files, records, resync
 from openbotkit.services.context import Ctx
+from openbotkit.services.resync import Diff, source_of
 from openbotkit.store.tables import DatasetFile, File, Job
-
-
-def source_of(file_id: str) -> str:
-    """The `source` of every record made from a file."""
-    return f"file:///{file_id}"
 
 
 def attach(ctx: Ctx, dataset_ref: str, file_ref: str, kind: str) -> DatasetFile:
@@ -79,21 +75,39 @@ def _check_rate(ctx: Ctx, file_id: str, dataset_id: str | None) -> None:
         )
 
 
+def _links(ctx: Ctx, file: File) -> list[DatasetFile]:
+    return list(
+        ctx.session.scalars(
+            select(DatasetFile)
+            .where(DatasetFile.account_id == ctx.account_id, DatasetFile.file_id == file.id)
+            .order_by(DatasetFile.created_at, DatasetFile.dataset_id)
+        )
+    )
+
+
 def sync_file(ctx: Ctx, file_ref: str) -> tuple[File, list[Job]]:
     """Queue an import of the file into every dataset it is attached to (none: nothing to do)."""
     file = files.get(ctx, file_ref)
     _check_rate(ctx, file.id, None)
-    links = ctx.session.scalars(
-        select(DatasetFile).where(
-            DatasetFile.account_id == ctx.account_id, DatasetFile.file_id == file.id
-        )
-    ).all()
     return file, [
-        jobs.enqueue_sync(ctx.session, ctx.account_id, file.id, link.dataset_id) for link in links
+        jobs.enqueue_sync(ctx.session, ctx.account_id, file.id, link.dataset_id)
+        for link in _links(ctx, file)
     ]
+
+
+def preview_file(ctx: Ctx, file_ref: str) -> tuple[File, list[Diff]]:
+    """What syncing the file would change in each dataset it is attached to; changes nothing
+    (no rate limit: nothing is queued)."""
+    file = files.get(ctx, file_ref)
+    return file, [resync.preview(ctx, link) for link in _links(ctx, file)]
 
 
 def sync_dataset_file(ctx: Ctx, dataset_ref: str, file_ref: str) -> Job:
     link = _attachment(ctx, dataset_ref, file_ref)
     _check_rate(ctx, link.file_id, link.dataset_id)
     return jobs.enqueue_sync(ctx.session, ctx.account_id, link.file_id, link.dataset_id)
+
+
+def preview_dataset_file(ctx: Ctx, dataset_ref: str, file_ref: str) -> Diff:
+    """What syncing one attached file into this dataset would change; changes nothing."""
+    return resync.preview(ctx, _attachment(ctx, dataset_ref, file_ref))

@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
-from openbotkit.errors import InvalidInput, LimitsReached, NotAuthorized, Problem
+from openbotkit.errors import InvalidInput, LimitsReached, NotAuthorized, NotFound, Problem
+from openbotkit.ids import now_ms
 from openbotkit.ingestion.blobs import StoredBlob
 from openbotkit.services import crud, files
-from openbotkit.services.context import Ctx
+from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.settings import Settings
+from openbotkit.store.tables import File
 
 if TYPE_CHECKING:
+    from openbotkit.ingestion.fetch import Fetched, Resolver
     from openbotkit.runtime import Runtime
-from openbotkit.store.tables import File
 
 URL_TTL_S = 3600
 
@@ -55,14 +57,27 @@ def check_size(settings: Settings, size: int) -> None:
         )
 
 
-def _record(ctx: Ctx, file: File, stored: StoredBlob, content_type: str, name: str | None) -> File:
+def _record(
+    ctx: Ctx,
+    file: File,
+    stored: StoredBlob,
+    content_type: str,
+    name: str | None,
+    origin: Fetched | None = None,
+) -> File:
+    """Note new content on the file row. `origin`: it came from a URL, which a sync re-fetches
+    (conditionally, with its validators); content from anywhere else ends that."""
     meta = dict(file.meta or {})
     meta["contentType"] = content_type  # where ChatBotKit puts the detected type
-    fields = {
+    fields: dict[str, object] = {
         "content_type": content_type,
         "size": stored.size,
         "sha256": stored.sha256,
         "meta": meta,
+        "source_url": origin.url if origin else None,
+        "etag": origin.etag if origin else None,
+        "last_modified": origin.last_modified if origin else None,
+        "fetched_at": now_ms() if origin else None,
     }
     if name and not file.name:
         fields["name"] = name
@@ -71,11 +86,16 @@ def _record(ctx: Ctx, file: File, stored: StoredBlob, content_type: str, name: s
 
 
 def store_chunks(
-    ctx: Ctx, ref: str, chunks: Iterable[bytes], content_type: str | None, name: str | None
+    ctx: Ctx,
+    ref: str,
+    chunks: Iterable[bytes],
+    content_type: str | None,
+    name: str | None,
+    origin: Fetched | None = None,
 ) -> File:
     file = files.get(ctx, ref)
     stored = ctx.runtime.blobs.put_chunks(file.id, chunks, ctx.settings.max_file_bytes)
-    return _record(ctx, file, stored, guess_type(name or file.name, content_type), name)
+    return _record(ctx, file, stored, guess_type(name or file.name, content_type), name, origin)
 
 
 def store_path(
@@ -86,15 +106,17 @@ def store_path(
     name: str | None,
     *,
     move: bool = False,
+    origin: Fetched | None = None,
 ) -> File:
-    """Content from a file on this machine (the local connector's upload, or a staged body)."""
+    """Content from a file on this machine (the local connector's upload, or a staged body;
+    `origin`: the body was fetched from a URL, as for `_record`)."""
     file = files.get(ctx, ref)
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}", details=[Problem("/path", "exists", str(path))])
     check_size(ctx.settings, path.stat().st_size)
     stored = ctx.runtime.blobs.put_file(file.id, path, move=move)
     name = name or (None if move else path.name)  # a staged file's own name means nothing
-    return _record(ctx, file, stored, guess_type(name, content_type), name)
+    return _record(ctx, file, stored, guess_type(name, content_type), name, origin)
 
 
 def store_data_url(ctx: Ctx, ref: str, url: str, name: str | None) -> File:
@@ -127,6 +149,14 @@ class Staged:
     path: Path
     content_type: str
     name: str | None
+    origin: Fetched  # the URL as given (not the last redirect's): what a sync asks again
+
+
+def _resolver(settings: Settings) -> Resolver:
+    """Host names answer from OBK_RESOLVE_HOSTS first, then from the system's resolver."""
+    from openbotkit.ingestion.fetch import hosts_resolver, system_resolver
+
+    return hosts_resolver(settings.resolve_hosts, system_resolver)
 
 
 def fetch_url(runtime: Runtime, url: str) -> Staged:
@@ -135,25 +165,91 @@ def fetch_url(runtime: Runtime, url: str) -> Staged:
     Runs outside any transaction: a slow or hostile server must not hold the write lock.
     """
     # httpx is imported here, not with the module: most actions never fetch a URL.
-    from openbotkit.ingestion.fetch import capped_chunks, hosts_resolver, open_url, system_resolver
+    from openbotkit.ingestion.fetch import Fetched, capped_chunks, open_url
 
     settings = runtime.settings
-    resolver = hosts_resolver(settings.resolve_hosts, system_resolver)
     staged = runtime.blobs.staged_file()
     try:
         with (
-            open_url(url, allow_private=settings.allow_private_urls, resolver=resolver) as (
-                response,
-                fetched,
-            ),
+            open_url(
+                url, allow_private=settings.allow_private_urls, resolver=_resolver(settings)
+            ) as (response, fetched),
             staged.open("wb") as out,
         ):
             for chunk in capped_chunks(response, settings.max_file_bytes):
                 out.write(chunk)
     except BaseException:
-        staged.unlink(missing_ok=True)
+        runtime.blobs.release_staged(staged)
         raise
-    return Staged(staged, fetched.content_type, fetched.name)
+    origin = Fetched(url, fetched.content_type, fetched.name, fetched.etag, fetched.last_modified)
+    return Staged(staged, fetched.content_type, fetched.name, origin)
+
+
+def refetch(scope: AccountScope, file_id: str) -> bool:
+    """Fetch a file that came from a URL again, conditionally; True if its content was replaced.
+
+    Nothing is held open while the network is used: the row is read, the URL asked (a 304
+    costs that one request; the connection pinned like any fetch), the new body written to the
+    blob store (atomically), and the row updated in a short transaction at the end.
+    """
+    from openbotkit.ingestion.fetch import Fetched, capped_chunks, conditional_headers, open_url
+
+    with scope.transaction(write=False) as ctx:
+        file = files.get(ctx, file_id)
+        url, headers = file.source_url, conditional_headers(file.etag, file.last_modified)
+    if url is None:
+        return False
+    settings = scope.settings
+    with open_url(
+        url,
+        allow_private=settings.allow_private_urls,
+        resolver=_resolver(settings),
+        headers=headers,
+    ) as (response, fetched):
+        if fetched.not_modified:
+            stored = None
+        else:
+            chunks = capped_chunks(response, settings.max_file_bytes)
+            stored = scope.runtime.blobs.put_chunks(file_id, chunks, settings.max_file_bytes)
+    with scope.transaction() as ctx:
+        try:
+            file = files.get(ctx, file_id)
+        except NotFound:
+            if stored is not None:  # deleted while we fetched: no blob without its row
+                scope.runtime.blobs.delete(file_id)
+            raise
+        if stored is None:
+            file.fetched_at = now_ms()
+            return False
+        origin = Fetched(
+            url,
+            fetched.content_type,
+            fetched.name,
+            fetched.etag or None,
+            fetched.last_modified or None,
+        )
+        _record(ctx, file, stored, guess_type(file.name, fetched.content_type), None, origin)
+        return True
+
+
+def current_bytes(ctx: Ctx, file: File) -> bytes | None:
+    """What a sync of `file` would read now, changing nothing: for a file from a URL, the remote
+    content if it changed (asked conditionally); else the stored content. None: no content."""
+    if file.source_url:
+        from openbotkit.ingestion.fetch import conditional_headers, open_url, read_capped
+
+        settings = ctx.settings
+        headers = conditional_headers(file.etag, file.last_modified)
+        with open_url(
+            file.source_url,
+            allow_private=settings.allow_private_urls,
+            resolver=_resolver(settings),
+            headers=headers,
+        ) as (response, fetched):
+            if not fetched.not_modified:
+                return read_capped(response, settings.max_file_bytes)
+    path = ctx.runtime.blobs.path(file.id)
+    return path.read_bytes() if path is not None else None
 
 
 def content(ctx: Ctx, ref: str) -> tuple[File, Content | None]:

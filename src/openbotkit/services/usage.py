@@ -7,6 +7,7 @@ from typing import Literal
 
 from sqlalchemy import func, select
 
+from openbotkit.errors import InsufficientCredit
 from openbotkit.ids import now_ms
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Dataset, File, Record, UsageEvent
@@ -15,11 +16,43 @@ Metric = Literal["tokens", "conversations", "messages"]
 
 
 def record(ctx: Ctx, metric: Metric, amount: int = 1) -> None:
-    """Add `amount` to an account's usage; an insert, so concurrent requests never lose counts."""
+    """Add `amount` to an account's usage (and the key's it came through); an insert, so
+    concurrent requests never lose counts."""
     if amount:
         ctx.session.add(
-            UsageEvent(account_id=ctx.account_id, metric=metric, amount=amount, created_at=now_ms())
+            UsageEvent(
+                account_id=ctx.account_id,
+                secret_id=ctx.key.id if ctx.key else None,
+                metric=metric,
+                amount=amount,
+                created_at=now_ms(),
+            )
         )
+
+
+def remaining_budget(ctx: Ctx) -> int | None:
+    """Tokens the acting key may still spend (None: no budget), or InsufficientCredit.
+
+    Called before a model runs, so a spent budget generates nothing. Completions already
+    under way when the budget runs out finish (they were checked when they started).
+    """
+    key = ctx.key
+    if key is None or key.budget_tokens is None:
+        return None
+    used = int(
+        ctx.session.scalar(
+            select(func.coalesce(func.sum(UsageEvent.amount), 0)).where(
+                UsageEvent.secret_id == key.id, UsageEvent.metric == "tokens"
+            )
+        )
+        or 0
+    )
+    if used >= key.budget_tokens:
+        raise InsufficientCredit(
+            f"this key's token budget is spent ({used} of {key.budget_tokens} tokens used);"
+            " nothing was generated"
+        )
+    return key.budget_tokens - used
 
 
 def period_start_ms(now: int | None = None) -> int:

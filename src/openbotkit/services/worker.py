@@ -1,12 +1,18 @@
 """The worker: runs sync jobs through their stages (fetch, parse, chunk, embed, index).
 
-Everything slow happens outside write transactions; the records are replaced in one final
+Everything slow happens outside write transactions; the records change in one final
 transaction that also marks the job done, so a search never sees a half-synced file and a
 worker killed at any moment leaves nothing half-written: its job is redone by the next worker.
+
+A sync does only what changed (services/resync.py): a file whose content and settings are as
+last synced finishes at once as `unchanged`; otherwise only chunks no record has yet are
+embedded, records of unchanged chunks keep their ids and vectors, and vanished ones go.
+A file that came from a URL is fetched again first, conditionally (a 304 costs one request).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -14,23 +20,25 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
-import numpy as np
+from sqlalchemy.orm import Session
 
 from openbotkit.errors import InvalidInput, ObkError
 from openbotkit.ids import new_id, now_ms
 from openbotkit.ingestion import jobs
 from openbotkit.ingestion.chunking import chunk_sections
+from openbotkit.ingestion.diff import plan_diff
 from openbotkit.ingestion.parsers import parse
+from openbotkit.retrieval.embedders import Vectors
 from openbotkit.runtime import Runtime
-from openbotkit.services import records
-from openbotkit.services.context import Ctx
+from openbotkit.services import file_content, resync, retention
+from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.store import Store
 from openbotkit.store.tables import Dataset, DatasetFile, File, Job
 
 log = logging.getLogger("openbotkit.worker")
 EMBED_BATCH = 64
+PRUNE_EVERY_S = 3600.0
 
 
 class JobLost(Exception):
@@ -39,15 +47,6 @@ class JobLost(Exception):
 
 class Permanent(Exception):
     """A failure that retrying cannot fix (the file is gone, unreadable, detached)."""
-
-
-@dataclass
-class Loaded:
-    data: bytes
-    file_name: str | None
-    content_type: str | None
-    record_max_tokens: int | None
-    separators: str | None
 
 
 class Worker:
@@ -81,15 +80,33 @@ class Worker:
             return session.get(Job, job.id)
 
     def run(self, stop: threading.Event, poll_s: float = 1.0) -> None:
-        """Work until `stop` is set, sleeping `poll_s` when the queue is empty."""
+        """Work until `stop` is set, sleeping `poll_s` when the queue is empty; prune old
+        jobs and executions at start and then hourly."""
+        next_prune = time.monotonic()
         while not stop.is_set():
             try:
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + PRUNE_EVERY_S
+                    self.prune()
                 job = self.run_once()
             except Exception:  # the database may be briefly unavailable; keep the worker up
                 log.exception("worker loop error")
                 job = None
             if job is None:
                 stop.wait(poll_s)
+
+    def prune(self) -> retention.Pruned:
+        """Apply OBK_RETENTION_DAYS to finished jobs and connector executions."""
+        pruned = retention.prune(self.runtime.store, self.runtime.settings.retention_days)
+        if pruned.jobs or pruned.executions:
+            log.info(
+                "pruned %d finished job(s) and %d execution(s) older than %g days",
+                pruned.jobs,
+                pruned.executions,
+                self.runtime.settings.retention_days,
+                extra={"jobs": pruned.jobs, "executions": pruned.executions},
+            )
+        return pruned
 
     def _fail(self, job: Job, error: str, *, retry: bool) -> None:
         with self.runtime.store.session() as session:
@@ -126,62 +143,99 @@ class Worker:
             done.set()
             beat.join()
 
-    def _load(self, job: Job) -> Loaded:
+    def _check(self, session: Session, job: Job) -> tuple[File, Dataset, DatasetFile]:
+        """The job's file, dataset and attachment, or a permanent failure saying which is gone."""
+        file = session.get(File, job.file_id)
+        dataset = session.get(Dataset, job.dataset_id)
+        link = session.get(DatasetFile, (job.dataset_id, job.file_id))
+        if file is None or dataset is None or file.account_id != job.account_id:
+            raise Permanent("the file or the dataset no longer exists")
+        if link is None:
+            raise Permanent("the file is no longer attached to the dataset")
+        return file, dataset, link
+
+    def _finish(
+        self,
+        session: Session,
+        job: Job,
+        records: int,
+        *,
+        kept: int = 0,
+        added: int = 0,
+        removed: int = 0,
+        unchanged: bool = False,
+    ) -> None:
+        """Mark the job done in its final transaction, fenced: only the attempt that holds the
+        job may finish it (else JobLost, and the transaction with its record changes is undone)."""
+        done = jobs.finish(
+            session,
+            job,
+            self.worker_id,
+            records,
+            kept=kept,
+            added=added,
+            removed=removed,
+            unchanged=unchanged,
+        )
+        if not done:
+            raise JobLost(job.id)
+
+    def _sync(self, job: Job) -> int:
+        scope = AccountScope(self.runtime, job.account_id)
         with self.runtime.store.session(write=False) as session:
-            file = session.get(File, job.file_id)
-            dataset = session.get(Dataset, job.dataset_id)
-            attached = session.get(DatasetFile, (job.dataset_id, job.file_id))
-            if file is None or dataset is None or file.account_id != job.account_id:
-                raise Permanent("the file or the dataset no longer exists")
-            if attached is None:
-                raise Permanent("the file is no longer attached to the dataset")
-            loaded = Loaded(
-                b"", file.name, file.content_type, dataset.record_max_tokens, dataset.separators
-            )
+            file, _, _ = self._check(session, job)
+            # Jobs queued together (one file, several datasets) share one fetch.
+            refetch = file.source_url is not None and (file.fetched_at or 0) < job.created_at
+        if refetch:
+            file_content.refetch(scope, job.file_id)
+        embedder = self.runtime.embedder
+        with self.runtime.store.session() as session:
+            file, dataset, link = self._check(session, job)
+            fingerprint = resync.settings_fingerprint(file, dataset, embedder)
+            ctx = Ctx(self.runtime, session, job.account_id)
+            if resync.is_unchanged(ctx, link, file.sha256, fingerprint):
+                count = link.synced_records or 0
+                self._finish(session, job, count, kept=count, unchanged=True)
+                return count
+            session.expunge(file)
+            session.expunge(dataset)
         path = self.runtime.blobs.path(job.file_id)
         if path is None:
             raise Permanent("the file has no content yet: upload it first")
-        loaded.data = path.read_bytes()
-        return loaded
-
-    def _sync(self, job: Job) -> int:
-        loaded = self._load(job)
+        data = path.read_bytes()
+        sha256 = hashlib.sha256(data).hexdigest()
         self._progress(job, "parse")
-        sections = parse(loaded.data, loaded.content_type, loaded.file_name)
+        sections = parse(data, file.content_type, file.name)
         self._progress(job, "chunk")
-        embedder = self.runtime.embedder
         chunks = chunk_sections(
-            sections, embedder, max_tokens=loaded.record_max_tokens, separators=loaded.separators
+            sections, embedder, max_tokens=dataset.record_max_tokens, separators=dataset.separators
         )
-        self._progress(job, "embed", 0, len(chunks))
-        vectors = []
-        for start in range(0, len(chunks), EMBED_BATCH):
-            batch = chunks[start : start + EMBED_BATCH]
-            vectors.append(embedder.embed([c.text for c in batch]))
-            self._progress(job, "embed", start + len(batch), len(chunks))
-        source = f"file:///{job.file_id}"
-        items = [
-            {
-                "text": c.text,
-                "source": source,
-                "meta": {"fileId": job.file_id, "fileName": loaded.file_name, **c.meta},
-            }
-            for c in chunks
-        ]
-        matrix = np.vstack(vectors) if vectors else np.zeros((0, embedder.dimensions), np.float32)
-        self._progress(job, "index", len(chunks), len(chunks))
+        wanted = resync.wanted_records(job.file_id, file.name, chunks)
+        with scope.transaction(write=False) as ctx:
+            old = resync.existing_records(ctx, job.dataset_id, job.file_id, embedder.model_id)
+        # Only what no record has yet is embedded; the final transaction re-plans.
+        texts = list(dict.fromkeys(w.text for w in plan_diff(old, wanted).add))
+        vectors: dict[str, Vectors] = {}
+        self._progress(job, "embed", 0, len(texts))
+        for start in range(0, len(texts), EMBED_BATCH):
+            batch = texts[start : start + EMBED_BATCH]
+            vectors.update(zip(batch, embedder.embed(batch), strict=True))
+            self._progress(job, "embed", start + len(batch), len(texts))
+        self._progress(job, "index", len(texts), len(texts))
         with self.runtime.store.session() as session:
-            # Fenced: only the attempt that holds the job may replace its records.
-            if not jobs.finish(session, job, self.worker_id, len(items)):
-                raise JobLost(job.id)
-            dataset = session.get(Dataset, job.dataset_id)
-            if dataset is None:
-                raise Permanent("the dataset no longer exists")
+            _, dataset, link = self._check(session, job)
             ctx = Ctx(self.runtime, session, job.account_id)
-            records.delete_by_source(ctx, dataset, source)
-            if items:
-                records.create_many(ctx, dataset, items, matrix)
-        return len(items)
+            plan = resync.apply(ctx, dataset, job.file_id, wanted, vectors)
+            resync.mark_synced(link, sha256, fingerprint, len(wanted))
+            self._finish(
+                session,
+                job,
+                len(wanted),
+                kept=len(plan.keep),
+                added=len(plan.add),
+                removed=len(plan.remove),
+            )
+        return len(wanted)
 
 
 def wait_for(store: Store, job_ids: list[str], timeout_s: float = 600) -> list[Job]:

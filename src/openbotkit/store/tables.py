@@ -43,7 +43,12 @@ class Account(Base):
 
 
 class Secret(Base):
-    """An API secret. Only a SHA-256 of the token is kept; the token is shown once."""
+    """An API secret. Only a SHA-256 of the token is kept; the token is shown once.
+
+    Its limits are fixed when it is created: the highest effect class it may run (`scope`),
+    the bots and datasets it may reach (both null: every resource of the account), a token
+    budget for its whole life and an expiry.
+    """
 
     __tablename__ = "secrets"
 
@@ -54,6 +59,11 @@ class Secret(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    scope: Mapped[str] = mapped_column(String(16), default="destructive")
+    bots: Mapped[list[str] | None] = mapped_column(JSON)
+    datasets: Mapped[list[str] | None] = mapped_column(JSON)
+    budget_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class _Owned:
@@ -204,6 +214,12 @@ class File(_Owned, Base):
     content_type: Mapped[str | None] = mapped_column(String(255))
     size: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
+    # Set when the content was fetched from a URL: a sync fetches it again, conditionally
+    # (If-None-Match / If-Modified-Since), so an unchanged remote document costs one request.
+    source_url: Mapped[str | None] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    fetched_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DatasetFile(Base):
@@ -218,6 +234,13 @@ class DatasetFile(Base):
     type: Mapped[str] = mapped_column(String(16), default="source")
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    # What the dataset's records were last synced from: the content's SHA-256, a fingerprint of
+    # the settings that shape the records (embedder, chunking, file name and type) and how many
+    # records that made. All three unchanged: a sync has nothing to do.
+    synced_sha256: Mapped[str | None] = mapped_column(String(64))
+    synced_settings: Mapped[str | None] = mapped_column(String(64))
+    synced_records: Mapped[int | None] = mapped_column(Integer)
+    synced_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class UsageEvent(Base):
@@ -226,10 +249,13 @@ class UsageEvent(Base):
     __tablename__ = "usage_events"
     __table_args__ = (
         Index("ix_usage_account_metric_created", "account_id", "metric", "created_at"),
+        Index("ix_usage_secret_metric", "secret_id", "metric"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[str] = mapped_column(String(40), _fk("accounts.id"))
+    # The secret the use came through (null from the CLI and the Python API): a key's budget.
+    secret_id: Mapped[str | None] = mapped_column(String(40))
     metric: Mapped[str] = mapped_column(String(32))  # tokens | conversations | messages
     amount: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
@@ -280,6 +306,12 @@ class Job(Base):
     progress_done: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
     records: Mapped[int | None] = mapped_column(Integer)
+    # What the sync did to the file's records: kept (same text: id and vector kept), added
+    # (embedded), removed; `unchanged` when the content had not changed and nothing was read.
+    kept: Mapped[int | None] = mapped_column(Integer)
+    added: Mapped[int | None] = mapped_column(Integer)
+    removed: Mapped[int | None] = mapped_column(Integer)
+    unchanged: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 22:59:01.628170
+Create Date: 2026-12-01 23:28:51.762599
 """
 
 from collections.abc import Sequence
@@ -137,6 +137,10 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(length=255), nullable=True),
         sa.Column("size", sa.BigInteger(), nullable=True),
         sa.Column("sha256", sa.String(length=64), nullable=True),
+        sa.Column("source_url", sa.Text(), nullable=True),
+        sa.Column("etag", sa.Text(), nullable=True),
+        sa.Column("last_modified", sa.String(length=64), nullable=True),
+        sa.Column("fetched_at", sa.BigInteger(), nullable=True),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("account_id", sa.String(length=40), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
@@ -168,6 +172,10 @@ def upgrade() -> None:
         sa.Column("progress_done", sa.Integer(), nullable=False),
         sa.Column("progress_total", sa.Integer(), nullable=False),
         sa.Column("records", sa.Integer(), nullable=True),
+        sa.Column("kept", sa.Integer(), nullable=True),
+        sa.Column("added", sa.Integer(), nullable=True),
+        sa.Column("removed", sa.Integer(), nullable=True),
+        sa.Column("unchanged", sa.Boolean(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
@@ -188,6 +196,11 @@ def upgrade() -> None:
         sa.Column("prefix", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("revoked_at", sa.BigInteger(), nullable=True),
+        sa.Column("scope", sa.String(length=16), nullable=False),
+        sa.Column("bots", sa.JSON(), nullable=True),
+        sa.Column("datasets", sa.JSON(), nullable=True),
+        sa.Column("budget_tokens", sa.BigInteger(), nullable=True),
+        sa.Column("expires_at", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
@@ -199,6 +212,7 @@ def upgrade() -> None:
         "usage_events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("account_id", sa.String(length=40), nullable=False),
+        sa.Column("secret_id", sa.String(length=40), nullable=True),
         sa.Column("metric", sa.String(length=32), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
@@ -209,6 +223,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_usage_account_metric_created", ["account_id", "metric", "created_at"], unique=False
         )
+        batch_op.create_index("ix_usage_secret_metric", ["secret_id", "metric"], unique=False)
 
     op.create_table(
         "dataset_files",
@@ -218,6 +233,10 @@ def upgrade() -> None:
         sa.Column("type", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("synced_sha256", sa.String(length=64), nullable=True),
+        sa.Column("synced_settings", sa.String(length=64), nullable=True),
+        sa.Column("synced_records", sa.Integer(), nullable=True),
+        sa.Column("synced_at", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["dataset_id"], ["datasets.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["file_id"], ["files.id"], ondelete="CASCADE"),
@@ -325,6 +344,7 @@ def downgrade() -> None:
 
     op.drop_table("dataset_files")
     with op.batch_alter_table("usage_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_usage_secret_metric")
         batch_op.drop_index("ix_usage_account_metric_created")
 
     op.drop_table("usage_events")

@@ -1,0 +1,128 @@
+"""What an API key may do: an effect scope, the bots and datasets it reaches, a budget, a life.
+
+The engine calls `authorize` before it runs any action for a key, whatever the surface (REST,
+the connector's HTTP backend, MCP over HTTP all authenticate to a `Key`), so the rules live here
+once. What an action touches is read from its input's id fields (the registry knows them), each
+resolved to the bot or dataset that owns it:
+
+- a bot and a dataset are themselves;
+- a conversation belongs to its bot (one without a bot, to its dataset);
+- a file belongs to the datasets it is attached to: a key reaches it only when every one of
+  them is the key's (otherwise a change to the file would reach a dataset the key may not);
+- records, messages and attachments are reached through the parent their path names.
+
+A key limited to resources is refused an action that names none (account-wide lists, usage)
+and the creation of a bot, dataset or file (a new one is outside its list by definition; a new
+conversation belongs to the bot it names): it must not learn what else exists, and a public
+page's key must not list the conversations of other visitors. Lists inside a reachable resource (a
+dataset's records, a conversation's messages) work. Changing or deleting a listed bot or
+dataset itself takes the destructive scope: a write key uses it, it does not reconfigure it.
+
+A key's token budget is checked where a model is about to run (usage.remaining_budget), its
+expiry where the secret is authenticated (secrets.check_live).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from openbotkit.access import Effect, Key
+from openbotkit.errors import ScopeMissing
+from openbotkit.store.tables import Bot, Conversation, Dataset, DatasetFile, File
+
+if TYPE_CHECKING:
+    from openbotkit.services.context import Ctx
+
+# Resource kinds a key may be limited to directly.
+LISTED = ("bot", "dataset")
+# Kinds a limited key may create: a new one belongs to the bot (or dataset) its input names.
+OWNED = ("conversation",)
+
+
+@dataclass(frozen=True)
+class Call:
+    """What the registry says one action call does: its name and effect, the kind of resource
+    it changes itself (`update_bot`: bot) or creates (`create_bot`: bot), and the resources its
+    input names as (kind, id or @alias)."""
+
+    action: str
+    effect: Effect
+    target: str | None = None
+    creates: str | None = None
+    refs: Sequence[tuple[str, str]] = ()
+
+
+def authorize(ctx: Ctx, key: Key, call: Call) -> None:
+    """Raise ScopeMissing, naming the scope or resource needed, unless `key` may make `call`."""
+    if key.unrestricted:
+        return
+    needed = call.effect
+    if key.limited and call.target in LISTED and needed is Effect.WRITE:
+        needed = Effect.DESTRUCTIVE
+    if not key.scope.includes(needed):
+        why = (
+            f"; changing a {call.target} the key is limited to counts as destructive"
+            if needed is not call.effect
+            else ""
+        )
+        raise ScopeMissing(
+            f"{call.action} needs scope {needed.value}; this key has {key.describe()}{why}"
+        )
+    if not key.limited:
+        return
+    if not call.refs or (call.creates is not None and call.creates not in OWNED):
+        raise ScopeMissing(
+            f"{call.action} reaches the whole account or creates a resource outside this key's"
+            f" limits; it needs a key without bot or dataset limits (this key has"
+            f" {key.describe()})"
+        )
+    for kind, ref in call.refs:
+        if not _reaches(ctx, key, kind, ref):
+            raise ScopeMissing(
+                f"{call.action} needs access to {kind} {ref}; this key has {key.describe()}"
+            )
+
+
+def _reaches(ctx: Ctx, key: Key, kind: str, ref: str) -> bool:
+    """Whether `key` reaches the resource; unknown ids are simply out of reach (no oracle)."""
+    bots, datasets = key.bots or frozenset(), key.datasets or frozenset()
+    if kind == "bot":
+        return _resolve(ctx, Bot, ref) in bots
+    if kind == "dataset":
+        return _resolve(ctx, Dataset, ref) in datasets
+    if kind == "conversation":
+        row = ctx.session.execute(
+            select(Conversation.bot_id, Conversation.dataset_id).where(
+                Conversation.account_id == ctx.account_id, Conversation.id == ref
+            )
+        ).first()
+        if row is None:
+            return False
+        bot_id, dataset_id = row
+        return bot_id in bots if bot_id else dataset_id in datasets
+    if kind == "file":
+        file_id = _resolve(ctx, File, ref)
+        if file_id is None:
+            return False
+        owners = set(
+            ctx.session.scalars(
+                select(DatasetFile.dataset_id).where(
+                    DatasetFile.account_id == ctx.account_id, DatasetFile.file_id == file_id
+                )
+            )
+        )
+        return bool(owners) and owners <= datasets
+    return False
+
+
+def _resolve(ctx: Ctx, table: type[Bot] | type[Dataset] | type[File], ref: str) -> str | None:
+    """The id of the caller's row named by an id or an @alias, or None."""
+    cond = table.alias == ref[1:] if ref.startswith("@") else table.id == ref
+    found: str | None = ctx.session.scalar(
+        select(table.id).where(table.account_id == ctx.account_id, cond)
+    )
+    return found

@@ -1,0 +1,88 @@
+"""`obk secret create|list`: limits given at creation, shown by the listing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from openbotkit.cli.main import cli
+from openbotkit.cli.secret import parse_duration
+from openbotkit.errors import InvalidInput, NotFound
+from openbotkit.ids import now_ms
+
+
+def obk(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90),
+        ("45m", 2700),
+        ("12h", 43200),
+        ("30d", 2592000),
+        ("2w", 1209600),
+        ("1h30m", 5400),
+    ],
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "3x", "h", "1.5h", "-1d", "0s"])
+def test_bad_durations_name_the_option(text: str) -> None:
+    with pytest.raises(InvalidInput, match="--expires-in"):
+        parse_duration(text)
+
+
+def test_create_with_limits_and_list_them() -> None:
+    bot = json.loads(
+        obk(
+            "connector",
+            "run",
+            "chatbotkit",
+            "--action",
+            "create_bot",
+            "--json",
+            "--data",
+            '{"alias": "helper"}',
+        )
+    )["data"]["id"]
+    made = json.loads(
+        obk(
+            "secret",
+            "create",
+            "--account",
+            "local",
+            "--bot",
+            "@helper",
+            "--scope",
+            "read",
+            "--scope",
+            "write",
+            "--budget-tokens",
+            "100",
+            "--expires-in",
+            "1h",
+            "--json",
+        )
+    )
+    assert made["token"].startswith("obk_") and made["scope"] == "write"  # the highest given
+    assert made["bots"] == [bot] and made["datasets"] == [] and made["budgetTokens"] == 100
+    assert abs(made["expiresAt"] - (now_ms() + 3_600_000)) < 60_000
+    plain = json.loads(obk("secret", "create", "--account", "local", "--json"))
+    assert plain["scope"] == "destructive" and plain["bots"] is None and plain["expiresAt"] is None
+    listed = obk("secret", "list")
+    assert f"bots: {bot}; datasets: none  tokens 0/100" in listed
+    assert "scope destructive  all resources  tokens 0/-  expires never" in listed
+
+
+def test_unknown_bot_makes_no_key() -> None:
+    result = CliRunner().invoke(cli, ["secret", "create", "--account", "a", "--bot", "@nope"])
+    assert isinstance(result.exception, NotFound)
+    assert json.loads(obk("secret", "list", "--json"))["items"] == []

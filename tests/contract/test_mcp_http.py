@@ -1,0 +1,200 @@
+"""MCP over Streamable HTTP at a real `obk serve`'s /mcp, with the official Python client."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from tests.contract.conftest import OBK, LiveServer
+from tests.mcp_server.clients import (
+    check_errors,
+    check_flow,
+    check_tools,
+    error,
+    http_client,
+    ok,
+    stdio_client,
+)
+
+pytestmark = pytest.mark.contract
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "1"},
+    },
+}
+
+
+def test_http_lists_every_action_without_local_paths(live_server: LiveServer) -> None:
+    async def main() -> None:
+        async with http_client(live_server.url, live_server.token_a) as client:
+            check_tools((await client.list_tools()).tools, local=False)
+
+    anyio.run(main)
+
+
+@pytest.mark.slow
+def test_http_flow_dataset_search_bot_conversation_completion(live_server: LiveServer) -> None:
+    async def main() -> None:
+        async with http_client(live_server.url, live_server.token_a) as client:
+            await check_flow(client)
+
+    anyio.run(main)
+
+
+def test_http_errors_are_tool_results_with_codes(live_server: LiveServer) -> None:
+    async def main() -> None:
+        async with http_client(live_server.url, live_server.token_a) as client:
+            await check_errors(client)
+
+    anyio.run(main)
+
+
+def test_http_each_secret_sees_only_its_account(live_server: LiveServer) -> None:
+    async def main() -> None:
+        async with (
+            http_client(live_server.url, live_server.token_a) as a,
+            http_client(live_server.url, live_server.token_b) as b,
+        ):
+            bot = ok(await a.call_tool("create_bot", {"name": "A's only"}))["id"]
+            error(await b.call_tool("fetch_bot", {"botId": bot}), "not_found")
+            error(await b.call_tool("delete_bot", {"botId": bot}), "not_found")
+            listed = ok(await b.call_tool("list_bots", {}))["items"]
+            assert bot not in {item["id"] for item in listed}
+            assert ok(await a.call_tool("fetch_bot", {"botId": bot}))["name"] == "A's only"
+
+    anyio.run(main)
+
+
+def test_http_refuses_local_paths(live_server: LiveServer, tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("server-side file")
+
+    async def main() -> None:
+        async with http_client(live_server.url, live_server.token_a) as client:
+            file_id = ok(await client.call_tool("create_file", {"name": "x.txt"}))["id"]
+            err = error(
+                await client.call_tool(
+                    "upload_file", {"fileId": file_id, "path": str(secret_file)}
+                ),
+                "invalid_input",
+            )
+            assert err["details"] == [
+                {
+                    "pointer": "/path",
+                    "rule": "local_only",
+                    "message": "not accepted over the network",
+                }
+            ]
+            error(
+                await client.call_tool("download_file", {"fileId": file_id, "path": str(tmp_path)}),
+                "invalid_input",
+            )
+            # The content itself travels fine, and the link it gets is absolute.
+            up = ok(
+                await client.call_tool(
+                    "upload_file", {"fileId": file_id, "file": "data:text/plain,hello"}
+                )
+            )
+            link = up["downloadRequest"]["url"]
+            assert link.startswith(live_server.url + "/api/v1/file/")
+            assert httpx.get(link).text == "hello"
+
+    anyio.run(main)
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer obk_not_a_secret", "Basic abc"])
+def test_http_without_a_live_secret_is_401(live_server: LiveServer, authorization: str) -> None:
+    headers = {"Accept": "application/json, text/event-stream"}
+    if authorization:
+        headers["Authorization"] = authorization
+    resp = httpx.post(live_server.url + "/mcp", json=INITIALIZE, headers=headers)
+    assert resp.status_code == 401
+    assert resp.headers["www-authenticate"] == "Bearer"
+    assert resp.json()["code"] == "NOT_AUTHENTICATED"
+
+
+def test_http_revoked_secret_is_401(live_server: LiveServer) -> None:
+    env = live_server.env()
+    created = subprocess.run(
+        [OBK, "secret", "create", "--account", "account-a", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    secret = json.loads(created.stdout)
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Authorization": f"Bearer {secret['token']}",
+    }
+    before = httpx.post(live_server.url + "/mcp", json=INITIALIZE, headers=headers)
+    assert before.status_code == 200
+    subprocess.run([OBK, "secret", "revoke", secret["id"]], env=env, check=True)
+    # A server remembers a secret it accepted for a few seconds (its auth cache).
+    for _ in range(80):
+        after = httpx.post(live_server.url + "/mcp", json=INITIALIZE, headers=headers)
+        if after.status_code == 401:
+            break
+        time.sleep(0.1)
+    assert after.status_code == 401
+    assert after.headers["www-authenticate"] == "Bearer"
+
+
+def test_http_tools_obey_a_keys_scope_and_resources(live_server: LiveServer) -> None:
+    """A scoped key is checked by the engine for MCP calls as for REST (issue: keys)."""
+    env = live_server.env()
+
+    def key(*limits: str) -> str:
+        made = subprocess.run(
+            [OBK, "secret", "create", "--account", "account-a", "--json", *limits],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return str(json.loads(made.stdout)["token"])
+
+    async def main() -> None:
+        async with http_client(live_server.url, live_server.token_a) as full:
+            mine = ok(await full.call_tool("create_bot", {"name": "in reach"}))["id"]
+            other = ok(await full.call_tool("create_bot", {"name": "out of reach"}))["id"]
+        async with http_client(live_server.url, key("--scope", "read")) as reader:
+            assert ok(await reader.call_tool("fetch_bot", {"botId": mine}))["name"] == "in reach"
+            error(await reader.call_tool("create_bot", {"name": "no"}), "scope_missing")
+        async with http_client(live_server.url, key("--bot", mine)) as one_bot:
+            assert ok(await one_bot.call_tool("fetch_bot", {"botId": mine}))["id"] == mine
+            error(await one_bot.call_tool("fetch_bot", {"botId": other}), "scope_missing")
+
+    anyio.run(main)
+
+
+def test_stdio_against_a_server_acts_as_the_secrets_account(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    """`obk mcp --base-url` uses the connector's HTTP backend: the secret picks the account."""
+
+    async def main() -> None:
+        env = {"CHATBOTKIT_API_SECRET": live_server.token_a}
+        async with stdio_client(
+            tmp_path / "client-home", "--base-url", live_server.url, env=env
+        ) as remote:
+            bot = ok(await remote.call_tool("create_bot", {"name": "via stdio"}))["id"]
+            error(await remote.call_tool("fetch_bot", {"botId": "nope"}), "not_found")
+        async with http_client(live_server.url, live_server.token_a) as a:
+            assert ok(await a.call_tool("fetch_bot", {"botId": bot}))["name"] == "via stdio"
+        async with http_client(live_server.url, live_server.token_b) as b:
+            error(await b.call_tool("fetch_bot", {"botId": bot}), "not_found")
+
+    anyio.run(main)

@@ -1,0 +1,220 @@
+"""Keys over REST (the ASGI app in-process): each scope, resource limit, budget and expiry case."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from openbotkit.access import Effect
+from openbotkit.engine import Engine
+from openbotkit.ids import now_ms
+from openbotkit.services.secrets import create_secret, list_secrets, revoke
+from tests.server.test_app import Client
+
+
+class Api:
+    """The app with the account's unrestricted secret, and keys made on demand."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.client = Client(engine)
+
+    def key(self, **limits: Any) -> str:
+        return create_secret(self.engine.runtime, "alice", **limits)[1]
+
+    def call(self, method: str, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
+        headers = kw.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.client.request(method, "/api/v1" + path, headers=headers, **kw)
+
+    def make(self, path: str, body: dict[str, Any] | None = None) -> str:
+        resp = self.call("POST", path, json=body or {})
+        assert resp.status_code == 200, resp.text
+        return str(resp.json()["id"])
+
+
+@pytest.fixture
+def api(engine: Engine) -> Iterator[Api]:
+    a = Api(engine)
+    yield a
+    a.client.close()
+
+
+def refused(resp: httpx.Response, *needles: str) -> None:
+    """403 scope_missing whose message names what is needed."""
+    assert resp.status_code == 403, resp.text
+    body = resp.json()
+    assert body["code"] == "SCOPE_MISSING" and resp.headers["x-failure-code"] == "SCOPE_MISSING"
+    for needle in needles:
+        assert needle in body["message"], (needle, body["message"])
+
+
+def test_read_scope_reads_and_is_refused_writes(api: Api) -> None:
+    bot = api.make("/bot/create", {"name": "b"})
+    token = api.key(scope=Effect.READ)
+    assert api.call("GET", f"/bot/{bot}/fetch", token).json()["name"] == "b"
+    assert api.call("GET", "/bot/list", token).status_code == 200
+    refused(api.call("POST", "/bot/create", token, json={}), "create_bot", "needs scope write")
+    refused(api.call("POST", f"/bot/{bot}/delete", token, json={}), "needs scope destructive")
+    assert api.call("GET", f"/bot/{bot}/fetch").status_code == 200  # nothing was deleted
+
+
+def test_write_scope_includes_read_but_not_destructive(api: Api) -> None:
+    token = api.key(scope=Effect.WRITE)
+    bot = api.call("POST", "/bot/create", token, json={"name": "w"}).json()["id"]
+    assert api.call("POST", f"/bot/{bot}/update", token, json={"name": "w2"}).status_code == 200
+    assert api.call("GET", f"/bot/{bot}/fetch", token).json()["name"] == "w2"
+    refused(api.call("POST", f"/bot/{bot}/delete", token, json={}), "delete_bot", "destructive")
+    # An effect that depends on the input: detaching is a write, deleting its records is not.
+    ds = api.make("/dataset/create")
+    file_id = api.make("/file/create")
+    api.make(f"/dataset/{ds}/file/{file_id}/attach", {"type": "source"})
+    path = f"/dataset/{ds}/file/{file_id}/detach"
+    refused(api.call("POST", path, token, json={"deleteRecords": True}), "destructive")
+    assert api.call("POST", path, token, json={}).status_code == 200
+
+
+def test_default_scope_is_everything(api: Api) -> None:
+    token = api.key()
+    bot = api.call("POST", "/bot/create", token, json={}).json()["id"]
+    assert api.call("POST", f"/bot/{bot}/delete", token, json={}).json() == {"id": bot}
+
+
+def test_bot_limited_key_reaches_its_bot_and_conversations_only(api: Api) -> None:
+    mine = api.make("/bot/create", {"alias": "mine"})
+    other = api.make("/bot/create")
+    secret_ds = api.make("/dataset/create")
+    token = api.key(bots=[mine])
+    assert api.call("GET", f"/bot/{mine}/fetch", token).status_code == 200
+    assert api.call("GET", "/bot/@mine/fetch", token).json()["id"] == mine
+    refused(api.call("GET", f"/bot/{other}/fetch", token), f"bot {other}")
+    refused(api.call("GET", "/bot/missing/fetch", token), "bot missing")  # no existence oracle
+    # Whole-account lists, usage and new resources outside the list are refused.
+    for method, path in [
+        ("GET", "/bot/list"),
+        ("GET", "/conversation/list"),
+        ("GET", "/dataset/list"),
+        ("GET", "/file/list"),
+        ("GET", "/usage/fetch"),
+        ("POST", "/bot/create"),
+        ("POST", "/dataset/create"),
+        ("POST", "/file/create"),
+        ("POST", "/conversation/create"),
+    ]:
+        kw = {"json": {}} if method == "POST" else {}
+        refused(api.call(method, path, token, **kw), "without bot or dataset limits")
+    conv = api.call("POST", "/conversation/create", token, json={"botId": mine}).json()["id"]
+    msg = {"type": "user", "text": "hello"}
+    assert api.call("POST", f"/conversation/{conv}/message/create", token, json=msg).is_success
+    listed = api.call("GET", f"/conversation/{conv}/message/list", token).json()["items"]
+    assert [m["text"] for m in listed] == ["hello"]
+    # Another bot's conversation, and a reference to a dataset the key does not have.
+    theirs = api.make("/conversation/create", {"botId": other})
+    refused(api.call("GET", f"/conversation/{theirs}/fetch", token), f"conversation {theirs}")
+    body = {"botId": mine, "datasetId": secret_ds}
+    refused(api.call("POST", "/conversation/create", token, json=body), f"dataset {secret_ds}")
+    move = {"botId": other}
+    refused(api.call("POST", f"/conversation/{conv}/update", token, json=move), f"bot {other}")
+    # Default scope: the key may also change and delete its bot.
+    assert api.call("POST", f"/bot/{mine}/update", token, json={"name": "n"}).is_success
+    assert api.call("POST", f"/conversation/{conv}/delete", token, json={}).is_success
+
+
+def test_dataset_limited_key_reaches_records_and_its_own_files(api: Api) -> None:
+    ds = api.make("/dataset/create")
+    other_ds = api.make("/dataset/create")
+    own_file, shared_file, loose_file = (api.make("/file/create") for _ in range(3))
+    api.make(f"/dataset/{ds}/file/{own_file}/attach", {"type": "source"})
+    for target in (ds, other_ds):
+        api.make(f"/dataset/{target}/file/{shared_file}/attach", {"type": "source"})
+    token = api.key(datasets=[ds], scope=Effect.WRITE)
+    rec = api.call("POST", f"/dataset/{ds}/record/create", token, json={"text": "alpha beta"})
+    assert rec.status_code == 200
+    records = api.call("GET", f"/dataset/{ds}/record/list", token).json()["items"]
+    assert [r["id"] for r in records] == [rec.json()["id"]]
+    refused(api.call("GET", f"/dataset/{other_ds}/record/list", token), f"dataset {other_ds}")
+    search = {"search": "alpha", "mode": "lexical"}
+    assert api.call("POST", f"/dataset/{ds}/search", token, json=search).is_success
+    files = api.call("GET", f"/dataset/{ds}/file/list", token).json()["items"]
+    assert {f["id"] for f in files} == {own_file, shared_file}
+    assert api.call("GET", f"/file/{own_file}/fetch", token).status_code == 200
+    # A file also attached to a dataset the key does not have is out of reach (a change to it
+    # would reach that dataset too), as is a file attached nowhere.
+    refused(api.call("GET", f"/file/{shared_file}/fetch", token), f"file {shared_file}")
+    refused(api.call("GET", f"/file/{loose_file}/fetch", token), f"file {loose_file}")
+    attach = f"/dataset/{ds}/file/{loose_file}/attach"
+    refused(api.call("POST", attach, token, json={"type": "source"}), f"file {loose_file}")
+    # A new bot is outside the key's list even when it names the key's dataset; a conversation
+    # over the dataset belongs to it, so the key may start one and reach it afterwards.
+    new_bot = {"datasetId": ds}
+    refused(api.call("POST", "/bot/create", token, json=new_bot), "without bot or dataset limits")
+    conv = api.call("POST", "/conversation/create", token, json={"datasetId": ds}).json()["id"]
+    assert api.call("GET", f"/conversation/{conv}/fetch", token).json()["datasetId"] == ds
+    # Write scope on a listed dataset: its content, not its own settings.
+    refused(
+        api.call("POST", f"/dataset/{ds}/update", token, json={"name": "x"}),
+        "update_dataset needs scope destructive",
+    )
+
+
+def test_expired_key_is_credential_expired_even_when_cached(api: Api) -> None:
+    token = api.key(expires_at=now_ms() + 1500)
+    assert api.call("GET", "/bot/list", token).status_code == 200  # now remembered for 5 s
+    time.sleep(1.6)
+    resp = api.call("GET", "/bot/list", token)
+    assert resp.status_code == 401 and resp.json()["code"] == "CREDENTIAL_EXPIRED"
+    assert [s.status() for s in list_secrets(api.engine.runtime, "alice")][-1] == "expired"
+
+
+def test_revoked_key_is_refused_at_once_in_this_process(api: Api) -> None:
+    token = api.key(scope=Effect.READ)
+    assert api.call("GET", "/bot/list", token).status_code == 200
+    revoke(api.engine.runtime, list_secrets(api.engine.runtime, "alice")[-1].id)
+    resp = api.call("GET", "/bot/list", token)
+    assert resp.status_code == 401 and resp.json()["code"] == "NOT_AUTHENTICATED"
+
+
+def test_team_list_is_for_keys_without_resource_limits(api: Api) -> None:
+    bot = api.make("/bot/create")
+    assert api.call("GET", "/team/list", api.key(scope=Effect.READ)).status_code == 200
+    refused(api.call("GET", "/team/list", api.key(bots=[bot])), "team/list")
+
+
+@pytest.mark.slow
+def test_budget_stops_completions_before_generating(api: Api) -> None:
+    bot = api.make("/bot/create", {"model": "smollm2/maxTokens=8/temperature=0"})
+    token = api.key(bots=[bot], scope=Effect.WRITE, budget_tokens=5)
+    other = api.key(scope=Effect.WRITE)
+    conv = api.call("POST", "/conversation/create", token, json={"botId": bot}).json()["id"]
+    first = api.call("POST", f"/conversation/{conv}/complete", token, json={"text": "Hi!"})
+    assert first.status_code == 200, first.text
+    spent = first.json()["usage"]["token"]
+    assert spent > 5  # the prompt counts too; the answer was capped at the 5 tokens left
+    count = len(api.call("GET", f"/conversation/{conv}/message/list", token).json()["items"])
+    for accept in ("application/json", "application/jsonl"):
+        resp = api.call(
+            "POST",
+            f"/conversation/{conv}/complete",
+            token,
+            json={"text": "Again?"},
+            headers={"Accept": accept},
+        )
+        assert resp.status_code == 402 and resp.json()["code"] == "INSUFFICIENT_CREDIT"
+        assert "budget is spent" in resp.json()["message"]
+    refused_messages = {"messages": [{"type": "user", "text": "x"}], "botId": bot}
+    resp = api.call("POST", "/conversation/complete", token, json=refused_messages)
+    assert resp.status_code == 402
+    after = api.call("GET", f"/conversation/{conv}/message/list", token).json()["items"]
+    assert len(after) == count  # nothing generated, nothing stored
+    # Tokens are counted per key and per account; the account's usage is the usual total.
+    made = api.call("POST", "/conversation/create", other, json={"botId": bot}).json()["id"]
+    more = api.call("POST", f"/conversation/{made}/complete", other, json={"text": "Hi!"})
+    used = {s.id: s.tokens_used for s in list_secrets(api.engine.runtime, "alice")}
+    assert sorted(used.values())[-2:] == sorted([spent, more.json()["usage"]["token"]])
+    usage = api.call("GET", "/usage/fetch").json()
+    assert usage["tokens"] == spent + more.json()["usage"]["token"]
