@@ -17,8 +17,6 @@ search after another process (a second Engine) wrote one record: the cache refre
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import random
 import statistics
 import sys
@@ -30,6 +28,14 @@ from typing import Any
 import numpy as np
 
 from openbotkit.engine import Engine
+from openbotkit.retrieval.evaluation import (
+    ndcg,
+    ranks_of,
+    read_corpus,
+    read_qrels,
+    read_queries,
+    recall,
+)
 from openbotkit.retrieval.fusion import fuse_rrf
 from openbotkit.retrieval.index import SQLiteIndex
 from openbotkit.services import records
@@ -41,36 +47,25 @@ DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact
 REFERENCE = {"lexical": (0.829, 0.927), "dense": (0.823, 0.919), "hybrid": (0.838, 0.955)}
 MODES = ("lexical", "dense", "hybrid")
 ROWS = (*MODES, "rrf")
+DATASET_ID = "bench-beir"
 
 
 def load_beir(root: Path) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
-    corpus = {}
-    for line in (root / "corpus.jsonl").open():
-        doc = json.loads(line)
-        corpus[doc["_id"]] = (doc.get("title", "") + " " + doc["text"]).strip()
-    queries = {}
-    for line in (root / "queries.jsonl").open():
-        q = json.loads(line)
-        queries[q["_id"]] = q["text"]
-    qrels: dict[str, dict[str, int]] = {}
-    for i, line in enumerate((root / "qrels" / "test.tsv").open()):
-        parts = line.rstrip("\n").split("\t")
-        if i == 0 and not parts[-1].isdigit():
-            continue
-        qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    """Corpus, the queries that have judgements, and the judgements (grade > 0)."""
+    corpus = read_corpus(root / "corpus.jsonl")
+    qrels = {
+        q: {d: g for d, g in docs.items() if g > 0}
+        for q, docs in read_qrels(root / "qrels" / "test.tsv").items()
+    }
+    qrels = {q: docs for q, docs in qrels.items() if docs}
+    queries = read_queries(root / "queries.jsonl")
     return corpus, {q: t for q, t in queries.items() if q in qrels}, qrels
 
 
-def ndcg_at_10(ranked: list[str], rels: dict[str, int]) -> float:
-    dcg = sum(rels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:10]))
-    ideal = sorted(rels.values(), reverse=True)[:10]
-    idcg = sum(r / math.log2(i + 2) for i, r in enumerate(ideal))
-    return dcg / idcg if idcg else 0.0
-
-
-def recall_at_10(ranked: list[str], rels: dict[str, int]) -> float:
-    relevant = {d for d, r in rels.items() if r > 0}
-    return len(relevant & set(ranked[:10])) / len(relevant) if relevant else 0.0
+def figures_at_10(ranked: list[str], rels: dict[str, int]) -> tuple[float, float]:
+    """nDCG@10 and recall@10 of a ranking of document ids (the library's, as the action uses)."""
+    ranks = ranks_of(ranked, list(rels))
+    return ndcg(ranks, 10, list(rels.values())), recall(ranks, 10)
 
 
 def bootstrap(diffs: list[float], rounds: int = 2000, seed: int = 7) -> tuple[float, float]:
@@ -94,12 +89,12 @@ def make_dataset(engine: Engine, account: str, name: str) -> tuple[Any, str]:
     return Ctx, account_id
 
 
-def quality(engine: Engine, root: Path) -> None:
-    corpus, queries, qrels = load_beir(root)
-    ctx_cls, account_id = make_dataset(engine, "bench", "beir")
+def index_corpus(engine: Engine, corpus: dict[str, str], account: str) -> dict[str, str]:
+    """Store the corpus as the dataset `bench-beir` of `account`, each record with its
+    document id in meta `docId` (what `obk datasets eval` matches on); record id -> doc id."""
+    ctx_cls, account_id = make_dataset(engine, account, "beir")
     doc_ids = list(corpus)
     by_record: dict[str, str] = {}
-    started = time.perf_counter()
     batch = 64
     for start in range(0, len(doc_ids), batch):
         ids = doc_ids[start : start + batch]
@@ -108,30 +103,48 @@ def quality(engine: Engine, root: Path) -> None:
             vectors = records.embed_texts(ctx_cls(engine.runtime, session, account_id), texts)
         with engine.store.session() as session:
             ctx = ctx_cls(engine.runtime, session, account_id)
-            ds = session.get(Dataset, "bench-beir")
+            ds = session.get(Dataset, DATASET_ID)
             assert ds is not None
-            rows = records.create_many(ctx, ds, [{"text": t} for t in texts], vectors)
+            items = [{"text": t, "meta": {"docId": d}} for t, d in zip(texts, ids, strict=True)]
+            rows = records.create_many(ctx, ds, items, vectors)
             by_record.update({r.id: d for r, d in zip(rows, ids, strict=True)})
-    took = time.perf_counter() - started
-    print(f"indexed {len(doc_ids)} documents in {took:.1f} s ({len(doc_ids) / took:.1f} docs/s)")
+    return by_record
 
+
+def score_queries(
+    engine: Engine,
+    account: str,
+    by_record: dict[str, str],
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per ranking (the three modes and RRF), per query: nDCG@10 and recall@10."""
+    from openbotkit.services.context import Ctx
+
+    account_id = engine.ensure_account(account)
     per_mode: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in ROWS}
     with engine.store.session(write=False) as session:
-        ctx = ctx_cls(engine.runtime, session, account_id)
+        ctx = Ctx(engine.runtime, session, account_id)
         for qid, text in queries.items():
             rankings: dict[str, list[str]] = {}
             for mode in MODES:
                 # Single modes give their fusion candidates; hybrid is measured as used (k = 10).
                 k = 10 if mode == "hybrid" else MIN_CANDIDATES
-                found = search_records(ctx, "bench-beir", text, mode=mode, max_records=k)
+                found = search_records(ctx, DATASET_ID, text, mode=mode, max_records=k)
                 rankings[mode] = [by_record[r.id] for r in found]
             rankings["rrf"] = [d for d, _ in fuse_rrf([rankings["dense"], rankings["lexical"]])]
             for row in ROWS:
-                ranked = rankings[row][:10]
-                per_mode[row][qid] = (
-                    ndcg_at_10(ranked, qrels[qid]),
-                    recall_at_10(ranked, qrels[qid]),
-                )
+                per_mode[row][qid] = figures_at_10(rankings[row][:10], qrels[qid])
+    return per_mode
+
+
+def quality(engine: Engine, root: Path) -> None:
+    corpus, queries, qrels = load_beir(root)
+    started = time.perf_counter()
+    by_record = index_corpus(engine, corpus, "bench")
+    took = time.perf_counter() - started
+    print(f"indexed {len(corpus)} documents in {took:.1f} s ({len(corpus) / took:.1f} docs/s)")
+    per_mode = score_queries(engine, "bench", by_record, queries, qrels)
     print(f"\n{len(queries)} queries, {len(corpus)} documents ({root})")
     print(f"{'mode':<8} {'nDCG@10':>8} {'ref':>6} {'diff':>7}   {'R@10':>6} {'ref':>6}")
     for mode in ROWS:

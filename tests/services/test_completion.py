@@ -109,7 +109,7 @@ def test_continue_without_text_and_send_then_receive(run: RunAction) -> None:
     sent = run("send_conversation", {"conversationId": conv, "text": "Say no."})
     assert sent["entities"] == []
     received = run("receive_conversation", {"conversationId": conv})
-    assert set(received) == {"id", "text", "usage"}
+    assert set(received) == {"id", "text", "usage", "meta"}
     types = [
         m["type"] for m in run("list_conversation_messages", {"conversationId": conv})["items"]
     ]
@@ -121,7 +121,7 @@ def test_stateless_completion_stores_no_conversation(run: RunAction) -> None:
         "complete_messages",
         {"messages": [{"type": "user", "text": "Say hi."}], "model": "smollm2/maxTokens=6"},
     )
-    assert set(out) == {"text", "usage", "end"}
+    assert set(out) == {"text", "usage", "end", "meta"}
     assert run("list_conversations")["items"] == []
     assert run("fetch_usage")["tokens"] == out["usage"]["token"]
 

@@ -5,6 +5,7 @@ import openbotkit.actions.completion
 import openbotkit.actions.conversations
 import openbotkit.actions.dataset_files
 import openbotkit.actions.datasets
+import openbotkit.actions.evaluation
 import openbotkit.actions.file_content
 import openbotkit.actions.files
 import openbotkit.actions.jobs

@@ -24,6 +24,8 @@ from openbotkit.models.providers import (
     Role,
     Token,
 )
+from openbotkit.retrieval.citations import SourceRecord, align
+from openbotkit.retrieval.embedders import Embedder
 from openbotkit.services import bots, conversations, datasets, usage
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.services.search import search_records
@@ -49,7 +51,17 @@ class Prepared:
     spec: ModelSpec
     messages: list[ChatMessage]
     options: GenerationOptions
-    sources: list[str] = field(default_factory=list)
+    # The records put in the prompt, and the embedder to cite them with (None: no dataset).
+    records: list[SourceRecord] = field(default_factory=list)
+    embedder: Embedder | None = None
+
+    def answer_meta(self, answer: str) -> dict[str, Any]:
+        """The bot message's meta: the records used and, when a dataset was consulted, which
+        sentences of the answer they support (citations, unsupported, grounding)."""
+        meta: dict[str, Any] = {"sources": [r.id for r in self.records], "model": self.spec.name}
+        if self.embedder is not None:
+            meta.update(align(answer, self.records, self.embedder).as_meta())
+        return meta
 
 
 def _config(ctx: Ctx, bot_id: str | None, inline: BotConfig) -> BotConfig:
@@ -82,13 +94,14 @@ def _prepare(ctx: Ctx, config: BotConfig, history: Sequence[Turn]) -> Prepared:
         frequency_penalty=spec.options.get("frequencyPenalty"),
         presence_penalty=spec.options.get("presencePenalty"),
     )
-    context, sources = None, []
+    context, records, embedder = None, [], None
     if config.dataset_id:
         query = next((t.text for t in reversed(history) if t.role == "user"), "")
         if query.strip():
-            found = search_records(ctx, config.dataset_id, query)
-            sources = [r.id for r in found]
             dataset = datasets.get(ctx, config.dataset_id)
+            found = search_records(ctx, dataset.id, query)
+            records = [SourceRecord(r.id, dataset.id, r.source, r.text) for r in found]
+            embedder = ctx.runtime.embedder
             context = context_block(
                 [r.text for r in found], dataset.match_instruction, dataset.mismatch_instruction
             )
@@ -99,7 +112,7 @@ def _prepare(ctx: Ctx, config: BotConfig, history: Sequence[Turn]) -> Prepared:
         history=history,
         max_new_tokens=options.max_tokens,
     )
-    return Prepared(provider, spec, messages, options, sources)
+    return Prepared(provider, spec, messages, options, records, embedder)
 
 
 def _generate(prepared: Prepared, answer: list[str], finished: list[Finished]) -> Iterator[Event]:
@@ -170,6 +183,7 @@ def converse(
     yield from _generate(prepared, answer, finished)
     end = finished[-1] if finished else Finished("stop", 0, 0)
     reply = "".join(answer).strip()
+    meta = prepared.answer_meta(reply)
     with scope.transaction() as ctx:
         conversation = conversations.get(ctx, conversation_id)
         if text is not None:
@@ -178,11 +192,7 @@ def converse(
         bot_message = conversations.add_message(
             ctx,
             conversation,
-            {
-                "type": "bot",
-                "text": reply,
-                "meta": {"sources": prepared.sources, "model": prepared.spec.name},
-            },
+            {"type": "bot", "text": reply, "meta": meta},
         )
         usage.record(ctx, "tokens", end.input_tokens + end.output_tokens)
         message_id = bot_message.id
@@ -190,6 +200,7 @@ def converse(
         "id": message_id,
         "text": reply,
         "usage": {"token": end.input_tokens + end.output_tokens},
+        "meta": meta,
     }
     if with_end:
         result["end"] = {"reason": end.reason}
@@ -212,13 +223,16 @@ def complete_messages(
     finished: list[Finished] = []
     yield from _generate(prepared, answer, finished)
     end = finished[-1] if finished else Finished("stop", 0, 0)
+    reply = "".join(answer).strip()
+    meta = prepared.answer_meta(reply)
     with scope.transaction() as ctx:
         usage.record(ctx, "tokens", end.input_tokens + end.output_tokens)
     yield {
         "type": "result",
         "data": {
-            "text": "".join(answer).strip(),
+            "text": reply,
             "usage": {"token": end.input_tokens + end.output_tokens},
             "end": {"reason": end.reason},
+            "meta": meta,
         },
     }
