@@ -26,6 +26,8 @@ def datasets() -> None:
 @datasets.command("reembed")
 def reembed_command() -> None:
     """Give every record a vector from the current embedder (after changing OBK_EMBEDDER)."""
+    from openbotkit.retrieval.reembed import reembed
+
     runtime = state().engine.runtime
     done = reembed(
         runtime.store,

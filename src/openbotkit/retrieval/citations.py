@@ -22,13 +22,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.retrieval.lexical import query_terms
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+# numpy is imported by the functions that compute: every action module imports this one (through
+# completion), and the connector's plain reads start without numpy.
 
 # Measured by bench/citations.py on the SciFact subset (82 claims): each claim against the
 # abstracts that support or refute it (positives, 91 pairs), against a random other abstract
@@ -149,6 +153,8 @@ def support_matrix(
 ) -> npt.NDArray[np.float64]:
     """Scores in 0..1, claims x evidence: weighted cosine plus lexical support, 0 where the
     claim states a figure the evidence sentence does not."""
+    import numpy as np
+
     if not claims or not evidence:
         return np.zeros((len(claims), len(evidence)))
     cosine = np.clip(claim_vectors @ evidence_vectors.T, 0.0, 1.0).astype(np.float64)
@@ -165,6 +171,8 @@ def align(
     threshold: float = SUPPORT_THRESHOLD,
 ) -> Alignment:
     """Cite, for each sentence of `answer`, the record sentence that supports it best."""
+    import numpy as np
+
     claims = sentences(answer)
     evidence: list[Sentence] = []
     owner: list[SourceRecord] = []
