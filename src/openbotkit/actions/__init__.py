@@ -10,6 +10,7 @@ import openbotkit.actions.file_content
 import openbotkit.actions.files
 import openbotkit.actions.jobs
 import openbotkit.actions.search
+import openbotkit.actions.tokens
 import openbotkit.actions.usage
 from openbotkit.actions.registry import REGISTRY, Action, Effect, Registry, action
 

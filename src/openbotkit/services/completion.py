@@ -54,11 +54,28 @@ class Prepared:
     # The records put in the prompt, and the embedder to cite them with (None: no dataset).
     records: list[SourceRecord] = field(default_factory=list)
     embedder: Embedder | None = None
+    # Each record's search score, in the order of `records`.
+    scores: list[float] = field(default_factory=list)
 
     def answer_meta(self, answer: str) -> dict[str, Any]:
         """The bot message's meta: the records used and, when a dataset was consulted, which
-        sentences of the answer they support (citations, unsupported, grounding)."""
-        meta: dict[str, Any] = {"sources": [r.id for r in self.records], "model": self.spec.name}
+        sentences of the answer they support (citations, unsupported, grounding).
+        `sourceRecords` gives each record as a reader needs it without another request (a
+        widget's key may not read datasets): text, origin, dataset and score."""
+        meta: dict[str, Any] = {
+            "sources": [r.id for r in self.records],
+            "sourceRecords": [
+                {
+                    "id": r.id,
+                    "datasetId": r.dataset_id,
+                    "score": round(score, 4),
+                    "text": r.text,
+                    "source": r.source,
+                }
+                for r, score in zip(self.records, self.scores, strict=True)
+            ],
+            "model": self.spec.name,
+        }
         if self.embedder is not None:
             meta.update(align(answer, self.records, self.embedder).as_meta())
         return meta
@@ -94,13 +111,14 @@ def _prepare(ctx: Ctx, config: BotConfig, history: Sequence[Turn]) -> Prepared:
         frequency_penalty=spec.options.get("frequencyPenalty"),
         presence_penalty=spec.options.get("presencePenalty"),
     )
-    context, records, embedder = None, [], None
+    context, records, embedder, scores = None, [], None, []
     if config.dataset_id:
         query = next((t.text for t in reversed(history) if t.role == "user"), "")
         if query.strip():
             dataset = datasets.get(ctx, config.dataset_id)
             found = search_records(ctx, dataset.id, query)
             records = [SourceRecord(r.id, dataset.id, r.source, r.text) for r in found]
+            scores = [r.score for r in found]
             embedder = ctx.runtime.embedder
             context = context_block(
                 [r.text for r in found], dataset.match_instruction, dataset.mismatch_instruction
@@ -112,7 +130,7 @@ def _prepare(ctx: Ctx, config: BotConfig, history: Sequence[Turn]) -> Prepared:
         history=history,
         max_new_tokens=options.max_tokens,
     )
-    return Prepared(provider, spec, messages, options, records, embedder)
+    return Prepared(provider, spec, messages, options, records, embedder, scores)
 
 
 def _generate(prepared: Prepared, answer: list[str], finished: list[Finished]) -> Iterator[Event]:
@@ -184,6 +202,7 @@ def converse(
     end = finished[-1] if finished else Finished("stop", 0, 0)
     reply = "".join(answer).strip()
     meta = prepared.answer_meta(reply)
+    meta["usage"] = {"inputTokensUsed": end.input_tokens, "outputTokensUsed": end.output_tokens}
     with scope.transaction() as ctx:
         conversation = conversations.get(ctx, conversation_id)
         if text is not None:

@@ -1,0 +1,72 @@
+"""API keys of the acting account, over the API (the console's Keys page).
+
+`obk secret` manages keys of any account from the machine itself; these actions let a signed-in
+user manage their own account's keys. They are marked `credentials=True`: a key that may do less
+than everything (a scoped key) must not be able to mint or revoke keys.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from openbotkit.actions.base import Input, Output, Timestamp
+from openbotkit.actions.registry import Effect, action
+from openbotkit.services import tokens
+from openbotkit.services.context import Ctx
+
+
+class CreateTokenInput(Input):
+    name: str | None = Field(None, max_length=191, description="A label to recognise the key by.")
+
+
+class CreateTokenOutput(Output):
+    id: str
+    token: str = Field(description="The secret itself: shown only in this answer.")
+
+
+class ListTokensInput(Input):
+    pass
+
+
+class TokenOutput(Output):
+    id: str
+    name: str | None = None
+    prefix: str = Field(description="The first characters of the secret, to tell keys apart.")
+    created_at: Timestamp
+    revoked_at: Timestamp | None = None
+
+
+class ListTokensOutput(Output):
+    items: list[TokenOutput]
+    cursor: str = ""
+
+
+class TokenRef(Input):
+    token_id: str = Field(description="Key id (from list_tokens).")
+
+
+class RevokeTokenOutput(Output):
+    id: str
+    revoked_at: Timestamp
+
+
+@action("create_token", Effect.WRITE, "POST /token/create", credentials=True)
+def create_token(ctx: Ctx, inp: CreateTokenInput) -> CreateTokenOutput:
+    """Create an API key for this account; its secret is shown only in the answer."""
+    row, token = tokens.create(ctx, inp.name)
+    return CreateTokenOutput(id=row.id, token=token)
+
+
+@action("list_tokens", Effect.READ, "GET /token/list", credentials=True)
+def list_tokens(ctx: Ctx, inp: ListTokensInput) -> ListTokensOutput:
+    """List this account's API keys, newest first (never their secrets)."""
+    rows = tokens.list_all(ctx)
+    return ListTokensOutput(items=[TokenOutput.model_validate(r) for r in rows])
+
+
+@action("revoke_token", Effect.DESTRUCTIVE, "POST /token/{tokenId}/revoke", credentials=True)
+def revoke_token(ctx: Ctx, inp: TokenRef) -> RevokeTokenOutput:
+    """Revoke an API key of this account: requests with it are refused from now on."""
+    row = tokens.revoke(ctx, inp.token_id)
+    assert row.revoked_at is not None
+    return RevokeTokenOutput(id=row.id, revoked_at=row.revoked_at)
