@@ -168,7 +168,7 @@ def test_a_newcomer_builds_a_bot_that_answers_from_a_file_and_embeds_it(
         page.get_by_label("Model", exact=True).fill("smollm2/maxTokens=24/temperature=0")
         page.get_by_label("Dataset", exact=True).select_option(label="Lighthouse")
         page.get_by_role("button", name="Create bot").click()
-        expect(page.get_by_role("cell", name=re.compile("Keeper"))).to_be_visible()
+        expect(page.get_by_role("cell", name="Keeper", exact=True)).to_be_visible()
         w.shot("bots")
 
         # Upload the guide, attach it, sync it and watch the job reach done.
@@ -226,7 +226,7 @@ def test_a_newcomer_builds_a_bot_that_answers_from_a_file_and_embeds_it(
         page.get_by_role("link", name="Keys", exact=True).click()
         page.get_by_label("Key name", exact=True).fill("build server")
         page.get_by_role("button", name="Create key").click()
-        new_key = page.get_by_label("New key", exact=True).input_value()
+        new_key = page.get_by_label("Your new key", exact=True).input_value()
         assert new_key.startswith("obk_")
         page.get_by_role("button", name="Revoke build server").click()
         page.get_by_role("dialog").get_by_role("button", name="Revoke").click()

@@ -54,7 +54,7 @@ export default async function bots (main) {
     h('td', { text: bot.datasetId ? datasetName[bot.datasetId] || bot.datasetId : '—' }),
     h('td.mono', { text: bot.id }),
     h('td', { text: when(bot.createdAt) }),
-    h('td.actions', {},
+    h('td.row-actions', {},
       h('a.button', { href: `#/playground/${bot.id}`, text: 'Chat', 'aria-label': `Chat with ${bot.name || bot.id}` }),
       h('button', { type: 'button', text: 'Edit', 'aria-label': `Edit ${bot.name || bot.id}`, on: { click: () => edit(bot) } }),
       h('button', { type: 'button', text: 'Embed', 'aria-label': `Embed ${bot.name || bot.id}`, on: { click: () => widgetSnippet(embed, bot) } }),

@@ -26,7 +26,7 @@ export default async function datasets (main, [datasetId]) {
           h('td.mono', { text: d.id }),
           h('td', { text: d.searchMaxRecords ?? 3 }),
           h('td', { text: when(d.createdAt) }),
-          h('td.actions', {}, h('button.danger', {
+          h('td.row-actions', {}, h('button.danger', {
             type: 'button',
             text: 'Delete',
             'aria-label': `Delete ${d.name || d.id}`,
@@ -138,7 +138,7 @@ async function records (dataset) {
       h('td.record', { text: r.text }),
       h('td', { text: r.source || '' }),
       h('td', { text: when(r.createdAt) }),
-      h('td.actions', {},
+      h('td.row-actions', {},
         h('button', {
           type: 'button',
           text: 'Edit',

@@ -9,6 +9,13 @@ export default async function files (main) {
   let stopped = false
   const timers = new Set()
   const [items, datasets] = await Promise.all([all('/file/list'), all('/dataset/list')])
+  // Which datasets each file is attached to (the API lists attachments per dataset).
+  const attachedTo = new Map()
+  await Promise.all(datasets.map(async (d) => {
+    for (const f of await all(`/dataset/${d.id}/file/list`)) {
+      attachedTo.set(f.id, [...(attachedTo.get(f.id) || []), d])
+    }
+  }))
 
   const picker = h('input', { name: 'file', type: 'file', multiple: true })
   const drop = h('div.dropzone', { text: 'Drop files here, or choose them with the File picker.' })
@@ -71,6 +78,14 @@ export default async function files (main) {
     }
   }
 
+  /** The file's latest job when the page opens: followed live if it is still going. */
+  function lastJob (file, slot) {
+    get('/job/list', { fileId: file.id, take: 1 }).then(({ items: jobs }) => {
+      if (jobs.length && !slot.childElementCount) watch(jobs[0].id, slot)
+    }, (err) => { slot.replaceChildren(h('span.job-status.error', { text: err.message })) })
+    return null
+  }
+
   function row (file) {
     const progress = h('div.progress')
     const datasetPick = h('select', { name: 'datasetId', 'aria-label': `Dataset for ${file.name || file.id}` },
@@ -84,10 +99,17 @@ export default async function files (main) {
         throw err
       }
       await post(`/dataset/${datasetPick.value}/file/${file.id}/attach`, { type: 'source' })
-      const name = datasets.find((d) => d.id === datasetPick.value)?.name
-      attachedTo.textContent = `attached to ${name}`
+      const dataset = datasets.find((d) => d.id === datasetPick.value)
+      const list = attachedTo.get(file.id) || []
+      if (!list.some((d) => d.id === dataset.id)) attachedTo.set(file.id, [...list, dataset])
+      showAttached()
     })
-    const attachedTo = h('span.muted')
+    const attachedText = h('span.muted')
+    function showAttached () {
+      const list = attachedTo.get(file.id) || []
+      attachedText.textContent = list.length ? `attached to ${list.map((d) => d.name || d.id).join(', ')}` : 'not attached'
+    }
+    showAttached()
     const syncButton = h('button', {
       type: 'button',
       text: 'Sync',
@@ -110,11 +132,10 @@ export default async function files (main) {
     })
     return h('tr', {},
       h('td', {}, h('strong', { text: file.name || file.id }), h('div.muted.mono', { text: file.id })),
-      h('td', { text: bytesText(file.size) }),
       h('td', { text: when(file.createdAt) }),
-      h('td', {}, attachForm, attachedTo),
-      h('td', {}, syncButton, progress),
-      h('td.actions', {},
+      h('td', {}, attachForm, attachedText),
+      h('td', {}, syncButton, progress, lastJob(file, progress)),
+      h('td.row-actions', {},
         h('button', {
           type: 'button',
           text: 'Download',
@@ -147,7 +168,7 @@ export default async function files (main) {
     section('Upload', uploadForm, drop),
     items.length
       ? h('table', { 'aria-label': 'Files' },
-        h('thead', {}, h('tr', {}, ...['File', 'Size', 'Uploaded', 'Dataset', 'Sync', ''].map((t) => h('th', { text: t })))),
+        h('thead', {}, h('tr', {}, ...['File', 'Uploaded', 'Datasets', 'Sync', ''].map((t) => h('th', { text: t })))),
         h('tbody', {}, items.map(row)))
       : h('p.empty', { text: 'No files yet. Upload Markdown, text, HTML, PDF, DOCX, CSV or JSON.' }))
   return () => { stopped = true; for (const t of timers) clearTimeout(t) }

@@ -10,7 +10,7 @@ export default async function keys (main) {
     await keys(main)
     main.querySelector('.created').replaceChildren(h('div.notice', { role: 'status' },
       h('p', { text: 'Your new key (shown only now; keep it somewhere safe):' }),
-      h('input.mono', { readOnly: true, value: key.token, 'aria-label': 'New key', size: 60 }),
+      h('input.mono', { readOnly: true, value: key.token, 'aria-label': 'Your new key', size: 60 }),
       h('button', { type: 'button', text: 'Copy', on: { click: () => navigator.clipboard?.writeText(key.token) } })))
   })
   const current = sessionStorage.getItem('obk.secret') || ''
@@ -25,7 +25,7 @@ export default async function keys (main) {
         h('td', { text: scopeText(k) }),
         h('td', { text: when(k.createdAt) }),
         h('td', { text: k.revokedAt ? `revoked ${when(k.revokedAt)}` : (current.startsWith(k.prefix) ? 'active (this session)' : 'active') }),
-        h('td.actions', {}, k.revokedAt
+        h('td.row-actions', {}, k.revokedAt
           ? null
           : h('button.danger', {
             type: 'button',

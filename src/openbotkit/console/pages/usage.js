@@ -17,7 +17,7 @@ const day = (ms) => new Date(ms).toLocaleDateString(undefined, { month: 'short',
 
 /** One small chart per metric (they differ by orders of magnitude), sharing the time axis. */
 function chart (points, label, color) {
-  const W = 640; const H = 160; const L = 48; const B = 24; const T = 10; const R = 10
+  const W = 1000; const H = 170; const L = 48; const B = 24; const T = 10; const R = 10
   const max = Math.max(1, ...points.map((p) => p.total))
   const step = (W - L - R) / points.length
   const y = (v) => T + (H - T - B) * (1 - v / max)
@@ -35,7 +35,8 @@ function chart (points, label, color) {
       svg.append(s('text', { x: x + step / 2, y: H - 6, 'text-anchor': 'middle', class: 'tick' }, day(p.date)))
     }
   })
-  return h('figure.chart', {}, h('figcaption', { text: label }), svg)
+  const sum = points.reduce((a, p) => a + p.total, 0)
+  return h('figure.chart', {}, h('figcaption', {}, label, h('span.muted', { text: ` · ${sum.toLocaleString()} in ${points.length} days` })), svg)
 }
 
 export default async function usage (main) {
