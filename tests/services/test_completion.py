@@ -42,7 +42,19 @@ def test_bot_answers_from_its_dataset_and_names_its_sources(
     ]
     assert [(m["type"], m["text"]) for m in messages] == [("user", QUESTION), ("bot", out["text"])]
     assert messages[1]["id"] == out["id"]
-    assert grounded["record"] in messages[1]["meta"]["sources"]
+    meta = messages[1]["meta"]
+    assert grounded["record"] in meta["sources"]
+    # Each source as a reader needs it (the console and the widget show these).
+    records = meta["sourceRecords"]
+    assert [r["id"] for r in records] == meta["sources"]
+    found = next(r for r in records if r["id"] == grounded["record"])
+    stored = run(
+        "fetch_dataset_record", {"datasetId": grounded["dataset"], "recordId": grounded["record"]}
+    )
+    assert found["text"] == stored["text"] and found["datasetId"] == grounded["dataset"]
+    assert 0 < found["score"] <= 1
+    usage = meta["usage"]
+    assert usage["inputTokensUsed"] + usage["outputTokensUsed"] == out["usage"]["token"]
 
 
 def test_stream_events_in_spec_order_with_one_result(
