@@ -50,7 +50,7 @@ def test_sign_in_and_out_keeps_the_secret_for_the_tab_only(
     settings: Settings, browser: Browser
 ) -> None:
     engine = Engine(settings)
-    _, secret = create_secret(engine, "local")
+    _, secret = create_secret(engine.runtime, "local")
     with serve_in_thread(create_app(settings, engine)) as origin:
         w = watch(browser)
         w.page.goto(origin + "/")
@@ -70,7 +70,7 @@ def test_an_api_error_is_shown_next_to_the_field_it_names(
     settings: Settings, browser: Browser
 ) -> None:
     engine = Engine(settings)
-    _, secret = create_secret(engine, "local")
+    _, secret = create_secret(engine.runtime, "local")
     with serve_in_thread(create_app(settings, engine)) as origin:
         w = watch(browser)
         sign_in(w, origin, secret)
@@ -104,7 +104,7 @@ def test_sign_in_link_works_once(settings: Settings, browser: Browser) -> None:
     from openbotkit.cli.serve import SIGN_IN_KEY_NAME
 
     engine = Engine(settings)
-    info, token = create_secret(engine, "local", SIGN_IN_KEY_NAME)
+    info, token = create_secret(engine.runtime, "local", SIGN_IN_KEY_NAME)
     with serve_in_thread(create_app(settings, engine)) as origin:
         w = watch(browser)
         w.page.goto(f"{origin}/#signin={info.id}.{token}")
@@ -148,7 +148,7 @@ def test_cors_origins_setting_opens_every_api_route_to_those_origins(tmp_path: P
 def test_a_newcomer_builds_a_bot_that_answers_from_a_file_and_embeds_it(
     engine: Engine, settings: Settings, browser: Browser, tmp_path: Path
 ) -> None:
-    _, secret = create_secret(engine, "local")
+    _, secret = create_secret(engine.runtime, "local")
     guide = tmp_path / "lighthouse.md"
     guide.write_text(GUIDE)
     with serve_in_thread(create_app(settings, engine, worker=True)) as origin:

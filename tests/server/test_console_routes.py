@@ -36,7 +36,7 @@ class Client:
             transport=httpx.ASGITransport(app=create_app(engine.settings, engine)),
             base_url="http://testserver",
         )
-        self.token = create_secret(engine, account)[1]
+        self.token = create_secret(engine.runtime, account)[1]
 
     def request(
         self, method: str, path: str, token: str | None = None, **kw: Any
@@ -110,7 +110,7 @@ def test_tokens_are_created_listed_and_revoked_within_the_account(
     assert len(listed) == 2  # the client's own key too
 
     # Another account neither sees nor revokes it.
-    other = create_secret(client_engine(client), "bob")[1]
+    other = create_secret(client_engine(client).runtime, "bob")[1]
     assert (
         client.request("GET", "/api/v1/token/list", token=other).json()["items"][0]["id"]
         != made["id"]
