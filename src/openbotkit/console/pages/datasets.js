@@ -1,6 +1,7 @@
 // Datasets: list and create; one dataset's search settings, its records (paged: add, edit,
 // delete), its files, and a search tester showing hybrid, dense and lexical side by side.
 import { all, get, post } from '../api.js'
+import { sourceLabel } from './sources.js'
 import { confirmAction, escapes, field, formAlert, h, jsonField, num, onSubmit, section, when } from '../ui.js'
 
 const PAGE = 10
@@ -42,13 +43,14 @@ export default async function datasets (main, [datasetId]) {
 }
 
 async function detail (main, id) {
-  const dataset = await get(`/dataset/${id}/fetch`)
+  const [dataset, files] = await Promise.all([get(`/dataset/${id}/fetch`), all('/file/list')])
+  const fileNames = Object.fromEntries(files.map((f) => [f.id, f.name || f.id]))
   main.replaceChildren(
     h('p', {}, h('a', { href: '#/datasets', text: '← All datasets' })),
     h('h1', { text: dataset.name || dataset.id }),
     settings(dataset, main),
-    searchTester(dataset),
-    await records(dataset),
+    searchTester(dataset, fileNames),
+    await records(dataset, fileNames),
     await attached(dataset))
 }
 
@@ -86,7 +88,7 @@ function settings (dataset, main) {
   return section('Search settings', form)
 }
 
-function searchTester (dataset) {
+function searchTester (dataset, fileNames) {
   const query = h('input', { name: 'search', type: 'search', required: true })
   const columns = h('div.columns')
   const form = onSubmit(h('form.inline', {}, field('Search', query), formAlert(), h('button', { type: 'submit', text: 'Run search' })), async () => {
@@ -98,13 +100,13 @@ function searchTester (dataset) {
         ? h('ol', {}, results[i].records.map((r) => h('li', {},
           h('span.score', { text: Number(r.score).toFixed(3) }), ' ',
           h('span', { text: r.text }),
-          r.source ? h('div.muted', { text: r.source }) : null)))
+          r.source ? h('div.muted', { text: sourceLabel(r.source, fileNames) }) : null)))
         : h('p.muted', { text: 'No records matched.' }))))
   })
   return section('Search tester', h('p.hint', { text: 'Runs the dataset\'s real search in each mode with its settings (max records, min score).' }), form, columns)
 }
 
-async function records (dataset) {
+async function records (dataset, fileNames) {
   const table = h('tbody')
   const pager = h('div.pager')
   const stack = ['']
@@ -136,7 +138,7 @@ async function records (dataset) {
     const page = await get(`/dataset/${dataset.id}/record/list`, { take: PAGE, cursor: stack[at], order: 'desc' })
     table.replaceChildren(...page.items.map((r) => h('tr', {},
       h('td.record', { text: r.text }),
-      h('td', { text: r.source || '' }),
+      h('td', { text: sourceLabel(r.source, fileNames) }),
       h('td', { text: when(r.createdAt) }),
       h('td.row-actions', {},
         h('button', {

@@ -2,11 +2,12 @@
 // conversations are kept on the server and can be reopened.
 import { all, get, post, stream } from '../api.js'
 import { field, formAlert, h, showError, clearErrors, when } from '../ui.js'
-import { sourcesPart, usageText } from './sources.js'
+import { answerText, groundingText, sourcesPart, usageText } from './sources.js'
 
 export default async function playground (main, [botParam, conversationParam]) {
-  const [bots, datasets] = await Promise.all([all('/bot/list'), all('/dataset/list')])
+  const [bots, datasets, files] = await Promise.all([all('/bot/list'), all('/dataset/list'), all('/file/list')])
   const datasetNames = Object.fromEntries(datasets.map((d) => [d.id, d.name || d.id]))
+  const fileNames = Object.fromEntries(files.map((f) => [f.id, f.name || f.id]))
   if (!bots.length) {
     main.replaceChildren(h('h1', { text: 'Playground' }), h('p.empty', {}, 'No bots yet. ', h('a', { href: '#/bots', text: 'Create a bot' }), ' first.'))
     return
@@ -42,8 +43,9 @@ export default async function playground (main, [botParam, conversationParam]) {
     return { el, body }
   }
 
-  function finish (el, meta) {
-    el.append(sourcesPart(meta, datasetNames), h('p.usage', { text: usageText(meta?.usage) }))
+  function finish (el, text, meta) {
+    answerText(el.querySelector('.text'), text, meta)
+    el.append(sourcesPart(meta, datasetNames, fileNames), h('p.usage', { text: usageText(meta?.usage) + groundingText(meta) }))
   }
 
   async function loadMessages () {
@@ -56,7 +58,7 @@ export default async function playground (main, [botParam, conversationParam]) {
     for (const m of messages) {
       if (m.type !== 'user' && m.type !== 'bot') continue
       const { el } = bubble(m.type, m.text)
-      if (m.type === 'bot') finish(el, m.meta)
+      if (m.type === 'bot') finish(el, m.text, m.meta)
     }
   }
 
@@ -84,9 +86,8 @@ export default async function playground (main, [botParam, conversationParam]) {
         if (ev.type === 'usage') usage = ev.data
         if (ev.type === 'result') result = ev.data
       }
-      answer.body.textContent = result?.text ?? answer.body.textContent
       const stored = result?.id ? await get(`/conversation/${conversationId}/message/${result.id}/fetch`) : null
-      finish(answer.el, { ...(stored?.meta || {}), usage: stored?.meta?.usage || usage })
+      finish(answer.el, result?.text ?? answer.body.textContent, { ...(stored?.meta || {}), usage: stored?.meta?.usage || usage })
       answer.el.removeAttribute('aria-busy')
       await loadConversations()
     } catch (err) {
