@@ -118,6 +118,34 @@ def test_sign_in_link_works_once(settings: Settings, browser: Browser) -> None:
         assert r.status_code == 401
 
 
+def test_files_dropped_on_the_page_upload_and_download_unchanged(
+    settings: Settings, browser: Browser
+) -> None:
+    engine = Engine(settings)
+    _, secret = create_secret(engine.runtime, "local")
+    with serve_in_thread(create_app(settings, engine)) as origin:
+        w = watch(browser)
+        sign_in(w, origin, secret)
+        w.page.get_by_role("link", name="Files", exact=True).click()
+        w.page.get_by_role("button", name="Upload").click()
+        expect(w.page.get_by_text("choose a file first")).to_be_visible()
+        w.page.locator(".dropzone").evaluate(
+            """zone => {
+                const dt = new DataTransfer()
+                dt.items.add(new File(['# Notes\\n\\nDropped, not picked.'], 'notes.md',
+                                      {type: 'text/markdown'}))
+                zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true,
+                                                          cancelable: true}))
+            }"""
+        )
+        expect(w.page.get_by_text("notes.md")).to_be_visible()
+        with w.page.expect_download() as download:
+            w.page.get_by_role("button", name="Download notes.md").click()
+        assert download.value.suggested_filename == "notes.md"
+        assert Path(download.value.path()).read_text() == "# Notes\n\nDropped, not picked."
+        w.assert_no_errors()
+
+
 def test_widget_routes_answer_cross_origin_and_others_do_not(settings: Settings) -> None:
     with serve_in_thread(create_app(settings, Engine(settings))) as origin:
         preflight = {
