@@ -266,6 +266,11 @@ def test_a_newcomer_builds_a_bot_that_answers_from_a_file_and_embeds_it(
         page.get_by_role("button", name="Embed Keeper").click()
         snippet = page.get_by_label("Widget snippet", exact=True).input_value()
         assert 'src="' + origin + '/widget.js"' in snippet
+        widget_key = re.search(r'data-key="([^"]+)"', snippet)
+        assert widget_key
+        # The snippet's key talks to this bot and nothing else.
+        limited = {"Authorization": f"Bearer {widget_key[1]}"}
+        assert httpx.get(origin + "/api/v1/bot/list", headers=limited).status_code == 403
         w.shot("embed")
         w.assert_no_errors()
 

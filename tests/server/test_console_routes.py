@@ -126,6 +126,44 @@ def test_tokens_are_created_listed_and_revoked_within_the_account(
     assert long_name.status_code == 400 and long_name.json()["details"][0]["pointer"] == "/name"
 
 
+def test_a_token_limited_to_a_bot_talks_to_it_and_manages_no_keys(client: Client) -> None:
+    bot = client.request("POST", "/api/v1/bot/create", json={"name": "Front desk"}).json()["id"]
+    made = client.request(
+        "POST",
+        "/api/v1/token/create",
+        json={"name": "widget", "scope": "write", "bots": [bot], "budgetTokens": 500},
+    ).json()
+    limited = made["token"]
+    conv = client.request("POST", "/api/v1/conversation/create", token=limited, json={"botId": bot})
+    assert conv.status_code == 200
+    for method, path in [
+        ("GET", "/api/v1/bot/list"),
+        ("GET", "/api/v1/token/list"),
+        ("POST", "/api/v1/token/create"),
+        ("POST", f"/api/v1/token/{made['id']}/revoke"),
+    ]:
+        refused = client.request(method, path, token=limited, json={} if method == "POST" else None)
+        assert refused.status_code == 403, path
+        assert refused.json()["code"] == "SCOPE_MISSING"
+    # A write key without resource limits may not mint keys either (it would mint a full one).
+    writer = client.request("POST", "/api/v1/token/create", json={"scope": "write"}).json()
+    refused = client.request("POST", "/api/v1/token/create", token=writer["token"], json={})
+    assert refused.status_code == 403
+    listed = client.request("GET", "/api/v1/token/list").json()["items"]
+    shown = next(k for k in listed if k["id"] == made["id"])
+    assert shown["scope"] == "write" and shown["bots"] == [bot] and shown["datasets"] == []
+    assert shown["budgetTokens"] == 500 and shown["tokensUsed"] == 0
+    unknown = client.request("POST", "/api/v1/token/create", json={"bots": ["nope"]})
+    assert unknown.status_code == 404
+    expiring = client.request("POST", "/api/v1/token/create", json={"expiresIn": 3600}).json()
+    item = next(
+        k
+        for k in client.request("GET", "/api/v1/token/list").json()["items"]
+        if k["id"] == expiring["id"]
+    )
+    assert 3_590_000 < item["expiresAt"] - now_ms() <= 3_600_000
+
+
 def client_engine(client: Client) -> Engine:
     transport = client.http._transport
     assert isinstance(transport, httpx.ASGITransport)

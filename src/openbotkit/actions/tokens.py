@@ -17,6 +17,23 @@ from openbotkit.services.context import Ctx
 
 class CreateTokenInput(Input):
     name: str | None = Field(None, max_length=191, description="A label to recognise the key by.")
+    scope: Effect = Field(
+        Effect.DESTRUCTIVE,
+        description="Highest effect class allowed (read < write < destructive); each includes"
+        " those below it.",
+    )
+    bots: list[str] | None = Field(
+        None,
+        description="Limit the key to these bots (ids or @aliases) and their conversations;"
+        " with `datasets`, to exactly the resources both list.",
+    )
+    datasets: list[str] | None = Field(
+        None, description="Limit the key to these datasets (ids or @aliases), records and files."
+    )
+    budget_tokens: int | None = Field(
+        None, ge=1, description="Tokens completions may spend through this key."
+    )
+    expires_in: int | None = Field(None, ge=1, description="Lifetime in seconds from now.")
 
 
 class CreateTokenOutput(Output):
@@ -32,6 +49,12 @@ class TokenOutput(Output):
     id: str
     name: str | None = None
     prefix: str = Field(description="The first characters of the secret, to tell keys apart.")
+    scope: Effect
+    bots: list[str] | None = Field(None, description="Bot ids the key is limited to.")
+    datasets: list[str] | None = Field(None, description="Dataset ids the key is limited to.")
+    budget_tokens: int | None = None
+    tokens_used: int = Field(description="Tokens completions have spent through this key.")
+    expires_at: Timestamp | None = None
     created_at: Timestamp
     revoked_at: Timestamp | None = None
 
@@ -52,16 +75,41 @@ class RevokeTokenOutput(Output):
 
 @action("create_token", Effect.WRITE, "POST /token/create", credentials=True)
 def create_token(ctx: Ctx, inp: CreateTokenInput) -> CreateTokenOutput:
-    """Create an API key for this account; its secret is shown only in the answer."""
-    row, token = tokens.create(ctx, inp.name)
+    """Create an API key for this account, limited or not; its secret is shown only once."""
+    row, token = tokens.create(
+        ctx,
+        inp.name,
+        scope=inp.scope,
+        bots=inp.bots,
+        datasets=inp.datasets,
+        budget_tokens=inp.budget_tokens,
+        expires_in_s=inp.expires_in,
+    )
     return CreateTokenOutput(id=row.id, token=token)
 
 
 @action("list_tokens", Effect.READ, "GET /token/list", credentials=True)
 def list_tokens(ctx: Ctx, inp: ListTokensInput) -> ListTokensOutput:
     """List this account's API keys, newest first (never their secrets)."""
-    rows = tokens.list_all(ctx)
-    return ListTokensOutput(items=[TokenOutput.model_validate(r) for r in rows])
+    items = [
+        TokenOutput.model_validate(
+            {
+                "id": r.id,
+                "name": r.name,
+                "prefix": r.prefix,
+                "scope": r.scope,
+                "bots": r.bots,
+                "datasets": r.datasets,
+                "budget_tokens": r.budget_tokens,
+                "tokens_used": used,
+                "expires_at": r.expires_at,
+                "created_at": r.created_at,
+                "revoked_at": r.revoked_at,
+            }
+        )
+        for r, used in tokens.list_all(ctx)
+    ]
+    return ListTokensOutput(items=items)
 
 
 @action("revoke_token", Effect.DESTRUCTIVE, "POST /token/{tokenId}/revoke", credentials=True)

@@ -8,44 +8,57 @@ everything, or a limited key could make itself an unlimited one.
 
 from __future__ import annotations
 
-import secrets as pysecrets
+from collections.abc import Sequence
 
 from sqlalchemy import select
 
-from openbotkit.errors import NotAuthorized, NotFound
-from openbotkit.ids import new_id, now_ms
+from openbotkit.access import Effect
+from openbotkit.errors import NotFound, ScopeMissing
+from openbotkit.ids import now_ms
+from openbotkit.services import secrets
 from openbotkit.services.context import Ctx
-from openbotkit.services.secrets import TOKEN_PREFIX, _hash
 from openbotkit.store.tables import Secret
 
 
 def require_full_key(ctx: Ctx, action: str) -> None:
     """Only a key without limits manages keys (the CLI and the Python API have no key)."""
-    key = getattr(ctx, "key", None)
-    if key is not None and not key.unrestricted:
-        raise NotAuthorized(f"{action} needs a key without scope limits; this key is limited")
+    if ctx.key is not None and not ctx.key.unrestricted:
+        raise ScopeMissing(
+            f"{action} needs a key without limits (scope destructive, no bot or dataset limits);"
+            f" this key has {ctx.key.describe()}"
+        )
 
 
-def create(ctx: Ctx, name: str | None) -> tuple[Secret, str]:
-    """A new key of the acting account; the token is returned this once."""
+def create(
+    ctx: Ctx,
+    name: str | None,
+    *,
+    scope: Effect = Effect.DESTRUCTIVE,
+    bots: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    budget_tokens: int | None = None,
+    expires_in_s: int | None = None,
+) -> tuple[Secret, str]:
+    """A new key of the acting account, limited as asked; the token is returned this once."""
     require_full_key(ctx, "create_token")
-    token = TOKEN_PREFIX + pysecrets.token_urlsafe(32)
-    row = Secret(
-        id=new_id(),
-        account_id=ctx.account_id,
-        name=name,
-        token_hash=_hash(token),
-        prefix=token[:10],
-        created_at=now_ms(),
+    return secrets.create_key(
+        ctx,
+        name,
+        scope=scope,
+        bots=bots,
+        datasets=datasets,
+        budget_tokens=budget_tokens,
+        expires_at=now_ms() + expires_in_s * 1000 if expires_in_s is not None else None,
     )
-    ctx.session.add(row)
-    return row, token
 
 
-def list_all(ctx: Ctx) -> list[Secret]:
+def list_all(ctx: Ctx) -> list[tuple[Secret, int]]:
+    """The account's keys, newest first, each with the tokens spent through it."""
     require_full_key(ctx, "list_tokens")
     query = select(Secret).where(Secret.account_id == ctx.account_id)
-    return list(ctx.session.scalars(query.order_by(Secret.created_at.desc(), Secret.id.desc())))
+    rows = list(ctx.session.scalars(query.order_by(Secret.created_at.desc(), Secret.id.desc())))
+    used = secrets.tokens_used(ctx.session, [r.id for r in rows])
+    return [(r, used.get(r.id, 0)) for r in rows]
 
 
 def revoke(ctx: Ctx, secret_id: str) -> Secret:
