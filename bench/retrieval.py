@@ -203,7 +203,7 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
         hybrid = timed(lambda q: search_records(ctx, dataset_id, q, mode="hybrid"), queries)
         lexical = timed(lambda q: search_records(ctx, dataset_id, q, mode="lexical"), queries)
         index_only = timed(
-            lambda v: index.dense(session, ds, v, embedder.model_id, 10, None), list(qvecs)
+            lambda v: index.dense(session, ds, v, embedder.model_id, 10, ()), list(qvecs)
         )
 
         def bare(v: Any) -> Any:
@@ -215,7 +215,7 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
         hits = 0
         for v in qvecs[:50]:
             exact = set(bare(v).tolist())
-            found = index.dense(session, ds, v, embedder.model_id, 10, None)
+            found = index.dense(session, ds, v, embedder.model_id, 10, ())
             position = index._vectors(session, ds, embedder.model_id).positions()
             hits += len(exact & {position[h.record_id] for h in found})
     print(f"{'search at ' + str(size):<34} {'p50 ms':>8} {'p99 ms':>8}")

@@ -1,7 +1,7 @@
 """Full-text index of records (SQLite FTS5), kept in step with `records` by triggers.
 
 Triggers fire in the writing transaction, whichever process writes, and on cascaded deletes too,
-so the lexical index can never disagree with the rows. PostgreSQL gets its own index later.
+so the lexical index can never disagree with the rows. PostgreSQL has its own (0003).
 
 Revision ID: 0002
 Revises: 0001
