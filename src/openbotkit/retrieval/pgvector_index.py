@@ -10,7 +10,7 @@ retrieval lives here (the schema is migration 0003).
   pass them, so a filter never empties a result that exact search would fill. Relaxed order lets
   the scan return rows slightly out of order; they are sorted again here.
 - Lexical: `records.tsv` (English stemming and stop words) with a GIN index; the query's words
-  are ORed, as on SQLite, and ranked by `ts_rank_cd` scaled to BM25's range (see `lexical`).
+  are ORed, as on SQLite, and ranked by BM25 computed from the tsvectors (see `lexical`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     String,
+    any_,
     bindparam,
     cast,
     delete,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     literal_column,
     select,
     text,
+    true,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
@@ -45,9 +47,7 @@ from openbotkit.store.tables import Dataset, Record, RecordVector
 MIN_EF_SEARCH = 100
 # Advisory lock key held while a new dimension's HNSW index is created ("obkv" in ASCII).
 _INDEX_LOCK_KEY = 0x6F626B76
-# ts_rank_cd values are small (a one-word match in a short text is ~0.1); this scale brings them
-# near BM25's (the lexical score 0..1 saturates at bm25 / (bm25 + 5)).
-RANK_SCALE = 10.0
+_ENGLISH: Any = literal_column("'english'")
 
 _INSERT = text(
     "INSERT INTO record_vectors (record_id, dataset_id, model_id, vector, version) "
@@ -208,19 +208,54 @@ class PgVectorIndex:
         conditions: Sequence[ColumnElement[bool]],
         limit: int,
     ) -> list[Hit]:
+        """Okapi BM25 (k1 1.2, b 0.75, FTS5's IDF), computed from the stored tsvectors.
+
+        PostgreSQL's own ts_rank has no IDF and ranked SciFact far below FTS5's BM25 (nDCG@10
+        0.62 against 0.85). The GIN index finds the records holding any query word; since an
+        ORed query matches every record holding a word, counting among the matches gives each
+        word's document frequency exactly. A record's length is its count of distinct lexemes.
+        """
         terms = query_terms(query)
         if not terms:
             return []
-        # Words only (\w+), ORed; websearch syntax never fails on odd input.
-        tsquery = func.websearch_to_tsquery(
-            literal_column("'english'"), bindparam("terms", " or ".join(terms))
-        )
+        words = " or ".join(terms)  # \w+ words only, ORed; websearch syntax never fails
+        tsquery = func.websearch_to_tsquery(_ENGLISH, bindparam("words", words))
+        lexemes = func.tsvector_to_array(func.to_tsvector(_ENGLISH, bindparam("words", words)))
         tsv: Any = literal_column("records.tsv")
-        rank = func.ts_rank_cd(tsv, tsquery).label("rank")
-        stmt: Any = (
-            select(Record.id, rank)
+        matches = (
+            select(Record.id.label("id"), tsv.label("tsv"), func.length(tsv).label("len"))
             .where(Record.dataset_id == dataset_id, tsv.op("@@")(tsquery), *conditions)
-            .order_by(rank.desc(), Record.id)
+            .cte("matches")
+            .prefix_with("MATERIALIZED")
+        )
+        entry = func.unnest(matches.c.tsv).table_valued("lexeme", "positions", "weights")
+        hits = (
+            select(
+                matches.c.id,
+                matches.c.len,
+                entry.c.lexeme,
+                func.cardinality(entry.c.positions).label("tf"),
+            )
+            .select_from(matches.join(entry, true()))
+            .where(entry.c.lexeme == any_(lexemes))
+            .cte("hits")
+        )
+        freq = select(hits.c.lexeme, func.count().label("df")).group_by(hits.c.lexeme).cte("freq")
+        total = (
+            select(func.count()).select_from(Record).where(Record.dataset_id == dataset_id)
+        ).scalar_subquery()
+        avg_len = select(func.avg(matches.c.len)).scalar_subquery()
+        idf = func.greatest(func.ln((total - freq.c.df + 0.5) / (freq.c.df + 0.5)), 1e-6)
+        k1, b = 1.2, 0.75
+        tf = hits.c.tf
+        score = func.sum(
+            idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * hits.c.len / avg_len))
+        ).label("score")
+        stmt: Any = (
+            select(hits.c.id, score)
+            .select_from(hits.join(freq, hits.c.lexeme == freq.c.lexeme))
+            .group_by(hits.c.id)
+            .order_by(score.desc(), hits.c.id)
             .limit(limit)
         )
-        return [Hit(rid, float(r) * RANK_SCALE) for rid, r in session.execute(stmt)]
+        return [Hit(rid, float(r)) for rid, r in session.execute(stmt)]
