@@ -51,9 +51,11 @@ class Client:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[Client]:
-    c = Client(Engine(settings))
+    engine = Engine(settings)
+    c = Client(engine)
     yield c
     c.close()
+    engine.close()  # its pooled connections too (PostgreSQL warns of any left open)
 
 
 def test_the_console_page_its_modules_and_the_widget_are_served(client: Client) -> None:
