@@ -31,8 +31,15 @@ node:
 	@if [ -f tests/contract/node/package.json ]; then \
 		npm ci --prefix tests/contract/node --no-audit --no-fund --loglevel=error; fi
 
+# Two processes: the PostgreSQL copies of the parametrized tests run beside everything else
+# (each process starts what it needs; the PostgreSQL one prints its report last).
 pytest: setup node
-	HF_HUB_OFFLINE=1 $(BIN)/pytest
+	@rm -f .pytest-postgresql.log
+	@HF_HUB_OFFLINE=1 $(BIN)/pytest -m postgresql -p no:cacheprovider \
+		> .pytest-postgresql.log 2>&1 & pg=$$!; \
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -m "not postgresql"; rest=$$?; \
+	wait $$pg; pgrc=$$?; cat .pytest-postgresql.log; rm -f .pytest-postgresql.log; \
+	test $$rest -eq 0 -a $$pgrc -eq 0
 
 test: lint typecheck pytest
 

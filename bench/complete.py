@@ -4,7 +4,8 @@ with the same prompt, both on the bundled SmolLM2, in the same run.
     .venv/bin/python bench/complete.py [--runs 10] [--max-tokens 48]
 
 Prints time to first token and total time (p50) for each, and the platform's overhead: the
-retrieval, prompt assembly and storage around the model call.
+retrieval, prompt assembly, citation alignment and storage around the model call; then the
+citation alignment alone (it runs after the last token, so it adds to the total only).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from openbotkit.actions import REGISTRY
 from openbotkit.engine import Engine
 from openbotkit.models.llamacpp import LlamaCppProvider
+from openbotkit.retrieval import citations
 from openbotkit.services import completion, conversations
 from openbotkit.services.context import AccountScope
 from openbotkit.settings import Settings
@@ -59,14 +61,18 @@ def main() -> int:
         llama: Any = provider.llama  # llama-cpp-python is only partly typed
 
         platform_first, platform_total, direct_first, direct_total = [], [], [], []
+        citing: list[float] = []
         for i in range(args.runs + 1):
             conv = engine.execute("create_conversation", {"botId": bot})["id"]
             inp = act.parse_input({"conversationId": conv, "text": QUESTION})
             forget_prompt(llama)
             started, first = time.perf_counter(), None
+            answer = ""
             for event in engine.stream(act, inp, account_id=account):
                 if event["type"] == "token" and first is None:
                     first = time.perf_counter() - started
+                if event["type"] == "result":
+                    answer = event["data"]["text"]
             total = time.perf_counter() - started
             # The exact prompt the platform sent, replayed straight into llama.cpp.
             with AccountScope(engine.runtime, account).transaction(write=False) as ctx:
@@ -75,6 +81,9 @@ def main() -> int:
                 limit = completion.history_limit(ctx, config)
                 history = completion._history(ctx, conv, limit)[:-1]
                 prepared = completion._prepare(ctx, config, history)
+            cite_started = time.perf_counter()
+            prepared.answer_meta(answer)
+            cite_ms = (time.perf_counter() - cite_started) * 1000
             forget_prompt(llama)
             started, d_first = time.perf_counter(), None
             # llama-cpp-python's own chat API, the same model object, no platform code between.
@@ -94,6 +103,7 @@ def main() -> int:
             platform_total.append(total * 1000)
             direct_first.append((d_first or d_total) * 1000)
             direct_total.append(d_total * 1000)
+            citing.append(cite_ms)
         med = statistics.median
         print(
             f"{args.runs} completions, max {args.max_tokens} tokens, SmolLM2-135M Q4_1 on llama.cpp"
@@ -104,6 +114,11 @@ def main() -> int:
         print(
             f"{'overhead':<22} {med(platform_first) - med(direct_first):>+15.1f} "
             f"{med(platform_total) - med(direct_total):>+10.1f}"
+        )
+        sentences = sum(len(citations.sentences(f)) for f in FACTS)
+        print(
+            f"{'of which citations':<22} {'':>15} {med(citing):>10.1f}"
+            f"  (align: answer vs {sentences} record sentences, p50)"
         )
         engine.close()
     return 0

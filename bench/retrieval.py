@@ -1,6 +1,7 @@
 """Retrieval quality and speed, measured through the real engine.
 
     .venv/bin/python bench/retrieval.py [BEIR_DIR] [--latency-sizes 10000,100000]
+        [--database-url postgresql://USER@HOST:PORT/DB] [--million]
 
 Quality: indexes a BEIR-layout collection (default: ../shared/eval/scifact-subset) as one
 dataset through the services (embedding, vectors, FTS5), runs every query in lexical, dense and
@@ -12,13 +13,15 @@ Speed: synthetic datasets of N records (random unit vectors, random words), sear
 p50/p99 with and without the query embedding, next to a bare numpy matrix-product k-NN over
 the same vectors in the same run, the index's recall@10 against exact search, and the first
 search after another process (a second Engine) wrote one record: the cache refresh.
+
+--database-url runs both on that database (PostgreSQL + pgvector: HNSW and full-text), with
+SQLite's quality row printed beside it; the database should be empty (each run adds datasets).
+--million measures search at 1,000,000 records (instead of --latency-sizes).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import random
 import statistics
 import sys
@@ -28,10 +31,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import text
 
 from openbotkit.engine import Engine
+from openbotkit.retrieval.evaluation import (
+    ndcg,
+    ranks_of,
+    read_corpus,
+    read_qrels,
+    read_queries,
+    recall,
+)
 from openbotkit.retrieval.fusion import fuse_rrf
-from openbotkit.retrieval.index import SQLiteIndex
 from openbotkit.services import records
 from openbotkit.services.search import MIN_CANDIDATES, search_records
 from openbotkit.settings import Settings
@@ -41,36 +52,25 @@ DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact
 REFERENCE = {"lexical": (0.829, 0.927), "dense": (0.823, 0.919), "hybrid": (0.838, 0.955)}
 MODES = ("lexical", "dense", "hybrid")
 ROWS = (*MODES, "rrf")
+DATASET_ID = "bench-beir"
 
 
 def load_beir(root: Path) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
-    corpus = {}
-    for line in (root / "corpus.jsonl").open():
-        doc = json.loads(line)
-        corpus[doc["_id"]] = (doc.get("title", "") + " " + doc["text"]).strip()
-    queries = {}
-    for line in (root / "queries.jsonl").open():
-        q = json.loads(line)
-        queries[q["_id"]] = q["text"]
-    qrels: dict[str, dict[str, int]] = {}
-    for i, line in enumerate((root / "qrels" / "test.tsv").open()):
-        parts = line.rstrip("\n").split("\t")
-        if i == 0 and not parts[-1].isdigit():
-            continue
-        qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    """Corpus, the queries that have judgements, and the judgements (grade > 0)."""
+    corpus = read_corpus(root / "corpus.jsonl")
+    qrels = {
+        q: {d: g for d, g in docs.items() if g > 0}
+        for q, docs in read_qrels(root / "qrels" / "test.tsv").items()
+    }
+    qrels = {q: docs for q, docs in qrels.items() if docs}
+    queries = read_queries(root / "queries.jsonl")
     return corpus, {q: t for q, t in queries.items() if q in qrels}, qrels
 
 
-def ndcg_at_10(ranked: list[str], rels: dict[str, int]) -> float:
-    dcg = sum(rels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:10]))
-    ideal = sorted(rels.values(), reverse=True)[:10]
-    idcg = sum(r / math.log2(i + 2) for i, r in enumerate(ideal))
-    return dcg / idcg if idcg else 0.0
-
-
-def recall_at_10(ranked: list[str], rels: dict[str, int]) -> float:
-    relevant = {d for d, r in rels.items() if r > 0}
-    return len(relevant & set(ranked[:10])) / len(relevant) if relevant else 0.0
+def figures_at_10(ranked: list[str], rels: dict[str, int]) -> tuple[float, float]:
+    """nDCG@10 and recall@10 of a ranking of document ids (the library's, as the action uses)."""
+    ranks = ranks_of(ranked, list(rels))
+    return ndcg(ranks, 10, list(rels.values())), recall(ranks, 10)
 
 
 def bootstrap(diffs: list[float], rounds: int = 2000, seed: int = 7) -> tuple[float, float]:
@@ -94,12 +94,15 @@ def make_dataset(engine: Engine, account: str, name: str) -> tuple[Any, str]:
     return Ctx, account_id
 
 
-def quality(engine: Engine, root: Path) -> None:
-    corpus, queries, qrels = load_beir(root)
-    ctx_cls, account_id = make_dataset(engine, "bench", "beir")
+Scores = dict[str, dict[str, tuple[float, float]]]
+
+
+def index_corpus(engine: Engine, corpus: dict[str, str], account: str) -> dict[str, str]:
+    """Store the corpus as the dataset `bench-beir` of `account`, each record with its
+    document id in meta `docId` (what `obk datasets eval` matches on); record id -> doc id."""
+    ctx_cls, account_id = make_dataset(engine, account, "beir")
     doc_ids = list(corpus)
     by_record: dict[str, str] = {}
-    started = time.perf_counter()
     batch = 64
     for start in range(0, len(doc_ids), batch):
         ids = doc_ids[start : start + batch]
@@ -108,39 +111,72 @@ def quality(engine: Engine, root: Path) -> None:
             vectors = records.embed_texts(ctx_cls(engine.runtime, session, account_id), texts)
         with engine.store.session() as session:
             ctx = ctx_cls(engine.runtime, session, account_id)
-            ds = session.get(Dataset, "bench-beir")
+            ds = session.get(Dataset, DATASET_ID)
             assert ds is not None
-            rows = records.create_many(ctx, ds, [{"text": t} for t in texts], vectors)
+            items = [{"text": t, "meta": {"docId": d}} for t, d in zip(texts, ids, strict=True)]
+            rows = records.create_many(ctx, ds, items, vectors)
             by_record.update({r.id: d for r, d in zip(rows, ids, strict=True)})
-    took = time.perf_counter() - started
-    print(f"indexed {len(doc_ids)} documents in {took:.1f} s ({len(doc_ids) / took:.1f} docs/s)")
+    return by_record
 
+
+def score_queries(
+    engine: Engine,
+    account: str,
+    by_record: dict[str, str],
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per ranking (the three modes and RRF), per query: nDCG@10 and recall@10."""
+    from openbotkit.services.context import Ctx
+
+    account_id = engine.ensure_account(account)
     per_mode: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in ROWS}
     with engine.store.session(write=False) as session:
-        ctx = ctx_cls(engine.runtime, session, account_id)
+        ctx = Ctx(engine.runtime, session, account_id)
         for qid, text in queries.items():
             rankings: dict[str, list[str]] = {}
             for mode in MODES:
                 # Single modes give their fusion candidates; hybrid is measured as used (k = 10).
                 k = 10 if mode == "hybrid" else MIN_CANDIDATES
-                found = search_records(ctx, "bench-beir", text, mode=mode, max_records=k)
+                found = search_records(ctx, DATASET_ID, text, mode=mode, max_records=k)
                 rankings[mode] = [by_record[r.id] for r in found]
             rankings["rrf"] = [d for d, _ in fuse_rrf([rankings["dense"], rankings["lexical"]])]
             for row in ROWS:
-                ranked = rankings[row][:10]
-                per_mode[row][qid] = (
-                    ndcg_at_10(ranked, qrels[qid]),
-                    recall_at_10(ranked, qrels[qid]),
-                )
+                per_mode[row][qid] = figures_at_10(rankings[row][:10], qrels[qid])
+    return per_mode
+
+
+def quality(engine: Engine, root: Path) -> Scores:
+    corpus, queries, qrels = load_beir(root)
+    started = time.perf_counter()
+    by_record = index_corpus(engine, corpus, "bench")
+    took = time.perf_counter() - started
+    print(f"indexed {len(corpus)} documents in {took:.1f} s ({len(corpus) / took:.1f} docs/s)")
+    per_mode = score_queries(engine, "bench", by_record, queries, qrels)
     print(f"\n{len(queries)} queries, {len(corpus)} documents ({root})")
-    print(f"{'mode':<8} {'nDCG@10':>8} {'ref':>6} {'diff':>7}   {'R@10':>6} {'ref':>6}")
+    return per_mode
+
+
+def report(per_mode: Scores, beside: Scores | None, backend: str) -> None:
+    """The quality table; with `beside`, SQLite's figures next to this backend's."""
+    extra = f" {'SQLite':>7} {'R@10':>6}" if beside else ""
+    print(
+        f"{backend}: {'mode':<8} {'nDCG@10':>8} {'ref':>6} {'diff':>7}   {'R@10':>6} {'ref':>6}{extra}"
+    )
     for mode in ROWS:
         nd = statistics.mean(v[0] for v in per_mode[mode].values())
         rc = statistics.mean(v[1] for v in per_mode[mode].values())
         ref_nd, ref_rc = REFERENCE["hybrid" if mode == "rrf" else mode]
+        side = ""
+        if beside:
+            side = (
+                f" {statistics.mean(v[0] for v in beside[mode].values()):>7.3f}"
+                f" {statistics.mean(v[1] for v in beside[mode].values()):>6.3f}"
+            )
         print(
-            f"{mode:<8} {nd:>8.3f} {ref_nd:>6.3f} {nd - ref_nd:>+7.3f}   {rc:>6.3f} {ref_rc:>6.3f}"
+            f"{backend}: {mode:<8} {nd:>8.3f} {ref_nd:>6.3f} {nd - ref_nd:>+7.3f}   {rc:>6.3f} {ref_rc:>6.3f}{side}"
         )
+    queries = list(per_mode["hybrid"])
     for other in ("lexical", "dense", "rrf"):
         diffs = [per_mode["hybrid"][q][0] - per_mode[other][q][0] for q in queries]
         lo, hi = bootstrap(diffs)
@@ -156,26 +192,40 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
     words = [f"w{i}" for i in range(5000)]
     np_rng = np.random.default_rng(size)
     started = time.perf_counter()
-    for start in range(0, size, 5000):
-        n = min(5000, size - start)
+    # What was written, kept here for exact search: the index is measured against it.
+    written_ids: list[str] = []
+    written: list[Any] = []
+    batch = 5000
+    for start in range(0, size, batch):
+        n = min(batch, size - start)
         vectors = np_rng.standard_normal((n, embedder.dimensions)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         items = [{"text": " ".join(rng.choices(words, k=30))} for _ in range(n)]
         with engine.store.session() as session:
             ds = session.get(Dataset, dataset_id)
             assert ds is not None
-            records.create_many(ctx_cls(engine.runtime, session, account_id), ds, items, vectors)
+            rows = records.create_many(
+                ctx_cls(engine.runtime, session, account_id), ds, items, vectors
+            )
+        written_ids.extend(r.id for r in rows)
+        written.append(vectors)
+        if start and start % 100_000 == 0:
+            print(f"  {start} records written ({time.perf_counter() - started:.0f} s)", flush=True)
     print(f"\n{size} synthetic records written in {time.perf_counter() - started:.1f} s")
+    if engine.store.dialect == "postgresql":
+        with engine.store.session() as session:  # fresh planner statistics, as autovacuum would
+            session.execute(text("ANALYZE records"))
+            session.execute(text("ANALYZE record_vectors"))
 
     queries = [" ".join(rng.choices(words, k=6)) for _ in range(200)]
     index = engine.runtime.index
-    assert isinstance(index, SQLiteIndex)
+    matrix = np.vstack(written)
+    del written
     with engine.store.session(write=False) as session:
         ctx = ctx_cls(engine.runtime, session, account_id)
         ds = session.get(Dataset, dataset_id)
         assert ds is not None
         search_records(ctx, dataset_id, queries[0], mode="dense")  # load the vectors once
-        matrix = index._vectors(session, ds, embedder.model_id).matrix
         qvecs = embedder.embed(queries)
 
         def timed(fn: Any, items: list[Any]) -> list[float]:
@@ -190,7 +240,7 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
         hybrid = timed(lambda q: search_records(ctx, dataset_id, q, mode="hybrid"), queries)
         lexical = timed(lambda q: search_records(ctx, dataset_id, q, mode="lexical"), queries)
         index_only = timed(
-            lambda v: index.dense(session, ds, v, embedder.model_id, 10, None), list(qvecs)
+            lambda v: index.dense(session, ds, v, embedder.model_id, 10, ()), list(qvecs)
         )
 
         def bare(v: Any) -> Any:
@@ -199,18 +249,19 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
             return top[np.argsort(-scores[top])]
 
         baseline = timed(bare, list(qvecs))
+        position = {rid: i for i, rid in enumerate(written_ids)}
         hits = 0
         for v in qvecs[:50]:
             exact = set(bare(v).tolist())
-            found = index.dense(session, ds, v, embedder.model_id, 10, None)
-            position = index._vectors(session, ds, embedder.model_id).positions()
+            found = index.dense(session, ds, v, embedder.model_id, 10, ())
             hits += len(exact & {position[h.record_id] for h in found})
     print(f"{'search at ' + str(size):<34} {'p50 ms':>8} {'p99 ms':>8}")
     print(
         f"{'dense, query embedding included':<34} {p(with_embed, 50):>8.2f} {p(with_embed, 99):>8.2f}"
     )
     print(f"{'hybrid, query embedding included':<34} {p(hybrid, 50):>8.2f} {p(hybrid, 99):>8.2f}")
-    print(f"{'lexical (FTS5 BM25)':<34} {p(lexical, 50):>8.2f} {p(lexical, 99):>8.2f}")
+    lexical_name = "full-text" if engine.store.dialect == "postgresql" else "FTS5 BM25"
+    print(f"{'lexical (' + lexical_name + ')':<34} {p(lexical, 50):>8.2f} {p(lexical, 99):>8.2f}")
     print(
         f"{'dense index only (no embedding)':<34} {p(index_only, 50):>8.2f} {p(index_only, 99):>8.2f}"
     )
@@ -219,7 +270,8 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
         f"index / bare numpy (p50): {p(index_only, 50) / p(baseline, 50):.2f}x;"
         f" index recall@10 vs exact: {hits / 500:.3f}"
     )
-    refresh_after_foreign_write(engine, account_id, dataset_id, queries)
+    if engine.store.dialect == "sqlite":  # no cache to refresh on PostgreSQL
+        refresh_after_foreign_write(engine, account_id, dataset_id, queries)
 
 
 def refresh_after_foreign_write(
@@ -249,13 +301,27 @@ def main() -> int:
     parser.add_argument("beir_dir", nargs="?", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--latency-sizes", default="10000,100000")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument(
+        "--database-url", help="run on this database (e.g. PostgreSQL), SQLite's quality beside"
+    )
+    parser.add_argument("--million", action="store_true", help="search at 1,000,000 records")
     args = parser.parse_args()
+    sizes = [1_000_000] if args.million else [int(s) for s in args.latency_sizes.split(",") if s]
     with tempfile.TemporaryDirectory() as home:
-        engine = Engine(Settings(home=Path(home)))
+        engine = Engine(Settings(home=Path(home), database_url=args.database_url))
+        backend = engine.store.dialect
         if not args.skip_quality:
-            quality(engine, args.beir_dir)
+            scores = quality(engine, args.beir_dir)
+            beside = None
+            if args.database_url:
+                sqlite = Engine(
+                    Settings(home=Path(home) / "sqlite"), embedder=engine.runtime.embedder
+                )
+                beside = quality(sqlite, args.beir_dir)
+                sqlite.close()
+            report(scores, beside, backend)
         rng = random.Random(1)
-        for size in (int(s) for s in args.latency_sizes.split(",") if s):
+        for size in sizes:
             latency(engine, size, rng)
         engine.close()
     return 0

@@ -1,13 +1,21 @@
-"""Shared fixtures: a fresh OBK_HOME per test, an engine on a real SQLite file, an action runner."""
+"""Shared fixtures: a fresh OBK_HOME per test, an engine on a real database, an action runner.
+
+Every test that uses `settings` (and so `engine`, `run`, ...) runs twice: on a SQLite file and on
+a fresh PostgreSQL database (`db_backend`). The PostgreSQL copies carry the `postgresql` marker,
+so `make test` can run them in a process of their own beside the rest.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from sqlalchemy import text
 
 from openbotkit.engine import Engine
 from openbotkit.models.llamacpp import LlamaCppProvider
@@ -15,6 +23,8 @@ from openbotkit.models.providers import LLMProvider
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.retrieval.onnx_embedder import OnnxEmbedder
 from openbotkit.settings import Settings
+from openbotkit.store import Store
+from tests.pg import PostgresServer, start_server
 
 RunAction = Callable[..., dict[str, Any]]
 
@@ -35,9 +45,90 @@ def _isolated_home(tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("OBK_CACHE_DIR", str(cache_dir))
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the PostgreSQL copy of every parametrized test (`-m postgresql` selects them)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "postgresql" in callspec.params.values():
+            item.add_marker(pytest.mark.postgresql)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """PostgreSQL 18 + pgvector, started once per session, only if a test asks for it."""
+    server = start_server()
+    yield server
+    server.stop()
+
+
+@dataclass(frozen=True)
+class PostgresDatabase:
+    url: str
+    tables: tuple[str, ...]
+
+    def empty(self) -> None:
+        """Delete every row (the schema stays): a few ms, where CREATE DATABASE takes a second.
+        Foreign keys are not checked meanwhile (replica role), so the order does not matter."""
+        statements = [f"DELETE FROM {t}" for t in self.tables]
+        with psycopg.connect(libpq_url(self.url), autocommit=True) as conn:
+            conn.execute(
+                "SET session_replication_role = replica; "
+                + "; ".join(statements)
+                + "; SET session_replication_role = DEFAULT"
+            )
+
+
+def libpq_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def new_postgres_database(server: PostgresServer, name: str) -> PostgresDatabase:
+    """A new database with every migration applied."""
+    with psycopg.connect(libpq_url(server.url()), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    store = Store(server.url(name))
+    store.migrate()
+    with store.session(write=False) as session:
+        tables = session.scalars(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+        )
+        found = tuple(t for t in tables if t != "alembic_version")
+    store.dispose()
+    return PostgresDatabase(server.url(name), found)
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server: PostgresServer) -> PostgresDatabase:
+    """The session's database; every test that uses it starts with it empty."""
+    return new_postgres_database(postgres_server, "obk_test")
+
+
+@pytest.fixture(params=BACKENDS)
+def db_backend(request: pytest.FixtureRequest) -> str:
+    """The database a test's `settings` point at."""
+    return str(request.param)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "obk-home")
+def database_url(db_backend: str, request: pytest.FixtureRequest) -> str | None:
+    """None for the default (a SQLite file in OBK_HOME), else the session's PostgreSQL
+    database, emptied."""
+    if db_backend == "sqlite":
+        return None
+    database: PostgresDatabase = request.getfixturevalue("postgres_database")
+    database.empty()
+    return database.url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str | None, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    if database_url:
+        # `obk` processes a test starts use the same database.
+        monkeypatch.setenv("OBK_DATABASE_URL", database_url)
+    return Settings(home=tmp_path / "obk-home", database_url=database_url)
 
 
 @pytest.fixture(scope="session")

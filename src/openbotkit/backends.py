@@ -119,6 +119,13 @@ def _sqlite_index(settings: Settings) -> SearchIndex:
     return SQLiteIndex()
 
 
+@register_index("postgresql")
+def _pgvector_index(settings: Settings) -> SearchIndex:
+    from openbotkit.retrieval.pgvector_index import PgVectorIndex
+
+    return PgVectorIndex()
+
+
 @register_embedder("local")
 def _onnx_embedder(settings: Settings) -> Embedder:
     from openbotkit.retrieval.onnx_embedder import OnnxEmbedder

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import BACKENDS, new_postgres_database
+from tests.pg import PostgresServer
 from tests.server.serving import free_port
 
 BIN = Path(sys.executable).parent
@@ -24,10 +26,22 @@ OBK = shutil.which("obk", path=str(BIN)) or "obk"
 COVERAGE_TEST = "test_every_action_is_answered_over_http"
 
 
+def _server_param(item: pytest.Item) -> object:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("live_server") if callspec is not None else None
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The coverage check reads what every other contract test did, so it runs last."""
-    last = [item for item in items if item.name == COVERAGE_TEST]
-    items[:] = [item for item in items if item.name != COVERAGE_TEST] + last
+    """The coverage check reads what every other contract test did against the same server,
+    so each backend's runs right after that backend's last test (after pytest has grouped the
+    tests by server)."""
+    checks = [item for item in items if getattr(item, "originalname", "") == COVERAGE_TEST]
+    rest = [item for item in items if item not in checks]
+    for check in checks:
+        same = [n for n, item in enumerate(rest) if _server_param(item) == _server_param(check)]
+        rest.insert((same[-1] + 1) if same else len(rest), check)
+    items[:] = rest
 
 
 @dataclass(frozen=True)
@@ -37,13 +51,21 @@ class LiveServer:
     token_b: str
     home: Path
 
+    database_url: str | None = None
+
     def env(self) -> dict[str, str]:
         """The environment a client subprocess needs (the obk CLI, node)."""
-        return {**os.environ, "OBK_HOME": str(self.home)}
+        return _env(self.home, self.database_url)
 
 
-def _secret(home: Path, account: str) -> str:
-    env = {**os.environ, "OBK_HOME": str(home)}
+def _env(home: Path, database_url: str | None) -> dict[str, str]:
+    env = {**os.environ, "OBK_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    if database_url:
+        env["OBK_DATABASE_URL"] = database_url
+    return env
+
+
+def _secret(env: dict[str, str], account: str) -> str:
     out = subprocess.run(
         [OBK, "secret", "create", "--account", account, "--json"],
         env=env,
@@ -54,12 +76,19 @@ def _secret(home: Path, account: str) -> str:
     return str(json.loads(out.stdout)["token"])
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    home = tmp_path_factory.mktemp("serve-home")
-    token_a, token_b = _secret(home, "account-a"), _secret(home, "account-b")
+@pytest.fixture(scope="session", params=BACKENDS)
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[LiveServer]:
+    """`obk serve` on each database: the contract suite runs once per backend."""
+    home = tmp_path_factory.mktemp(f"serve-home-{request.param}")
+    database_url = None
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        database_url = new_postgres_database(server, "obk_contract").url
+    env = _env(home, database_url)
+    token_a, token_b = _secret(env, "account-a"), _secret(env, "account-b")
     port = free_port()
-    env = {**os.environ, "OBK_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     log = (home / "serve.log").open("w")
     proc = subprocess.Popen(
         # Access lines (log level info) let test_coverage.py see which routes clients reached.
@@ -81,7 +110,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             raise RuntimeError(f"obk serve did not start: {(home / 'serve.log').read_text()}")
         time.sleep(0.1)
     try:
-        yield LiveServer(url, token_a, token_b, home)
+        yield LiveServer(url, token_a, token_b, home, database_url)
     finally:
         proc.terminate()
         proc.wait(timeout=20)

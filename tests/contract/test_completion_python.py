@@ -54,6 +54,16 @@ def test_grounded_complete_streamed_names_its_source(live_server: LiveServer) ->
         assert result.usage.token == usage.input_tokens_used + usage.output_tokens_used
         stored = await messages(cbk, conv.id)
         assert stored[-1]["id"] == result.id and record_id in stored[-1]["meta"]["sources"]
+        # The citations ride in the result event's meta, as stored with the message.
+        assert result.meta == stored[-1]["meta"]
+        cited = result.meta["citations"]
+        assert cited and all(c["quote"] in FACT for c in cited)
+        assert {c["recordId"] for c in cited} == {record_id}
+        assert all(result.text[c["start"] : c["end"]] for c in cited)
+        checked: Any = await cbk.client_fetch(
+            f"/api/v1/conversation/{conv.id}/message/{result.id}/verify", record={}
+        )
+        assert checked == {"ok": True, "citations": [{"recordId": record_id, "ok": True}]}
 
     with_sdk(live_server, body)
 

@@ -96,3 +96,28 @@ def test_envelope_shapes_match_the_embedded_run(live_server: LiveServer) -> None
         assert code == 1
         seen.append([shape(made), shape(listed), shape(missing)])
     assert seen[0] == seen[1]
+
+
+def test_verify_message_over_http(live_server: LiveServer) -> None:
+    token = live_server.token_a
+    dataset = connector(live_server, "create_dataset", {}, token)[1]["data"]["id"]
+    text = "Water boils at 100 degrees at sea level."
+    record = connector(
+        live_server, "create_dataset_record", {"datasetId": dataset, "text": text}, token
+    )[1]["data"]["id"]
+    conv = connector(live_server, "create_conversation", {}, token)[1]["data"]["id"]
+    meta = {"citations": [{"recordId": record, "datasetId": dataset, "quote": text}]}
+    message = connector(
+        live_server,
+        "create_conversation_message",
+        {"conversationId": conv, "type": "bot", "text": text, "meta": meta},
+        token,
+    )[1]["data"]["id"]
+    ref = {"conversationId": conv, "messageId": message}
+    code, out = connector(live_server, "verify_message", ref, token)
+    assert code == 0 and out["data"] == {
+        "ok": True,
+        "citations": [{"recordId": record, "ok": True}],
+    }
+    code, out = connector(live_server, "verify_message", ref, live_server.token_b)
+    assert code == 1 and out["error"]["code"] == "not_found"

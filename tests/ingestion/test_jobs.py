@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,11 @@ def upload(engine: Engine, tmp_path: Path, name: str, data: bytes) -> str:
 
 
 @pytest.fixture
-def quick_engine(tmp_path: Path, local_embedder: Embedder) -> Engine:
+def quick_engine(settings: Settings, local_embedder: Embedder) -> Iterator[Engine]:
     """No sync rate limit, so tests can re-sync at once."""
-    return Engine(Settings(home=tmp_path / "home", sync_min_interval_s=0), embedder=local_embedder)
+    eng = Engine(settings.model_copy(update={"sync_min_interval_s": 0}), embedder=local_embedder)
+    yield eng
+    eng.close()
 
 
 def texts(engine: Engine, dataset: str) -> list[str]:
@@ -148,11 +151,13 @@ def test_detach_with_delete_records_removes_exactly_that_files_records(
 
 
 def test_worker_killed_mid_sync_is_resumed_with_exactly_the_right_records(
-    tmp_path: Path, local_embedder: Embedder
+    settings: Settings, tmp_path: Path, local_embedder: Embedder
 ) -> None:
-    home = tmp_path / "home"
-    settings = Settings(home=home, sync_min_interval_s=0, job_lease_s=2)
-    engine = Engine(settings, embedder=local_embedder)
+    home = settings.home
+    engine = Engine(
+        settings.model_copy(update={"sync_min_interval_s": 0, "job_lease_s": 2}),
+        embedder=local_embedder,
+    )
     ds = engine.execute("create_dataset", {"recordMaxTokens": 40})["id"]
     paragraphs = [
         f"Section {i}: robot model {i} carries {i + 10} kilograms of cargo." for i in range(400)

@@ -122,4 +122,7 @@ def test_a_bot_routed_to_the_remote_model_answers(
     )
     assert "42" in out["text"]
     assert out["usage"]["token"] > 0
+    # Citations come from the text alone: a remote model's answer gets them as a local one's.
+    quotes = {c["quote"] for c in out["meta"]["citations"]}
+    assert quotes == {"The Zephyr-9 warehouse robot has a maximum payload of 42 kilograms."}
     engine.close()

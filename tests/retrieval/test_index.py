@@ -16,6 +16,9 @@ from openbotkit.services.context import Ctx
 from openbotkit.services.search import search_records
 from openbotkit.settings import Settings
 
+# The SQLite index's own cache and versions; PostgreSQL keeps no copy of the vectors.
+SQLITE_ONLY = pytest.mark.parametrize("db_backend", ["sqlite"])
+
 
 @pytest.fixture
 def pair(settings: Settings, local_embedder: Embedder) -> Iterator[tuple[Engine, Engine]]:
@@ -101,6 +104,7 @@ def test_search_inside_a_rolled_back_write_leaves_no_trace(engine: Engine) -> No
     assert dense(engine, ds, "honey")[0]["text"] == "Bees make honey."
 
 
+@SQLITE_ONLY
 def test_cache_drops_least_recently_searched_datasets_beyond_its_budget(engine: Engine) -> None:
     # Datasets of 1, 2 and 3 records hold buffers of 17, 18 and 19 rows; room for 40 rows.
     index = SQLiteIndex(cache_bytes=384 * 4 * 40)
@@ -121,6 +125,7 @@ def test_the_index_is_one_per_runtime(engine: Engine) -> None:
     assert engine.runtime.index is engine.runtime.index
 
 
+@SQLITE_ONLY
 def test_vectors_are_stored_with_the_writing_version(engine: Engine) -> None:
     ds = engine.execute("create_dataset", {})["id"]
     engine.execute("create_dataset_record", {"datasetId": ds, "text": "Cats purr."})

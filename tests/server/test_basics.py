@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from starlette.testclient import TestClient
 
@@ -21,7 +22,9 @@ from openbotkit.logs import configure_logging
 from openbotkit.server.app import create_app
 from openbotkit.services.secrets import create_secret
 from openbotkit.settings import Settings
+from tests.conftest import libpq_url, new_postgres_database
 from tests.contract.conftest import OBK
+from tests.pg import PostgresServer
 from tests.server.serving import free_port
 
 
@@ -38,10 +41,20 @@ def test_healthz_and_readyz_need_no_secret(settings: Settings) -> None:
     engine.close()
 
 
-def test_readyz_is_503_when_the_database_is_gone(settings: Settings) -> None:
+def test_readyz_is_503_when_the_database_is_gone(
+    settings: Settings, db_backend: str, request: pytest.FixtureRequest
+) -> None:
+    if db_backend == "postgresql":  # a database of its own, dropped under the running app
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        gone = new_postgres_database(server, "obk_gone")
+        settings = settings.model_copy(update={"database_url": gone.url})
     client, engine = client_for(settings)
     engine.store.dispose()
-    shutil.rmtree(settings.home)  # the SQLite file and its directory: nothing to open
+    if db_backend == "postgresql":
+        with psycopg.connect(libpq_url(server.url()), autocommit=True) as conn:
+            conn.execute("DROP DATABASE obk_gone WITH (FORCE)")
+    else:
+        shutil.rmtree(settings.home)  # the SQLite file and its directory: nothing to open
     resp = client.get("/readyz")
     assert resp.status_code == 503 and resp.json()["status"] == "unavailable"
     assert client.get("/healthz").status_code == 200  # alive, just not ready

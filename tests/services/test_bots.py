@@ -97,3 +97,24 @@ def test_list_filters_by_meta_including_nested_and_typed_values(run: RunAction) 
     assert ids({"on": "true"}) == [a]
     assert ids({"o.k": "v"}) == [a]
     assert ids({"env": "prod", "tier": 3}) == []
+
+
+def test_meta_filters_are_typed_and_safe_on_every_database(run: RunAction) -> None:
+    """Same answers on SQLite and PostgreSQL: a number never equals text that is not a number,
+    keys may hold odd characters, and integers past 64 bits compare instead of failing."""
+    a = run("create_bot", {"meta": {"n": 10, "s": "abc", "big": 10**20, "o'dd": "x", "nul": None}})
+    b = run("create_bot", {"meta": {"n": "10", "s": 5, "flag": 1}})["id"]
+    a = a["id"]
+
+    def ids(meta: dict[str, object]) -> list[str]:
+        return sorted(x["id"] for x in run("list_bots", {"meta": meta})["items"])
+
+    assert ids({"n": 10}) == [a]  # the JSON number only
+    assert ids({"n": "10"}) == sorted([a, b])  # query-string text matches both forms
+    assert ids({"s": "abc"}) == [a]
+    assert ids({"s": 5}) == [b]
+    assert ids({"big": 10**20}) == [a]
+    assert ids({"big": 10**30}) == []
+    assert ids({"o'dd": "x"}) == [a]
+    assert ids({"flag": True}) == []  # 1 is not true
+    assert ids({"nul": None}) == [a]

@@ -42,7 +42,19 @@ def test_bot_answers_from_its_dataset_and_names_its_sources(
     ]
     assert [(m["type"], m["text"]) for m in messages] == [("user", QUESTION), ("bot", out["text"])]
     assert messages[1]["id"] == out["id"]
-    assert grounded["record"] in messages[1]["meta"]["sources"]
+    meta = messages[1]["meta"]
+    assert grounded["record"] in meta["sources"]
+    # Each source as a reader needs it (the console and the widget show these).
+    records = meta["sourceRecords"]
+    assert [r["id"] for r in records] == meta["sources"]
+    found = next(r for r in records if r["id"] == grounded["record"])
+    stored = run(
+        "fetch_dataset_record", {"datasetId": grounded["dataset"], "recordId": grounded["record"]}
+    )
+    assert found["text"] == stored["text"] and found["datasetId"] == grounded["dataset"]
+    assert 0 < found["score"] <= 1
+    usage = meta["usage"]
+    assert usage["inputTokensUsed"] + usage["outputTokensUsed"] == out["usage"]["token"]
 
 
 def test_stream_events_in_spec_order_with_one_result(
@@ -109,7 +121,7 @@ def test_continue_without_text_and_send_then_receive(run: RunAction) -> None:
     sent = run("send_conversation", {"conversationId": conv, "text": "Say no."})
     assert sent["entities"] == []
     received = run("receive_conversation", {"conversationId": conv})
-    assert set(received) == {"id", "text", "usage"}
+    assert set(received) == {"id", "text", "usage", "meta"}
     types = [
         m["type"] for m in run("list_conversation_messages", {"conversationId": conv})["items"]
     ]
@@ -121,7 +133,7 @@ def test_stateless_completion_stores_no_conversation(run: RunAction) -> None:
         "complete_messages",
         {"messages": [{"type": "user", "text": "Say hi."}], "model": "smollm2/maxTokens=6"},
     )
-    assert set(out) == {"text", "usage", "end"}
+    assert set(out) == {"text", "usage", "end", "meta"}
     assert run("list_conversations")["items"] == []
     assert run("fetch_usage")["tokens"] == out["usage"]["token"]
 

@@ -242,3 +242,20 @@ def test_search_survives_vacuum(run: RunAction, dataset: str, engine: Engine) ->
     new = run("create_dataset_record", {"datasetId": dataset, "text": "Zephyr-9 payload 42 kg."})
     found = _ranking(run, dataset, "Zephyr-9 payload kilograms", "lexical")
     assert new["id"] in [rid for rid, _ in found]
+
+
+def test_filter_operators_are_typed_on_every_database(run: RunAction) -> None:
+    ds = run("create_dataset", {"name": "typed", "searchMaxRecords": 9})["id"]
+    for meta in ({"n": 5}, {"n": "7"}, {"n": 10**20}, {}):
+        run("create_dataset_record", {"datasetId": ds, "text": "Cats purr loudly.", "meta": meta})
+
+    def found(flt: dict[str, object]) -> list[object]:
+        records = run(
+            "search_dataset",
+            {"datasetId": ds, "search": "cats", "filter": flt, "mode": "lexical"},
+        )["records"]
+        return sorted(((r["meta"] or {}).get("n", "-") for r in records), key=str)
+
+    assert found({"n": {"$gt": 4}}) == [10**20, 5]  # the string "7" is not a number
+    assert found({"n": {"$lt": 10**30}}) == [10**20, 5]
+    assert found({"n": {"$ne": 5}}) == ["-", 10**20, "7"]

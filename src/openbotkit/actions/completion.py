@@ -76,11 +76,21 @@ class End(Output):
     reason: Literal["stop", "length", "activity", "abort", "error", "iteration"]
 
 
+AnswerMeta = Field(
+    None,
+    description="The bot message's meta: `sources` (record ids put in the prompt), `model`, and "
+    "with a dataset `citations` ([{start, end, recordId, datasetId, source, quote}]: the answer "
+    "span and the verbatim record text supporting it), `unsupported` ([{start, end}]) and "
+    "`grounding` (supported share of the answer's characters).",
+)
+
+
 class CompleteOutput(Output):
     id: str
     text: str
     usage: Usage
     end: End
+    meta: dict[str, Any] | None = AnswerMeta
 
 
 class CompleteConversationInput(TurnOptions):
@@ -150,6 +160,7 @@ class CompleteMessagesOutput(Output):
     text: str
     usage: Usage
     end: End
+    meta: dict[str, Any] | None = AnswerMeta
 
 
 def stream_messages(scope: AccountScope, inp: CompleteMessagesInput) -> Events:
@@ -209,6 +220,7 @@ class ReceiveOutput(Output):
     id: str
     text: str
     usage: Usage
+    meta: dict[str, Any] | None = AnswerMeta
 
 
 def stream_receive(scope: AccountScope, inp: ReceiveInput) -> Events:

@@ -19,7 +19,7 @@ from openbotkit.actions.base import (
     Resource,
 )
 from openbotkit.actions.registry import Effect, action
-from openbotkit.services import conversations, crud
+from openbotkit.services import citations, conversations, crud
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Conversation, Message
 
@@ -227,6 +227,32 @@ def fetch_conversation_message(ctx: Ctx, inp: MessageRef) -> MessageOutput:
     """Fetch one message of a conversation."""
     message = conversations.get_message(ctx, inp.conversation_id, inp.message_id)
     return MessageOutput.model_validate(message)
+
+
+class CitationCheckOutput(Output):
+    record_id: str
+    ok: bool = Field(description="The record still holds the quote verbatim.")
+
+
+class VerifyMessageOutput(Output):
+    ok: bool = Field(description="Every citation's quote is still in its record verbatim.")
+    citations: list[CitationCheckOutput] = Field(
+        description="One entry per citation of the message's meta.citations, in order."
+    )
+
+
+@action(
+    "verify_message",
+    Effect.READ,
+    "POST /conversation/{conversationId}/message/{messageId}/verify",
+)
+def verify_message(ctx: Ctx, inp: MessageRef) -> VerifyMessageOutput:
+    """Check a bot answer's citations: is each quote still in its record, verbatim?"""
+    checks = citations.verify(ctx, inp.conversation_id, inp.message_id)
+    return VerifyMessageOutput(
+        ok=all(c.ok for c in checks),
+        citations=[CitationCheckOutput(record_id=c.record_id, ok=c.ok) for c in checks],
+    )
 
 
 @action(

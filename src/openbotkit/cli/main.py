@@ -19,6 +19,7 @@ from openbotkit.settings import Settings
 COMMANDS = {
     "connector": "openbotkit.cli.connector:connector",
     "datasets": "openbotkit.cli.datasets:datasets",
+    "db": "openbotkit.cli.db:db",
     "files": "openbotkit.cli.jobs:files",
     "jobs": "openbotkit.cli.jobs:jobs",
     "mcp": "openbotkit.cli.mcp_stdio:mcp",
@@ -50,6 +51,7 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context) -> None:
     """openbotkit: self-hosted, ChatBotKit-compatible bots, datasets, files and completions."""
     ctx.obj = CliState(Settings.from_env())
+    ctx.call_on_close(ctx.obj.close)
 
 
 def main() -> None:

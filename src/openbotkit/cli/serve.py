@@ -7,9 +7,25 @@ import os
 import click
 
 from openbotkit.cli.state import state
+from openbotkit.engine import LOCAL_ACCOUNT
 from openbotkit.logs import configure_logging
+from openbotkit.services import secrets
 
 LEVELS = ["debug", "info", "warning", "error"]
+
+
+SIGN_IN_KEY_NAME = "console sign-in link"
+
+
+def sign_in_link(host: str, port: int) -> str:
+    """A link carrying a fresh key of the local account in its fragment (never sent to the
+    server, so never in a log). The console trades it at once for a key of its own and
+    revokes it, so the link works once."""
+    info, token = secrets.create_secret(state().engine.runtime, LOCAL_ACCOUNT, SIGN_IN_KEY_NAME)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/#signin={info.id}.{token}"
 
 
 @click.command()
@@ -27,12 +43,23 @@ LEVELS = ["debug", "info", "warning", "error"]
     show_default=True,
     help="Also run file-sync jobs in this process (else run `obk worker`).",
 )
-def serve(host: str, port: int, workers: int, log_level: str | None, worker: bool) -> None:
-    """Serve the REST API under /api/v1 and /v1 (give SDKs the origin, e.g. http://HOST:PORT)
-    and the same actions as MCP tools at /mcp (Streamable HTTP, the same Bearer secrets).
+@click.option(
+    "--open",
+    "open_link",
+    is_flag=True,
+    help="Print a one-time link that signs the browser in to the console as the local account.",
+)
+def serve(
+    host: str, port: int, workers: int, log_level: str | None, worker: bool, open_link: bool
+) -> None:
+    """Serve the REST API under /api/v1 and /v1 (give SDKs the origin, e.g. http://HOST:PORT),
+    the same actions as MCP tools at /mcp (Streamable HTTP, the same Bearer secrets), and the
+    web console at / (sign in with an API secret).
 
     Also /healthz (the process is up) and /readyz (the database answers), without a secret.
     """
+    if open_link:
+        click.echo(f"Sign in to the console (this link works once): {sign_in_link(host, port)}")
     import uvicorn
 
     st = state()

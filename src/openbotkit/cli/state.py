@@ -26,6 +26,12 @@ class CliState:
             self._engine = Engine(self.settings, local_paths=True)
         return self._engine
 
+    def close(self) -> None:
+        """Release the engine's connections (a database server counts them) when `obk` ends."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
 
 def state() -> CliState:
     """The current command's shared state (set up by the `obk` group)."""

@@ -1,16 +1,24 @@
 """The durable job queue: a table, claimed atomically, leased while a worker runs a job.
 
-Works across processes on SQLite (one UPDATE ... RETURNING under BEGIN IMMEDIATE) and is ready
-for PostgreSQL, where the row-picking subquery adds FOR UPDATE SKIP LOCKED.
+Works across processes on SQLite (one UPDATE ... RETURNING under BEGIN IMMEDIATE) and on
+PostgreSQL, where the row-picking subquery adds FOR UPDATE SKIP LOCKED so workers on several
+machines never wait on each other's rows. On PostgreSQL an enqueue also sends a NOTIFY (delivered
+when its transaction commits) that wakes idle workers at once; `JobSignal` is how they wait.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+import threading
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from openbotkit.ids import new_id, now_ms
+from openbotkit.store import Store
 from openbotkit.store.tables import Job
+
+CHANNEL = "obk_jobs"
 
 SYNC = "sync"
 BACKOFF_BASE_MS = 2_000
@@ -48,6 +56,8 @@ def enqueue_sync(session: Session, account_id: str, file_id: str, dataset_id: st
     )
     session.add(job)
     session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
     return job
 
 
@@ -70,6 +80,47 @@ def fail_exhausted(session: Session, now: int) -> int:
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class JobSignal:
+    """How an idle worker waits for work: woken by a NOTIFY on PostgreSQL, else by a timeout.
+
+    The timeout stays on PostgreSQL too: jobs that become due later (retries after backoff,
+    expired leases) send no notification.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._conn: Any = None
+
+    def wait(self, stop: threading.Event, timeout_s: float) -> None:
+        """Return after a notification, `stop`, or `timeout_s` seconds, whichever comes first."""
+        if self._store.is_sqlite:
+            stop.wait(timeout_s)
+            return
+        try:
+            if self._conn is None:
+                self._conn = self._listen()
+            for _ in self._conn.notifies(timeout=timeout_s, stop_after=1):
+                break
+        except Exception:  # the connection broke: poll this time, reconnect next time
+            self.close()
+            stop.wait(timeout_s)
+
+    def _listen(self) -> Any:
+        import psycopg
+
+        url = self._store.write_engine.url.set(drivername="postgresql")
+        conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
 
 
 def claim_next_job(session: Session, worker_id: str, now: int, lease_ms: int) -> Job | None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_
+from sqlalchemy import ColumnElement, or_
 
 from openbotkit.errors import InvalidInput, Problem
+from openbotkit.store import meta_sql
 from openbotkit.store.tables import Record
 
 OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
@@ -16,23 +17,24 @@ OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 
 def meta_condition(column: Any, key: str, value: Any) -> ColumnElement[bool]:
     """Equality on one meta key; a dotted key is a nested path. Strings from a query string
-    also match the same number or boolean, as a ChatBotKit server does."""
-    path = tuple(key.split("."))
-    expr = column[path] if len(path) > 1 else column[key]
-    if isinstance(value, bool):
-        return expr.as_boolean() == value  # type: ignore[no-any-return]
-    if isinstance(value, (int, float)):
-        return expr.as_float() == value  # type: ignore[no-any-return]
-    if value is None:
-        return expr.is_(None)  # type: ignore[no-any-return]
+    also match the same number or boolean, as a ChatBotKit server does. Typed on every
+    database: the number 1 is not `true`, nor the text "x" a number."""
+    path = meta_sql.path_of(key)
+    if value is None or isinstance(value, (bool, int, float)):
+        return meta_sql.equals(column, path, value)
     text = str(value)
     if text in ("true", "false"):
-        return expr.as_boolean() == (text == "true")  # type: ignore[no-any-return]
-    options = [expr.as_string() == text]
+        return or_(
+            meta_sql.equals(column, path, text == "true"), meta_sql.equals(column, path, text)
+        )
+    options: list[ColumnElement[bool]] = [meta_sql.equals(column, path, text)]
     try:
-        options.append(expr.as_float() == float(text))
+        number = float(text)
     except ValueError:
         pass
+    else:
+        if number == number and abs(number) != float("inf"):  # JSON has no NaN or infinity
+            options.append(meta_sql.equals(column, path, number))
     return or_(*options)
 
 
@@ -40,15 +42,6 @@ def _bad(key: str, message: str) -> InvalidInput:
     return InvalidInput(
         f"filter {key!r}: {message}", details=[Problem(f"/filter/{key}", "filter", message)]
     )
-
-
-def _numeric(expr: Any) -> ColumnElement[bool]:
-    # Ordering operators apply to numbers only: a string "10" is not greater than 9.
-    return func.json_type(Record.meta, expr).in_(("integer", "real"))
-
-
-def _json_path(name: str) -> str:
-    return "$." + ".".join('"' + part.replace('"', '\\"') + '"' for part in name.split("."))
 
 
 def condition(key: str, spec: Any) -> ColumnElement[bool]:
@@ -66,21 +59,22 @@ def condition(key: str, spec: Any) -> ColumnElement[bool]:
         return meta_condition(Record.meta, name, value)
     if op == "$ne":
         # $ne also matches records that lack the key.
-        path = _json_path(name)
         return or_(
-            func.json_type(Record.meta, path).is_(None), ~meta_condition(Record.meta, name, value)
+            meta_sql.is_missing(Record.meta, meta_sql.path_of(name)),
+            ~meta_condition(Record.meta, name, value),
         )
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _bad(key, f"{op} compares numbers only")
-    path = _json_path(name)
-    number = func.json_extract(Record.meta, path)
-    compare = {
+    # Ordering operators apply to numbers only: a string "10" is not greater than 9.
+    number: Any = meta_sql.number_at(Record.meta, meta_sql.path_of(name))
+    value = meta_sql.bindable(value)
+    compare: ColumnElement[bool] = {
         "$gt": number > value,
         "$gte": number >= value,
         "$lt": number < value,
         "$lte": number <= value,
     }[op]
-    return and_(_numeric(path), compare)
+    return compare
 
 
 def conditions(filter_: dict[str, Any] | None) -> list[ColumnElement[bool]]:

@@ -1,6 +1,7 @@
-"""The search index on SQLite: vectors as float32 blobs searched exactly in process memory, and
-FTS5 (kept in step by triggers, see migration 0002) for BM25. All SQL that only SQLite has for
-retrieval lives here, behind `SearchIndex`, which a PostgreSQL + pgvector index can implement.
+"""The search index interface, and its SQLite implementation: vectors as float32 blobs searched
+exactly in process memory, and FTS5 (kept in step by triggers, see migration 0002) for BM25. All
+SQL that only SQLite has for retrieval lives here, behind `SearchIndex`; PostgreSQL's lives in
+`pgvector_index`, and `openbotkit.backends` picks one by the database.
 
 Consistency across processes: every write to a dataset's records bumps `datasets.index_version`
 in the same transaction and stamps the vectors it writes with the new version. A process keeps
@@ -75,8 +76,11 @@ class SearchIndex(Protocol):
         query: Vectors,
         model_id: str,
         limit: int,
-        allowed: set[str] | None,
-    ) -> list[Hit]: ...
+        conditions: Sequence[ColumnElement[bool]],
+    ) -> list[Hit]:
+        """The `limit` records nearest `query` by cosine (best first) among the dataset's
+        records that satisfy `conditions` (on `Record`): filtered inside the search."""
+        ...
 
     def lexical(
         self,
@@ -256,8 +260,15 @@ class SQLiteIndex:
         query: Vectors,
         model_id: str,
         limit: int,
-        allowed: set[str] | None,
+        conditions: Sequence[ColumnElement[bool]],
     ) -> list[Hit]:
+        allowed: set[str] | None = None
+        if conditions:
+            allowed = set(
+                session.scalars(
+                    select(Record.id).where(Record.dataset_id == dataset.id, *conditions)
+                )
+            )
         cached = self._vectors(session, dataset, model_id)
         if not cached.ids:
             return []

@@ -27,6 +27,7 @@ from openbotkit.errors import ObkError
 from openbotkit.logs import configure_logging
 from openbotkit.server import wire_files  # noqa: F401 - registers the file wire adapters
 from openbotkit.server.access import AccessLog
+from openbotkit.server.console import WidgetCors, console_routes
 from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
 from openbotkit.server.mcp_http import PATH as MCP_PATH
 from openbotkit.server.mcp_http import mcp_endpoint
@@ -106,8 +107,9 @@ def _probe_routes(engine: Engine) -> list[BaseRoute]:
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
-    """The access log outermost (it sees every answer, preflights too), then CORS when
-    OBK_CORS_ORIGINS names the browser origins allowed to call the API (or is *)."""
+    """The access log outermost (it sees every answer, preflights too), then CORS: for every
+    route when OBK_CORS_ORIGINS names the browser origins allowed to call the API (or is *),
+    else for the chat widget's routes only, from any origin."""
     stack = [Middleware(AccessLog)]
     origins = settings.cors_origin_list
     if origins:
@@ -122,6 +124,8 @@ def _middleware(settings: Settings) -> list[Middleware]:
                 max_age=600,
             )
         )
+    else:
+        stack.append(Middleware(WidgetCors))
     return stack
 
 
@@ -170,6 +174,7 @@ def create_app(
         *EXTRA_ROUTES,
         *(Route(p + "/openapi.json", openapi, methods=["GET"]) for p in PREFIXES),
         Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"]),
+        *console_routes(),  # last: it answers every path no API route took
     ]
     app = Starlette(
         routes=routes,

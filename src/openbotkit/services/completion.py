@@ -24,6 +24,8 @@ from openbotkit.models.providers import (
     Role,
     Token,
 )
+from openbotkit.retrieval.citations import SourceRecord, align
+from openbotkit.retrieval.embedders import Embedder
 from openbotkit.services import bots, conversations, datasets, usage
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.services.search import search_records
@@ -50,7 +52,34 @@ class Prepared:
     spec: ModelSpec
     messages: list[ChatMessage]
     options: GenerationOptions
-    sources: list[str] = field(default_factory=list)
+    # The records put in the prompt, and the embedder to cite them with (None: no dataset).
+    records: list[SourceRecord] = field(default_factory=list)
+    embedder: Embedder | None = None
+    # Each record's search score, in the order of `records`.
+    scores: list[float] = field(default_factory=list)
+
+    def answer_meta(self, answer: str) -> dict[str, Any]:
+        """The bot message's meta: the records used and, when a dataset was consulted, which
+        sentences of the answer they support (citations, unsupported, grounding).
+        `sourceRecords` gives each record as a reader needs it without another request (a
+        widget's key may not read datasets): text, origin, dataset and score."""
+        meta: dict[str, Any] = {
+            "sources": [r.id for r in self.records],
+            "sourceRecords": [
+                {
+                    "id": r.id,
+                    "datasetId": r.dataset_id,
+                    "score": round(score, 4),
+                    "text": r.text,
+                    "source": r.source,
+                }
+                for r, score in zip(self.records, self.scores, strict=True)
+            ],
+            "model": self.spec.name,
+        }
+        if self.embedder is not None:
+            meta.update(align(answer, self.records, self.embedder).as_meta())
+        return meta
 
 
 def _config(ctx: Ctx, bot_id: str | None, inline: BotConfig) -> BotConfig:
@@ -85,15 +114,18 @@ def _prepare(
         frequency_penalty=spec.options.get("frequencyPenalty"),
         presence_penalty=spec.options.get("presencePenalty"),
     )
-    context, sources = None, []
+    context, records, embedder, scores = None, [], None, []
+    # Documents the request attached (spec: attachments) are facts before any found record.
     facts = list(documents)
     match_instruction = mismatch_instruction = None
     if config.dataset_id:
         query = next((t.text for t in reversed(history) if t.role == "user"), "")
         if query.strip():
-            found = search_records(ctx, config.dataset_id, query)
-            sources = [r.id for r in found]
             dataset = datasets.get(ctx, config.dataset_id)
+            found = search_records(ctx, dataset.id, query)
+            records = [SourceRecord(r.id, dataset.id, r.source, r.text) for r in found]
+            scores = [r.score for r in found]
+            embedder = ctx.runtime.embedder
             facts += [r.text for r in found]
             match_instruction = dataset.match_instruction
             mismatch_instruction = dataset.mismatch_instruction
@@ -106,7 +138,7 @@ def _prepare(
         history=history,
         max_new_tokens=options.max_tokens,
     )
-    return Prepared(provider, spec, messages, options, sources)
+    return Prepared(provider, spec, messages, options, records, embedder, scores)
 
 
 def _generate(prepared: Prepared, answer: list[str], finished: list[Finished]) -> Iterator[Event]:
@@ -186,6 +218,8 @@ def converse(
     yield from _generate(prepared, answer, finished)
     end = finished[-1] if finished else Finished("stop", 0, 0)
     reply = "".join(answer).strip()
+    meta = prepared.answer_meta(reply)
+    meta["usage"] = {"inputTokensUsed": end.input_tokens, "outputTokensUsed": end.output_tokens}
     with scope.transaction() as ctx:
         conversation = conversations.get(ctx, conversation_id)
         if text is not None:
@@ -194,11 +228,7 @@ def converse(
         bot_message = conversations.add_message(
             ctx,
             conversation,
-            {
-                "type": "bot",
-                "text": reply,
-                "meta": {"sources": prepared.sources, "model": prepared.spec.name},
-            },
+            {"type": "bot", "text": reply, "meta": meta},
         )
         usage.record(ctx, "tokens", end.input_tokens + end.output_tokens)
         message_id = bot_message.id
@@ -206,6 +236,7 @@ def converse(
         "id": message_id,
         "text": reply,
         "usage": {"token": end.input_tokens + end.output_tokens},
+        "meta": meta,
     }
     if with_end:
         result["end"] = {"reason": end.reason}
@@ -256,13 +287,16 @@ def complete_messages(
     finished: list[Finished] = []
     yield from _generate(prepared, answer, finished)
     end = finished[-1] if finished else Finished("stop", 0, 0)
+    reply = "".join(answer).strip()
+    meta = prepared.answer_meta(reply)
     with scope.transaction() as ctx:
         usage.record(ctx, "tokens", end.input_tokens + end.output_tokens)
     yield {
         "type": "result",
         "data": {
-            "text": "".join(answer).strip(),
+            "text": reply,
             "usage": {"token": end.input_tokens + end.output_tokens},
             "end": {"reason": end.reason},
+            "meta": meta,
         },
     }

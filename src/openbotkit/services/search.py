@@ -91,15 +91,8 @@ def search_records(
         hits = index.lexical(ctx.session, dataset.id, query, conds, n)
         bm25 = {h.record_id: h.score for h in hits}
     if embedding is not None:
-        allowed = None
-        if conds:
-            allowed = set(
-                ctx.session.scalars(
-                    select(Record.id).where(Record.dataset_id == dataset.id, *conds)
-                )
-            )
         query_vec = embedding.result()[0]
-        hits = index.dense(ctx.session, dataset, query_vec, embedder.model_id, n, allowed)
+        hits = index.dense(ctx.session, dataset, query_vec, embedder.model_id, n, conds)
         cosine = {h.record_id: h.score for h in hits}
 
     if mode == "hybrid":

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from openbotkit.access import Effect, Key
 from openbotkit.errors import CredentialExpired, InvalidInput, NotFound, Problem
@@ -65,7 +66,33 @@ def create_secret(
     budget_tokens: int | None = None,
     expires_at: int | None = None,
 ) -> tuple[SecretInfo, str]:
-    """Create a secret for `account` (created if new); returns its info and the token, once.
+    """Create a secret for `account` (created if new); returns its info and the token, once."""
+    account_id = ensure_account(runtime.store, account)
+    with runtime.store.session() as session:
+        row, token = create_key(
+            Ctx(runtime, session, account_id),
+            name,
+            scope=scope,
+            bots=bots,
+            datasets=datasets,
+            budget_tokens=budget_tokens,
+            expires_at=expires_at,
+        )
+        info = _info(row, account, 0)
+    return info, token
+
+
+def create_key(
+    ctx: Ctx,
+    name: str | None = None,
+    *,
+    scope: Effect = Effect.DESTRUCTIVE,
+    bots: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    budget_tokens: int | None = None,
+    expires_at: int | None = None,
+) -> tuple[Secret, str]:
+    """A new secret of the acting account, in its transaction; the token is returned once.
 
     `bots` and `datasets` (ids or @aliases of the account's own) limit what the key reaches;
     giving either limits it to exactly those. An unknown one is not_found: a key is never
@@ -81,29 +108,25 @@ def create_secret(
             "the expiry must be in the future",
             details=[Problem("/expiresIn", "minimum", "must be > 0")],
         )
-    account_id = ensure_account(runtime.store, account)
     token = TOKEN_PREFIX + pysecrets.token_urlsafe(32)
     limited = bots is not None or datasets is not None
-    with runtime.store.session() as session:
-        ctx = Ctx(runtime, session, account_id)
-        bot_ids = [crud.get_owned(ctx, Bot, b, field="bot").id for b in bots or ()]
-        dataset_ids = [crud.get_owned(ctx, Dataset, d, field="dataset").id for d in datasets or ()]
-        row = Secret(
-            id=new_id(),
-            account_id=account_id,
-            name=name,
-            token_hash=_hash(token),
-            prefix=token[:10],
-            created_at=now_ms(),
-            scope=scope.value,
-            bots=sorted(set(bot_ids)) if limited else None,
-            datasets=sorted(set(dataset_ids)) if limited else None,
-            budget_tokens=budget_tokens,
-            expires_at=expires_at,
-        )
-        session.add(row)
-        info = _info(row, account, 0)
-    return info, token
+    bot_ids = [crud.get_owned(ctx, Bot, b, field="bot").id for b in bots or ()]
+    dataset_ids = [crud.get_owned(ctx, Dataset, d, field="dataset").id for d in datasets or ()]
+    row = Secret(
+        id=new_id(),
+        account_id=ctx.account_id,
+        name=name,
+        token_hash=_hash(token),
+        prefix=token[:10],
+        created_at=now_ms(),
+        scope=scope.value,
+        bots=sorted(set(bot_ids)) if limited else None,
+        datasets=sorted(set(dataset_ids)) if limited else None,
+        budget_tokens=budget_tokens,
+        expires_at=expires_at,
+    )
+    ctx.session.add(row)
+    return row, token
 
 
 def _info(row: Secret, account: str, tokens_used: int) -> SecretInfo:
@@ -186,17 +209,18 @@ def list_secrets(runtime: Runtime, account: str | None = None) -> list[SecretInf
         query = query.where(Account.name == account)
     with runtime.store.session(write=False) as session:
         rows = session.execute(query.order_by(Secret.created_at)).all()
-        used = dict(
-            session.execute(
-                select(UsageEvent.secret_id, func.sum(UsageEvent.amount))
-                .where(
-                    UsageEvent.secret_id.in_([s.id for s, _ in rows]),
-                    UsageEvent.metric == "tokens",
-                )
-                .group_by(UsageEvent.secret_id)
-            ).all()
-        )
-        return [_info(s, acct, int(used.get(s.id) or 0)) for s, acct in rows]
+        used = tokens_used(session, [s.id for s, _ in rows])
+        return [_info(s, acct, used.get(s.id, 0)) for s, acct in rows]
+
+
+def tokens_used(session: Session, secret_ids: Sequence[str]) -> dict[str, int]:
+    """Tokens completions spent through each of these secrets (absent: none)."""
+    rows = session.execute(
+        select(UsageEvent.secret_id, func.sum(UsageEvent.amount))
+        .where(UsageEvent.secret_id.in_(list(secret_ids)), UsageEvent.metric == "tokens")
+        .group_by(UsageEvent.secret_id)
+    ).all()
+    return {str(sid): int(total or 0) for sid, total in rows}
 
 
 def revoke(runtime: Runtime, secret_id: str) -> None:

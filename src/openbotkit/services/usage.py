@@ -80,3 +80,25 @@ def database_counts(ctx: Ctx) -> dict[str, int]:
         return int(ctx.session.scalar(query) or 0)
 
     return {"datasets": count(Dataset), "records": count(Record), "files": count(File)}
+
+
+DAY_MS = 86_400_000
+
+
+def series(ctx: Ctx, days: int) -> dict[str, list[dict[str, int]]]:
+    """Daily totals of each metric over the last `days` days (UTC), oldest first, every day
+    present (zero when nothing was used), so a chart needs no gap filling."""
+    today = now_ms() // DAY_MS * DAY_MS
+    start = today - (days - 1) * DAY_MS
+    day = (UsageEvent.created_at - (UsageEvent.created_at % DAY_MS)).label("day")
+    rows = ctx.session.execute(
+        select(UsageEvent.metric, day, func.sum(UsageEvent.amount))
+        .where(UsageEvent.account_id == ctx.account_id, UsageEvent.created_at >= start)
+        .group_by(UsageEvent.metric, day)
+    )
+    sums = {(metric, int(d)): int(total or 0) for metric, d, total in rows}
+    dates = [start + i * DAY_MS for i in range(days)]
+    return {
+        m: [{"date": d, "total": sums.get((m, d), 0)} for d in dates]
+        for m in ("tokens", "conversations", "messages")
+    }

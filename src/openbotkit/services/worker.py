@@ -80,20 +80,25 @@ class Worker:
             return session.get(Job, job.id)
 
     def run(self, stop: threading.Event, poll_s: float = 1.0) -> None:
-        """Work until `stop` is set, sleeping `poll_s` when the queue is empty; prune old
-        jobs and executions at start and then hourly."""
+        """Work until `stop` is set; when the queue is empty, wait up to `poll_s` for a new job
+        (a notification wakes the worker at once on PostgreSQL). Old jobs and executions are
+        pruned at start and then hourly."""
         next_prune = time.monotonic()
-        while not stop.is_set():
-            try:
-                if time.monotonic() >= next_prune:
-                    next_prune = time.monotonic() + PRUNE_EVERY_S
-                    self.prune()
-                job = self.run_once()
-            except Exception:  # the database may be briefly unavailable; keep the worker up
-                log.exception("worker loop error")
-                job = None
-            if job is None:
-                stop.wait(poll_s)
+        signal = jobs.JobSignal(self.runtime.store)
+        try:
+            while not stop.is_set():
+                try:
+                    if time.monotonic() >= next_prune:
+                        next_prune = time.monotonic() + PRUNE_EVERY_S
+                        self.prune()
+                    job = self.run_once()
+                except Exception:  # the database may be briefly unavailable; keep the worker up
+                    log.exception("worker loop error")
+                    job = None
+                if job is None and not stop.is_set():
+                    signal.wait(stop, poll_s)
+        finally:
+            signal.close()
 
     def prune(self) -> retention.Pruned:
         """Apply OBK_RETENTION_DAYS to finished jobs and connector executions."""

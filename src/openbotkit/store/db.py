@@ -1,5 +1,9 @@
 """The store: one engine per database, sessions per action, migrations applied on first use.
 
+Two databases: SQLite (the embedded default, one file) and PostgreSQL (`postgresql://...`, through
+psycopg 3), where several machines share one database and migrations are serialised by an
+advisory lock instead of a lock file.
+
 SQLite runs in WAL mode with a busy timeout so several processes (CLI, server workers, ingestion
 workers) share one file. Write transactions start with BEGIN IMMEDIATE: a deferred transaction
 that later upgrades to a write lock can fail at once with "database is locked", while an
@@ -16,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +42,31 @@ def head_revision() -> str:
     if len(heads) != 1:
         raise RuntimeError(f"migrations must have one head, found {sorted(heads)}")
     return heads.pop()
+
+
+# pg_advisory_xact_lock key held while migrating (any constant; "obk" in ASCII).
+MIGRATION_LOCK_KEY = 0x6F626B
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 here (SQLAlchemy's default PostgreSQL driver is psycopg2)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        return parsed.render_as_string(hide_password=False)
+    return url
+
+
+def _postgres_engine(url: str) -> Engine:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise RuntimeError(
+            "OBK_DATABASE_URL names PostgreSQL, but its driver is not installed: "
+            "pip install 'openbotkit[postgres]'"
+        ) from exc
+    # Pre-ping: a connection the server (or a failover) closed is replaced, not handed out.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
@@ -65,7 +94,7 @@ class Store:
     """Engines and sessions for one database URL."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self.url = url = normalize_url(url)
         self.dialect = make_url(url).get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
         if self.is_sqlite:
@@ -75,7 +104,7 @@ class Store:
             self.write_engine = _sqlite_engine(url, immediate=True)
             self.read_engine = _sqlite_engine(url, immediate=False)
         else:
-            self.write_engine = create_engine(url, pool_pre_ping=True)
+            self.write_engine = _postgres_engine(url)
             self.read_engine = self.write_engine
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
@@ -127,7 +156,22 @@ class Store:
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.write_engine.connect() as conn:
             cfg.attributes["connection"] = conn
+            if self.is_sqlite:
+                command.upgrade(cfg, "head")
+                return
+            # One transaction: the lock, then every migration (PostgreSQL has transactional
+            # DDL); a process that waited on the lock finds the schema current and does nothing.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             command.upgrade(cfg, "head")
+            conn.commit()
+
+    def upgrade(self) -> str | None:
+        """Apply pending migrations now (`obk db upgrade`); returns the revision reached."""
+        self._migrated = False
+        self.migrate()
+        with self.write_engine.connect() as conn:
+            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return str(found) if found is not None else None
 
     @contextmanager
     def session(self, *, write: bool = True) -> Iterator[Session]:

@@ -30,6 +30,36 @@ test('complete answers with 42 and names its source', async () => {
   assert.equal(typeof out.usage.token, 'number')
   const message = await a.conversation.message.fetch(id, out.id)
   assert.ok(message.meta.sources.includes(recordId))
+  // Citations: in the answer's meta and the stored message's, each quote verbatim in its record.
+  assert.deepEqual(out.meta, message.meta)
+  assert.ok(out.meta.citations.length > 0)
+  const record = await a.dataset.record.fetch(out.meta.citations[0].datasetId, recordId)
+  for (const c of out.meta.citations) {
+    assert.equal(c.recordId, recordId)
+    assert.ok(record.text.includes(c.quote))
+    assert.ok(out.text.slice(c.start, c.end).length > 0)
+  }
+  assert.ok(out.meta.grounding > 0 && out.meta.grounding <= 1)
+  const checked = await a.clientFetch(`/api/v1/conversation/${id}/message/${out.id}/verify`, { record: {} })
+  assert.equal(checked.ok, true)
+})
+
+test('evaluate_dataset measures the search on labelled queries', async () => {
+  const { id: datasetId } = await a.dataset.create({ name: 'eval' })
+  const { id: alpha } = await a.dataset.record.create(datasetId, { text: 'alpha' })
+  await a.dataset.record.create(datasetId, { text: 'charlie delta' })
+  await a.dataset.record.create(datasetId, { text: 'delta echo', meta: { docId: 'e' } })
+  const queries = [
+    { query: 'alpha', relevant: [alpha] },
+    { query: 'charlie delta', relevant: [{ meta: { docId: 'e' } }] },
+  ]
+  const out = await a.clientFetch(`/api/v1/dataset/${datasetId}/evaluate`, {
+    record: { queries, modes: ['lexical'] },
+  })
+  assert.deepEqual(Object.keys(out.modes), ['lexical'])
+  assert.deepEqual(out.modes.lexical.queries.map((q) => q.ranks), [[1], [2]])
+  assert.equal(out.modes.lexical.mrr, 0.75)
+  assert.ok(Math.abs(out.modes.lexical.ndcg - (1 + 1 / Math.log2(3)) / 2) < 1e-6)
 })
 
 test('complete streams tokens, usage and one result', async () => {

@@ -2,7 +2,7 @@
 
 The index is keyed by `records.key` (an INTEGER PRIMARY KEY, stable under VACUUM). Triggers
 fire in the writing transaction, whichever process writes, and on cascaded deletes too,
-so the lexical index can never disagree with the rows. PostgreSQL gets its own index later.
+so the lexical index can never disagree with the rows. PostgreSQL has its own (0003).
 
 Revision ID: 0002
 Revises: 0001

@@ -1,0 +1,211 @@
+"""Citations: which sentences of an answer the records in its prompt support, and where.
+
+After a completion, every sentence of the answer is compared with every sentence of the records
+that were put in the prompt. A sentence is supported by the record sentence that scores best, if
+that score reaches `SUPPORT_THRESHOLD`; the record sentence is then quoted verbatim (a slice of
+the record's text), so anyone can check the claim against the record later. Sentences nothing
+supports are reported as `unsupported` spans, and `grounding` is the supported share of the
+answer's characters.
+
+The score mixes meaning and wording: `COSINE_WEIGHT` x the cosine of the two sentences' embeddings
+(the installation's embedder, passed in) plus the rest x the share of the answer sentence's
+content words found in the record sentence. Wording catches a claim hidden inside a long record
+sentence, whose embedding the rest of the sentence dilutes; meaning catches paraphrase. A figure
+the record sentence does not state (a number in the answer that is not in the quote) is never
+supported, however similar the rest: a wrong number is the typical unfaithful answer.
+
+It is computed from text alone, so it works the same for every language model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from openbotkit.retrieval.embedders import Embedder
+from openbotkit.retrieval.lexical import query_terms
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+# numpy is imported by the functions that compute: every action module imports this one (through
+# completion), and the connector's plain reads start without numpy.
+
+# Measured by bench/citations.py on the SciFact subset (82 claims): each claim against the
+# abstracts that support or refute it (positives, 91 pairs), against a random other abstract
+# (shuffled) and against the non-evidence abstract sharing the most words with it (hard
+# negatives: on-topic text that does not say it, like a retriever's near misses). The weight
+# has the best ROC AUC against both (0.937 shuffled, 0.830 hard; pure cosine 0.938 / 0.827,
+# pure word overlap 0.942 / 0.717). The threshold has the best Youden's J against the hard
+# negatives: 82% of positives pass it, 32% of hard negatives and 2% of shuffled ones.
+COSINE_WEIGHT = 0.75
+SUPPORT_THRESHOLD = 0.5
+
+# A sentence runs from a non-space character to the first run of . ! ? (closing quotes or
+# brackets included) followed by whitespace and a character that is not a lowercase letter, or
+# to the end of its line: "3.5" and "e.g. when" do not end one. A list marker at the start of a
+# line is not part of the sentence after it.
+_IN_LINE = re.compile(r"\S.*?(?:[.!?]+[\"'”’)\]]*(?=\s+(?![a-z])|\s*$)|$)")
+_LIST_MARKER = re.compile(r"[ \t]*(?:(?:[-*•]|\d{1,3}[.)])[ \t]+)?")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of a text: its span, and the words and figures matching compares."""
+
+    start: int
+    end: int
+    text: str
+    terms: frozenset[str]
+    numbers: frozenset[str]
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """A record as it was put in the prompt."""
+
+    id: str
+    dataset_id: str
+    source: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Citation:
+    start: int
+    end: int
+    record_id: str
+    dataset_id: str
+    source: str | None
+    quote: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Alignment:
+    citations: list[Citation]
+    unsupported: list[tuple[int, int]]
+    grounding: float
+
+    def as_meta(self) -> dict[str, Any]:
+        """The message meta keys, in the API's camelCase."""
+        return {
+            "citations": [
+                {
+                    "start": c.start,
+                    "end": c.end,
+                    "recordId": c.record_id,
+                    "datasetId": c.dataset_id,
+                    "source": c.source,
+                    "quote": c.quote,
+                }
+                for c in self.citations
+            ],
+            "unsupported": [{"start": s, "end": e} for s, e in self.unsupported],
+            "grounding": self.grounding,
+        }
+
+
+def _stem(word: str) -> str:
+    # Plural and singular count as the same word; anything finer is for the embedding to see.
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _numbers(text: str) -> frozenset[str]:
+    return frozenset(n.replace(",", "") for n in _NUMBER.findall(text))
+
+
+def sentences(text: str) -> list[Sentence]:
+    """The sentences of `text` with their character spans (list markers left out)."""
+    out = []
+    offset = 0
+    for line in text.split("\n"):
+        marker = _LIST_MARKER.match(line)
+        for match in _IN_LINE.finditer(line, marker.end() if marker else 0):
+            body = match.group().rstrip()
+            if any(ch.isalnum() for ch in body):
+                start = offset + match.start()
+                terms = frozenset(_stem(t) for t in query_terms(body))
+                out.append(Sentence(start, start + len(body), body, terms, _numbers(body)))
+        offset += len(line) + 1
+    return out
+
+
+def lexical_support(claim: Sentence, evidence: Sentence) -> float:
+    """The share of the claim's content words that the evidence contains (0 without any)."""
+    if not claim.terms:
+        return 0.0
+    return len(claim.terms & evidence.terms) / len(claim.terms)
+
+
+def support_matrix(
+    claims: Sequence[Sentence],
+    evidence: Sequence[Sentence],
+    claim_vectors: npt.NDArray[np.float32],
+    evidence_vectors: npt.NDArray[np.float32],
+    cosine_weight: float = COSINE_WEIGHT,
+) -> npt.NDArray[np.float64]:
+    """Scores in 0..1, claims x evidence: weighted cosine plus lexical support, 0 where the
+    claim states a figure the evidence sentence does not."""
+    import numpy as np
+
+    if not claims or not evidence:
+        return np.zeros((len(claims), len(evidence)))
+    cosine = np.clip(claim_vectors @ evidence_vectors.T, 0.0, 1.0).astype(np.float64)
+    lexical = np.array([[lexical_support(c, e) for e in evidence] for c in claims])
+    figures = np.array([[c.numbers <= e.numbers for e in evidence] for c in claims])
+    return np.asarray((cosine_weight * cosine + (1 - cosine_weight) * lexical) * figures)
+
+
+def align(
+    answer: str,
+    records: Sequence[SourceRecord],
+    embedder: Embedder,
+    *,
+    threshold: float = SUPPORT_THRESHOLD,
+) -> Alignment:
+    """Cite, for each sentence of `answer`, the record sentence that supports it best."""
+    import numpy as np
+
+    claims = sentences(answer)
+    evidence: list[Sentence] = []
+    owner: list[SourceRecord] = []
+    seen: set[tuple[str, str]] = set()
+    for record in records:
+        for sentence in sentences(record.text):
+            if (record.id, sentence.text) not in seen:  # a repeated line is embedded once
+                seen.add((record.id, sentence.text))
+                evidence.append(sentence)
+                owner.append(record)
+    if not claims:
+        return Alignment([], [], 0.0)
+    vectors = embedder.embed([s.text for s in claims] + [s.text for s in evidence])
+    scores = support_matrix(claims, evidence, vectors[: len(claims)], vectors[len(claims) :])
+    citations: list[Citation] = []
+    unsupported: list[tuple[int, int]] = []
+    for i, claim in enumerate(claims):
+        best = int(np.argmax(scores[i])) if evidence else -1
+        if best >= 0 and scores[i, best] >= threshold:
+            record, quote = owner[best], evidence[best]
+            citations.append(
+                Citation(
+                    claim.start,
+                    claim.end,
+                    record.id,
+                    record.dataset_id,
+                    record.source,
+                    record.text[quote.start : quote.end],
+                    round(float(scores[i, best]), 4),
+                )
+            )
+        else:
+            unsupported.append((claim.start, claim.end))
+    total = sum(c.end - c.start for c in claims)
+    supported = sum(c.end - c.start for c in citations)
+    return Alignment(citations, unsupported, round(supported / total, 4) if total else 0.0)

@@ -1,0 +1,88 @@
+"""The web console at `/` and the chat widget at `/widget.js`: static files shipped in the
+package (openbotkit/console), and the CORS that lets the widget talk from other origins.
+
+The console is a page like any other client: it calls the same `/api/v1` routes as the SDKs, so
+nothing here knows about bots or datasets. CORS is limited to the routes the widget uses (start a
+conversation with a bot, complete it, read the answer's sources) unless OBK_CORS_ORIGINS lists
+origins, which then may call every API route (server/app.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+WIDGET_PATHS = re.compile(
+    r"^/(?:api/)?v1/conversation/(?:create|[^/]+/complete|[^/]+/message/[^/]+/fetch)$"
+    r"|^/widget\.js$"
+)
+ALLOW_HEADERS = "authorization, content-type, accept"
+ALLOW_METHODS = "GET, POST, OPTIONS"
+
+
+def console_routes() -> list[BaseRoute]:
+    """`/` is the console's page, `/console/...` its modules and styles, `/widget.js` the
+    widget; API paths are left alone (an unknown one stays a JSON 404)."""
+    static = StaticFiles(packages=[("openbotkit", "console")])
+
+    async def file(request: Request, name: str) -> Response:
+        return await static.get_response(name, request.scope)
+
+    async def index(request: Request) -> Response:
+        return await file(request, "index.html")
+
+    async def widget(request: Request) -> Response:
+        return await file(request, "widget.js")
+
+    return [
+        Route("/", index, methods=["GET", "HEAD"]),
+        Route("/widget.js", widget, methods=["GET", "HEAD"]),
+        Mount("/console", app=static, name="console"),
+    ]
+
+
+class WidgetCors:
+    """CORS for the widget's routes, from any origin: they need a key that the page holds
+    anyway, and no cookies are involved. (OBK_CORS_ORIGINS, when set, replaces this with CORS
+    for every route from the origins it lists.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not WIDGET_PATHS.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if "origin" not in headers:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 204,
+                    "headers": [
+                        (b"access-control-allow-origin", b"*"),
+                        (b"access-control-allow-methods", ALLOW_METHODS.encode()),
+                        (b"access-control-allow-headers", ALLOW_HEADERS.encode()),
+                        (b"access-control-max-age", b"600"),
+                        (b"content-length", b"0"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["Access-Control-Allow-Origin"] = "*"
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)

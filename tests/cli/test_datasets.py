@@ -1,0 +1,136 @@
+"""`obk datasets import|eval` and verify_message through the real `obk`."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+
+from openbotkit.engine import Engine
+from tests.cli.test_connector import obk, run_json
+
+
+def eval_dir() -> Path | None:
+    """The SciFact subset kept beside the repository (input for bench/ only, never copied)."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "eval" / "scifact-subset"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def write_beir(tmp_path: Path) -> tuple[Path, Path, Path]:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        '{"_id": "d1", "title": "Alpha", "text": "alpha bravo"}\n'
+        '{"_id": "d2", "title": "", "text": "charlie delta"}\n'
+        '{"_id": "d3", "text": "delta echo foxtrot golf"}\n'
+        '{"text": "an ordinary record", "meta": {"kind": "plain"}}\n'
+    )
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(
+        '{"_id": "q1", "text": "alpha"}\n'
+        '{"_id": "q2", "text": "charlie delta"}\n'
+        '{"_id": "q3", "text": "unjudged"}\n'
+    )
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq2\td1\t0\n")
+    return corpus, queries, qrels
+
+
+def test_import_then_eval_a_beir_collection(tmp_path: Path) -> None:
+    corpus, queries, qrels = write_beir(tmp_path)
+    dataset = run_json("create_dataset", {"name": "beir"})[1]["data"]["id"]
+    imported = obk("datasets", "import", dataset, str(corpus))
+    assert imported.returncode == 0, imported.stderr
+    assert "4 record(s) imported" in imported.stderr
+    records = run_json("list_dataset_records", {"datasetId": dataset})[1]["data"]["items"]
+    by_text = {r["text"]: r.get("meta") for r in records}
+    assert by_text == {
+        "Alpha alpha bravo": {"docId": "d1"},
+        "charlie delta": {"docId": "d2"},
+        "delta echo foxtrot golf": {"docId": "d3"},
+        "an ordinary record": {"kind": "plain"},
+    }
+
+    args = ["datasets", "eval", dataset, "--queries", str(queries), "--qrels", str(qrels)]
+    full = obk(*args, "--mode", "lexical", "--json")
+    assert full.returncode == 0, full.stderr
+    lexical = json.loads(full.stdout)["modes"]["lexical"]
+    # q1: d1 first; q2: d2 matches both words, d3 comes second (d1's grade 0 is not relevant).
+    assert [(q["query"], q["ranks"]) for q in lexical["queries"]] == [
+        ("alpha", [1]),
+        ("charlie delta", [2]),
+    ]
+    assert lexical["ndcg"] == pytest.approx((1 + 1 / math.log2(3)) / 2, abs=1e-6)
+    assert (lexical["recall"], lexical["mrr"]) == (1.0, 0.75)
+
+    table = obk(*args)
+    assert table.returncode == 0, table.stderr
+    rows = {line.split("│")[1].strip(): line for line in table.stdout.splitlines() if "│" in line}
+    assert {"hybrid", "dense", "lexical"} <= set(rows)
+    assert "0.815" in rows["lexical"] and "1.000" in rows["lexical"]  # nDCG@10, recall@10
+
+
+def test_eval_errors_are_one_line(tmp_path: Path) -> None:
+    _, queries, qrels = write_beir(tmp_path)
+    dataset = run_json("create_dataset", {})[1]["data"]["id"]
+    args = ["datasets", "eval", dataset, "--queries", str(queries), "--qrels", str(qrels)]
+    empty = obk(*args)  # nothing imported: no record carries those docIds
+    assert empty.returncode == 1
+    assert empty.stderr.startswith("error: invalid_input: relevant items not found")
+    qrels.write_text("q9\td1\t1\n")
+    unknown = obk(*args)
+    assert unknown.returncode == 1 and "query 'q9' is not in" in unknown.stderr
+
+
+def test_verify_message_through_the_connector() -> None:
+    dataset = run_json("create_dataset", {})[1]["data"]["id"]
+    text = "Water boils at 100 degrees at sea level."
+    record = run_json("create_dataset_record", {"datasetId": dataset, "text": text})[1]["data"]
+    conv = run_json("create_conversation", {})[1]["data"]["id"]
+    citation = {"recordId": record["id"], "datasetId": dataset, "quote": text}
+    message = run_json(
+        "create_conversation_message",
+        {"conversationId": conv, "type": "bot", "text": text, "meta": {"citations": [citation]}},
+    )[1]["data"]["id"]
+    ref = {"conversationId": conv, "messageId": message}
+    code, out = run_json("verify_message", ref)
+    assert code == 0
+    assert out["data"] == {"ok": True, "citations": [{"recordId": record["id"], "ok": True}]}
+    update = {"datasetId": dataset, "recordId": record["id"], "text": "Water boils at 90 degrees."}
+    assert run_json("update_dataset_record", update)[0] == 0
+    assert run_json("verify_message", ref)[1]["data"]["ok"] is False
+
+
+@pytest.mark.slow
+def test_eval_reproduces_the_retrieval_benchmark_on_scifact(engine: Engine) -> None:
+    """`obk datasets eval` and bench/retrieval.py agree on nDCG@10 for each mode."""
+    from bench import retrieval as bench
+
+    root = eval_dir()
+    if root is None:
+        pytest.skip("the SciFact subset (shared/eval/scifact-subset) is not beside the repository")
+    corpus, queries, qrels = bench.load_beir(root)
+    # In the account the CLI acts as, so `obk datasets eval` reads the same dataset.
+    by_record = bench.index_corpus(engine, corpus, "local")
+    per_mode = bench.score_queries(engine, "local", by_record, queries, qrels)
+    proc = obk(
+        "datasets",
+        "eval",
+        bench.DATASET_ID,
+        "--queries",
+        str(root / "queries.jsonl"),
+        "--qrels",
+        str(root / "qrels" / "test.tsv"),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    for mode in bench.MODES:
+        expected = statistics.mean(v[0] for v in per_mode[mode].values())
+        assert result["modes"][mode]["ndcg"] == pytest.approx(expected, abs=0.005), mode
+        assert len(result["modes"][mode]["queries"]) == len(queries)
