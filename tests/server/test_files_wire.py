@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from openbotkit.engine import Engine
-from openbotkit.ingestion.worker import Worker
 from openbotkit.retrieval.embedders import Embedder
+from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import File
 from tests.ingestion.samples import HTML
@@ -278,7 +278,7 @@ def test_sync_reads_a_direct_upload(client: Client, engine: Engine) -> None:
     ds = client.request("POST", "/api/v1/dataset/create", json={}).json()["id"]
     client.request("POST", f"/api/v1/dataset/{ds}/file/{file_id}/attach", json={"type": "source"})
     client.request("POST", f"/api/v1/file/{file_id}/sync", json={})
-    job = Worker(engine).run_once()
+    job = Worker(engine.runtime).run_once()
     assert job is not None and job.status == "succeeded", job and job.error
     records = client.request("GET", f"/api/v1/dataset/{ds}/record/list").json()["items"]
     assert [r["text"] for r in records] == [BODY.decode().strip()]

@@ -17,10 +17,10 @@ from sqlalchemy import select, text
 from openbotkit.backends import blob_store
 from openbotkit.engine import Engine
 from openbotkit.errors import Conflict, InvalidInput
-from openbotkit.ingestion.worker import Worker
 from openbotkit.models.providers import LLMProvider
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.services.moving import copy_installation
+from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store import Store
 from openbotkit.store.copy import tables
@@ -51,7 +51,7 @@ def populate(engine: Engine, tmp_path: Path) -> str:
         conv = run("create_conversation", {"name": "support", "datasetId": ds})["id"]
         run("create_conversation_message", {"conversationId": conv, "type": "user", "text": "Hi"})
         run("create_conversation_message", {"conversationId": conv, "type": "bot", "text": "Hello"})
-    while (job := Worker(engine).run_once()) is not None:
+    while (job := Worker(engine.runtime).run_once()) is not None:
         assert job.status == "succeeded", job.error
     from openbotkit.services.secrets import create_secret
 
