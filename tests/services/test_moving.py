@@ -126,9 +126,7 @@ def test_copy_into_sqlite_and_s3_loses_nothing(
     target_url = f"sqlite:///{tmp_path / 'target.sqlite3'}"
     fields = new_bucket(s3_endpoint)
     target_settings = Settings(home=tmp_path / "target-home", database_url=target_url, **fields)
-    report = copy_installation(
-        engine.store, engine.runtime.blobs, target_url, blob_store(target_settings)
-    )
+    report = copy_installation(engine.runtime, target_url, blob_store(target_settings))
     assert report.files == 2 and report.bytes == 2 * len(MANUAL)
     assert report.rows["accounts"] == 2 and report.rows["messages"] == 4
 
@@ -166,14 +164,14 @@ def test_copy_twice_or_into_a_used_target_is_refused(
     engine, _ = source
     target_url = f"sqlite:///{tmp_path / 'target.sqlite3'}"
     blobs = blob_store(engine.settings, (tmp_path / "target-blobs").as_uri())
-    copy_installation(engine.store, engine.runtime.blobs, target_url, blobs)
+    copy_installation(engine.runtime, target_url, blobs)
     with pytest.raises(Conflict, match="not empty \\(table 'accounts' has rows\\)"):
-        copy_installation(engine.store, engine.runtime.blobs, target_url, blobs)
+        copy_installation(engine.runtime, target_url, blobs)
     fresh_db = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
     with pytest.raises(Conflict, match="target blob store is not empty"):
-        copy_installation(engine.store, engine.runtime.blobs, fresh_db, blobs)
+        copy_installation(engine.runtime, fresh_db, blobs)
     with pytest.raises(InvalidInput, match="names the database being copied"):
-        copy_installation(engine.store, engine.runtime.blobs, engine.store.url, None)
+        copy_installation(engine.runtime, engine.store.url, None)
 
 
 def test_a_failed_copy_leaves_the_target_empty(source: tuple[Engine, str], tmp_path: Path) -> None:
@@ -184,7 +182,7 @@ def test_a_failed_copy_leaves_the_target_empty(source: tuple[Engine, str], tmp_p
     target_url = f"sqlite:///{tmp_path / 'target.sqlite3'}"
     target_blobs = blob_store(engine.settings, (tmp_path / "target-blobs").as_uri())
     with pytest.raises(Conflict, match=f"file {damaged} does not match its recorded SHA-256"):
-        copy_installation(engine.store, blobs, target_url, target_blobs)
+        copy_installation(engine.runtime, target_url, target_blobs)
     assert list(target_blobs.keys()) == []
     target = Store(target_url)
     with target.read_engine.connect() as conn:

@@ -47,7 +47,7 @@ def copy(to_url: str, to_blobs: str | None) -> None:
 
     runtime = state().engine.runtime
     target_blobs = backends.blob_store(runtime.settings, to_blobs) if to_blobs else None
-    report = copy_installation(runtime.store, runtime.blobs, to_url, target_blobs)
+    report = copy_installation(runtime, to_url, target_blobs)
     for table, rows in report.rows.items():
         click.echo(f"{table:16} {rows:>9} rows")
     if target_blobs is not None:

@@ -14,14 +14,22 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
+from typing import cast
 
+import numpy as np
 from sqlalchemy import Connection, select
 from sqlalchemy.engine.url import make_url
+from sqlalchemy.orm import Session
 
+from openbotkit import backends
 from openbotkit.errors import Conflict, InvalidInput, Problem
 from openbotkit.ingestion.blobs import BlobStore, iter_chunks
+from openbotkit.retrieval.index import SearchIndex
+from openbotkit.runtime import Runtime
 from openbotkit.store import Store
-from openbotkit.store.copy import copy_rows, require_empty
+from openbotkit.store.copy import Rows, Writer, copy_rows, require_empty
 from openbotkit.store.tables import File
 
 Progress = Callable[[str, int], None]
@@ -41,18 +49,19 @@ def _same_database(a: str, b: str) -> bool:
 
 
 def copy_installation(
-    source: Store,
-    source_blobs: BlobStore,
+    runtime: Runtime,
     target_url: str,
     target_blobs: BlobStore | None,
     *,
     progress: Progress | None = None,
 ) -> CopyReport:
-    """Copy everything into `target_url` (migrated first) and `target_blobs`.
+    """Copy everything of `runtime`'s store and blobs into `target_url` (migrated first) and
+    `target_blobs`.
 
     `target_blobs` None keeps the file contents where they are (the target database then
     expects the same OBK_BLOB_URL).
     """
+    source, source_blobs = runtime.store, runtime.blobs
     if not source.is_sqlite:
         raise InvalidInput(
             "obk db copy moves the embedded (SQLite) store up; to move a PostgreSQL database,"
@@ -81,8 +90,13 @@ def copy_installation(
             try:
                 if target_blobs is not None:
                     _copy_contents(src, source_blobs, target_blobs, report, written, progress)
+                # Vectors in another representation (pgvector) go in through that database's index.
+                writers = {}
+                if target.dialect != source.dialect:
+                    index = backends.search_index(runtime.settings, target.dialect)
+                    writers["record_vectors"] = _index_vectors(index)
                 with target.write_engine.begin() as dst:
-                    report.rows = copy_rows(src, dst, progress=progress)
+                    report.rows = copy_rows(src, dst, writers=writers, progress=progress)
             except BaseException:
                 for key in written:
                     target_blobs.delete(key)  # type: ignore[union-attr]
@@ -90,6 +104,24 @@ def copy_installation(
         return report
     finally:
         target.dispose()
+
+
+def _index_vectors(index: SearchIndex) -> Writer:
+    """Vectors (float32 bytes in the embedded store) into `index`, grouped as it adds them."""
+
+    def write(conn: Connection, rows: Rows) -> None:
+        session = Session(bind=conn)
+        key = itemgetter("dataset_id", "model_id")
+        for (dataset_id, model_id), group in groupby(sorted(rows, key=key), key=key):
+            batch = list(group)
+            vectors = np.vstack(
+                [np.frombuffer(cast(bytes, r["vector"]), dtype=np.float32) for r in batch]
+            )
+            ids = [str(r["record_id"]) for r in batch]
+            index.add(session, str(dataset_id), ids, vectors, str(model_id))
+        session.flush()
+
+    return write
 
 
 def _copy_contents(
