@@ -285,3 +285,31 @@ def test_sync_reads_a_direct_upload(client: Client, engine: Engine) -> None:
     with engine.store.session(write=False) as session:
         stored = session.get(File, file_id)
         assert stored is not None and stored.size == len(BODY)
+
+
+def test_an_oversized_direct_upload_never_becomes_content(
+    tmp_path: Path, local_embedder: Embedder, blob_settings: Callable[..., Settings]
+) -> None:
+    """The API's PUT refuses the body; a store that took it anyway (one that does not check
+    the signed Content-Length) sees it removed on first use."""
+    engine = Engine(blob_settings(home=tmp_path / "h", max_file_bytes=10), embedder=local_embedder)
+    client = Client(engine)
+    try:
+        file_id = new_file(client)
+        out = client.request(
+            "POST",
+            f"/api/v1/file/{file_id}/upload",
+            json={"file": {"type": "text/plain", "size": 5, "name": "a.txt"}},
+        ).json()
+        put = follow(client, "PUT", out["uploadRequest"]["url"], content=b"x" * 50)
+        got = download(client, file_id)
+        if on_s3(engine):
+            assert put.status_code == 200  # moto does not hold the signed size against it
+            assert got.status_code == 429 and "over the 10-byte limit" in got.json()["message"]
+            assert engine.runtime.blobs.size(file_id) is None
+        else:
+            assert put.status_code == 429
+        assert download(client, file_id).status_code == 204
+    finally:
+        client.close()
+        engine.close()
