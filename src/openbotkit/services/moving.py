@@ -16,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import numpy as np
 from sqlalchemy import Connection, select
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.orm import Session
@@ -26,11 +25,13 @@ from sqlalchemy.orm import Session
 from openbotkit import backends
 from openbotkit.errors import Conflict, InvalidInput, Problem
 from openbotkit.ingestion.blobs import BlobStore, iter_chunks
-from openbotkit.retrieval.index import SearchIndex
-from openbotkit.runtime import Runtime
 from openbotkit.store import Store
 from openbotkit.store.copy import Rows, Writer, copy_rows, require_empty
 from openbotkit.store.tables import File
+
+if TYPE_CHECKING:
+    from openbotkit.retrieval.index import SearchIndex
+    from openbotkit.runtime import Runtime
 
 Progress = Callable[[str, int], None]
 
@@ -108,6 +109,8 @@ def copy_installation(
 
 def _index_vectors(index: SearchIndex) -> Writer:
     """Vectors (float32 bytes in the embedded store) into `index`, grouped as it adds them."""
+
+    import numpy as np
 
     def write(conn: Connection, rows: Rows) -> None:
         session = Session(bind=conn)
