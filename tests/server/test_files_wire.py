@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from openbotkit.engine import Engine
+from openbotkit.models.providers import LLMProvider
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
@@ -26,8 +27,13 @@ BODY = b"The Zephyr-9 lifts 42 kilograms.\n"
 
 
 @pytest.fixture
-def settings(blob_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
-    return blob_settings(home=tmp_path / "obk-home")
+def engine(
+    blob_settings: Callable[..., Settings], local_embedder: Embedder, local_llm: LLMProvider
+) -> Iterator[Engine]:
+    """The shared engine, on the local or the S3 blob store."""
+    eng = Engine(blob_settings(), embedder=local_embedder, local_llm=local_llm)
+    yield eng
+    eng.close()
 
 
 @pytest.fixture
