@@ -7,7 +7,9 @@ so `make test` can run them in a process of their own beside the rest.
 
 from __future__ import annotations
 
+import logging
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from openbotkit.retrieval.onnx_embedder import OnnxEmbedder
 from openbotkit.settings import Settings
 from openbotkit.store import Store
 from tests.pg import PostgresServer, start_server
+from tests.server.serving import free_port
 
 RunAction = Callable[..., dict[str, Any]]
 
@@ -129,6 +132,74 @@ def settings(tmp_path: Path, database_url: str | None, monkeypatch: pytest.Monke
         # `obk` processes a test starts use the same database.
         monkeypatch.setenv("OBK_DATABASE_URL", database_url)
     return Settings(home=tmp_path / "obk-home", database_url=database_url)
+
+
+# -- blob stores: the local directory and S3 (moto's server, a real HTTP endpoint) -------------
+
+BLOB_KINDS = ["file", "s3"]
+S3_CREDENTIALS = {
+    "aws_access_key_id": "obk-test-key",
+    "aws_secret_access_key": "obk-test-secret",
+    "aws_region": "eu-west-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3 server (moto) on a free loopback port, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def new_bucket(endpoint: str) -> dict[str, Any]:
+    """Settings fields for a fresh, empty bucket on the test S3 server."""
+    import boto3
+
+    name = f"obk-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=S3_CREDENTIALS["aws_region"],
+        aws_access_key_id=S3_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=S3_CREDENTIALS["aws_secret_access_key"],
+    )
+    client.create_bucket(
+        Bucket=name,
+        CreateBucketConfiguration={"LocationConstraint": S3_CREDENTIALS["aws_region"]},
+    )
+    return {"blob_url": f"s3://{name}/files", "aws_endpoint_url": endpoint, **S3_CREDENTIALS}
+
+
+def blob_fields(request: pytest.FixtureRequest, kind: str) -> dict[str, Any]:
+    """Settings fields selecting a blob store of `kind` ("file": the default directory)."""
+    if kind == "file":
+        return {}
+    return new_bucket(request.getfixturevalue("s3_endpoint"))
+
+
+@pytest.fixture(params=BLOB_KINDS)
+def blob_kind(request: pytest.FixtureRequest) -> str:
+    """Parametrizes a test over the local and the S3 blob store (see `blob_settings`)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def blob_settings(
+    request: pytest.FixtureRequest, blob_kind: str, settings: Settings
+) -> Callable[..., Settings]:
+    """The test's settings (its database) with `fields` and the test's blob store (a fresh
+    bucket on each call for S3)."""
+
+    def make(**fields: Any) -> Settings:
+        return Settings(**{**settings.model_dump(), **blob_fields(request, blob_kind), **fields})
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -76,8 +76,9 @@ def _choose(table: Mapping[str, F], name: str, what: str, setting: str) -> F:
     return found
 
 
-def blob_store(settings: Settings) -> BlobStore:
-    url = settings.resolved_blob_url
+def blob_store(settings: Settings, url: str | None = None) -> BlobStore:
+    """The blob store `url` names (default: the settings' OBK_BLOB_URL)."""
+    url = url or settings.resolved_blob_url
     scheme = urlsplit(url).scheme
     return _choose(BLOB_STORES, scheme, "blob store for", "OBK_BLOB_URL")(settings, url)
 
@@ -109,7 +110,19 @@ def _local_blobs(settings: Settings, url: str) -> BlobStore:
 
     from openbotkit.ingestion.blobs import LocalBlobStore
 
-    return LocalBlobStore(Path(url2pathname(urlsplit(url).path)))
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost") or not parts.path:
+        raise InvalidInput(
+            f"OBK_BLOB_URL {url!r}: a file URL needs an absolute path (file:///srv/obk/blobs)"
+        )
+    return LocalBlobStore(Path(url2pathname(parts.path)))
+
+
+@register_blob_store("s3")
+def _s3_blobs(settings: Settings, url: str) -> BlobStore:
+    from openbotkit.ingestion.s3_blobs import S3BlobStore
+
+    return S3BlobStore.from_url(url, settings)
 
 
 @register_index("sqlite")

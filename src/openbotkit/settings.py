@@ -33,6 +33,11 @@ ENV_VARS: dict[str, str] = {
     "OBK_LOG_LEVEL": "log_level",
     "OBK_LOG_FORMAT": "log_format",
     "OBK_RETENTION_DAYS": "retention_days",
+    # An S3-compatible store is configured the way the AWS tools are.
+    "AWS_ENDPOINT_URL": "aws_endpoint_url",
+    "AWS_ACCESS_KEY_ID": "aws_access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
+    "AWS_REGION": "aws_region",
 }
 
 
@@ -63,6 +68,11 @@ class Settings(BaseModel):
     resolve_hosts: dict[str, tuple[str, ...]] = {}
     sync_min_interval_s: float = 120.0
     job_lease_s: float = 60.0
+    # An S3 blob store (OBK_BLOB_URL=s3://BUCKET/PREFIX); unset ones fall back to boto3's chain.
+    aws_endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_region: str | None = None
     # Completion
     models_file: Path | None = None
     default_model: str = "smollm2"

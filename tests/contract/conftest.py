@@ -9,13 +9,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, new_postgres_database
+from openbotkit.settings import ENV_VARS
+from tests.conftest import BACKENDS, new_bucket, new_postgres_database
 from tests.pg import PostgresServer
 from tests.server.serving import free_port
 
@@ -50,12 +51,12 @@ class LiveServer:
     token_a: str
     token_b: str
     home: Path
-
+    settings_env: dict[str, str] = field(default_factory=dict)
     database_url: str | None = None
 
     def env(self) -> dict[str, str]:
         """The environment a client subprocess needs (the obk CLI, node)."""
-        return _env(self.home, self.database_url)
+        return {**_env(self.home, self.database_url), **self.settings_env}
 
 
 def _env(home: Path, database_url: str | None) -> dict[str, str]:
@@ -86,7 +87,23 @@ def live_server(
     if request.param == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres_server")
         database_url = new_postgres_database(server, "obk_contract").url
-    env = _env(home, database_url)
+    yield from _serve(home, database_url, {})
+
+
+@pytest.fixture(scope="session")
+def live_server_s3(
+    tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str
+) -> Iterator[LiveServer]:
+    """`obk serve` on SQLite with file contents in a bucket of the test S3 server."""
+    fields = new_bucket(s3_endpoint)
+    settings_env = {var: str(fields[name]) for var, name in ENV_VARS.items() if name in fields}
+    yield from _serve(tmp_path_factory.mktemp("serve-home-s3"), None, settings_env)
+
+
+def _serve(
+    home: Path, database_url: str | None, settings_env: dict[str, str]
+) -> Iterator[LiveServer]:
+    env = {**_env(home, database_url), **settings_env}
     token_a, token_b = _secret(env, "account-a"), _secret(env, "account-b")
     port = free_port()
     log = (home / "serve.log").open("w")
@@ -110,7 +127,7 @@ def live_server(
             raise RuntimeError(f"obk serve did not start: {(home / 'serve.log').read_text()}")
         time.sleep(0.1)
     try:
-        yield LiveServer(url, token_a, token_b, home, database_url)
+        yield LiveServer(url, token_a, token_b, home, settings_env, database_url)
     finally:
         proc.terminate()
         proc.wait(timeout=20)

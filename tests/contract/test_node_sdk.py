@@ -36,3 +36,9 @@ def test_node_sdk_suite(live_server: LiveServer, suite: str) -> None:
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.contract
+def test_node_sdk_files_on_s3(live_server_s3: LiveServer) -> None:
+    """The SDK's upload PUTs to the bucket's presigned URL; download, sync and search follow."""
+    test_node_sdk_suite(live_server_s3, "files.test.mjs")

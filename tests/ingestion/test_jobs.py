@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,9 +35,12 @@ def upload(engine: Engine, tmp_path: Path, name: str, data: bytes) -> str:
 
 
 @pytest.fixture
-def quick_engine(settings: Settings, local_embedder: Embedder) -> Iterator[Engine]:
-    """No sync rate limit, so tests can re-sync at once."""
-    eng = Engine(settings.model_copy(update={"sync_min_interval_s": 0}), embedder=local_embedder)
+def quick_engine(
+    local_embedder: Embedder, blob_settings: Callable[..., Settings]
+) -> Iterator[Engine]:
+    """No sync rate limit, so tests can re-sync at once; the test's database, and the local or
+    the S3 blob store."""
+    eng = Engine(blob_settings(sync_min_interval_s=0), embedder=local_embedder)
     yield eng
     eng.close()
 

@@ -3,15 +3,16 @@ public files without a secret, and the signed PUT/GET content URLs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import orjson
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message
 
@@ -26,6 +27,7 @@ from openbotkit.errors import (
     ObkError,
     Problem,
 )
+from openbotkit.ingestion.blobs import attachment, iter_chunks
 from openbotkit.server.negotiation import JSON, json_body
 from openbotkit.server.routes import PREFIXES, authenticate
 from openbotkit.server.wire import EXTRA_ROUTES, WireAdapter, register_adapter
@@ -150,6 +152,24 @@ def _absolute(request: Request, out: BaseModel) -> Response:
     return Response(orjson.dumps(data), media_type="application/json")
 
 
+def _bytes(engine: Engine, content: file_content.Content) -> Response:
+    """The content streamed from the blob store; opened on a worker thread, like every read."""
+
+    def chunks() -> Iterator[bytes]:
+        reader = engine.runtime.blobs.open(content.file_id)
+        if reader is not None:  # None only if deleted since it was found: the body falls short
+            yield from iter_chunks(reader)
+
+    return StreamingResponse(
+        iterate_in_threadpool(chunks()),
+        media_type=content.content_type,
+        headers={
+            "content-disposition": attachment(content.name),
+            "content-length": str(content.size),
+        },
+    )
+
+
 async def read_download(request: Request) -> dict[str, Any]:
     return {}  # the file id comes from the path; `path` (a local copy) is not for HTTP
 
@@ -159,16 +179,15 @@ def render_download(request: Request, out: BaseModel) -> Response | None:
     if _accept(request) == JSON:
         return _absolute(request, out)
     data = out.model_dump()
-    path = _engine(request).runtime.blobs.path(data["id"])
-    if path is None:  # removed since the action looked
+    if data.get("size") is None:
         return Response(status_code=204)
-    name = data.get("name") or f"{data['id']}.bin"
-    return FileResponse(
-        path,
-        media_type=data.get("content_type") or "application/octet-stream",
-        filename=name,
-        content_disposition_type="attachment",
+    content = file_content.Content(
+        data["id"],
+        data.get("content_type") or "application/octet-stream",
+        data.get("name") or f"{data['id']}.bin",
+        data["size"],
     )
+    return _bytes(_engine(request), content)
 
 
 def download_error(request: Request, err: ObkError) -> Response | None:
@@ -220,12 +239,7 @@ async def content(request: Request) -> Response:
         found = await run_in_threadpool(locate)
         if found is None:
             return Response(status_code=204)
-        return FileResponse(
-            found.path,
-            media_type=found.content_type,
-            filename=found.name,
-            content_disposition_type="attachment",
-        )
+        return _bytes(engine, found)
     staged = await _stage_body(request, engine)
     ctype = _last_type(request.headers.get("content-type"))
 

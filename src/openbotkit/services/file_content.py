@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
+from sqlalchemy import event
+
 from openbotkit.errors import InvalidInput, LimitsReached, NotAuthorized, NotFound, Problem
 from openbotkit.ids import now_ms
-from openbotkit.ingestion.blobs import StoredBlob
+from openbotkit.ingestion.blobs import SignedRequest, StoredBlob, read_all
 from openbotkit.services import crud, files
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.settings import Settings
@@ -32,7 +34,9 @@ URL_TTL_S = 3600
 
 @dataclass(frozen=True)
 class Content:
-    path: Path
+    """A file's content as stored: read it with `runtime.blobs.open(file_id)`."""
+
+    file_id: str
     content_type: str
     name: str
     size: int
@@ -248,18 +252,68 @@ def current_bytes(ctx: Ctx, file: File) -> bytes | None:
         ) as (response, fetched):
             if not fetched.not_modified:
                 return read_capped(response, settings.max_file_bytes)
-    path = ctx.runtime.blobs.path(file.id)
-    return path.read_bytes() if path is not None else None
+    reader = ctx.runtime.blobs.open(file.id)
+    return read_all(reader) if reader is not None else None
+
+
+def direct_upload(
+    ctx: Ctx, ref: str, size: int, content_type: str, name: str | None
+) -> SignedRequest | None:
+    """The blob store's own presigned PUT for this file, or None when the store has none.
+
+    The content becomes whatever the client PUTs there next: the old content goes now, the
+    type is recorded now, and the size when the content is first used (see `content`).
+    """
+    blobs = ctx.runtime.blobs
+    file = files.get(ctx, ref)
+    signed = blobs.presign_put(file.id, size, URL_TTL_S)
+    if signed is None:
+        return None
+    meta = dict(file.meta or {})
+    meta["contentType"] = content_type
+    fields = {"content_type": content_type, "size": None, "sha256": None, "meta": meta}
+    if name and not file.name:
+        fields["name"] = name
+    crud.update(ctx, file, fields)
+    file_id = file.id
+    event.listen(
+        ctx.session, "after_commit", lambda _s: files.delete_content(blobs, file_id), once=True
+    )
+    return signed
 
 
 def content(ctx: Ctx, ref: str) -> tuple[File, Content | None]:
+    """The file and its content, or None when it has none yet.
+
+    A file uploaded straight to the object store (presigned PUT) has no size recorded: the
+    first use asks the store (one HEAD) and records it, which completes that upload as the
+    API's own PUT handler completes one that passes through it.
+    """
     file = files.get(ctx, ref)
-    path = ctx.runtime.blobs.path(file.id)
-    if path is None:
+    size = ctx.runtime.blobs.size(file.id)
+    if size is None:
         return file, None
+    if file.size is None:
+        limit = ctx.settings.max_file_bytes
+        if size > limit:
+            ctx.runtime.blobs.delete(file.id)
+            raise LimitsReached(
+                f"the uploaded file of {size} bytes is over the {limit}-byte limit"
+                " (OBK_MAX_FILE_BYTES) and was removed",
+                details=[Problem("/file/size", "maximum", f"at most {limit} bytes")],
+            )
+        crud.update(ctx, file, {"size": size})
     name = file.name or f"{file.id}.bin"
-    return file, Content(
-        path, file.content_type or "application/octet-stream", name, file.size or 0
+    return file, Content(file.id, file.content_type or "application/octet-stream", name, size)
+
+
+def store_download_url(ctx: Ctx, file: File) -> str | None:
+    """The blob store's own presigned GET for the file, or None when the store has none."""
+    return ctx.runtime.blobs.presign_get(
+        file.id,
+        file.name or f"{file.id}.bin",
+        file.content_type or "application/octet-stream",
+        URL_TTL_S,
     )
 
 

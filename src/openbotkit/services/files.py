@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import event
 
+from openbotkit.errors import ProviderError
+from openbotkit.ingestion.blobs import BlobStore
 from openbotkit.services import crud
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import File
+
+log = logging.getLogger("openbotkit.files")
+
+
+def delete_content(blobs: BlobStore, file_id: str) -> None:
+    """Remove a file's content once its row is gone for good. Runs after the commit, so a
+    store that fails now (S3 unreachable) leaves an orphan behind, logged, not an error."""
+    try:
+        blobs.delete(file_id)
+    except ProviderError as exc:
+        log.warning("file %s: content not deleted: %s", file_id, exc.message)
 
 
 def create(ctx: Ctx, fields: dict[str, Any]) -> File:
@@ -34,5 +48,5 @@ def delete(ctx: Ctx, ref: str) -> str:
     ctx.session.flush()
     # The content goes only once the row is gone for good: never a row without its blob.
     file_id, blobs = file.id, ctx.runtime.blobs
-    event.listen(ctx.session, "after_commit", lambda _s: blobs.delete(file_id), once=True)
+    event.listen(ctx.session, "after_commit", lambda _s: delete_content(blobs, file_id), once=True)
     return file.id

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from openbotkit.errors import InvalidInput, ObkError
 from openbotkit.ids import new_id, now_ms
 from openbotkit.ingestion import jobs
+from openbotkit.ingestion.blobs import read_all
 from openbotkit.ingestion.chunking import chunk_sections
 from openbotkit.ingestion.diff import plan_diff
 from openbotkit.ingestion.parsers import parse
@@ -198,16 +199,18 @@ class Worker:
             file, dataset, link = self._check(session, job)
             fingerprint = resync.settings_fingerprint(file, dataset, embedder)
             ctx = Ctx(self.runtime, session, job.account_id)
+            # Also completes an upload made straight to the object store (records its size).
+            found = file_content.content(ctx, file.id)[1]
             if resync.is_unchanged(ctx, link, file.sha256, fingerprint):
                 count = link.synced_records or 0
                 self._finish(session, job, count, kept=count, unchanged=True)
                 return count
             session.expunge(file)
             session.expunge(dataset)
-        path = self.runtime.blobs.path(job.file_id)
-        if path is None:
+        reader = self.runtime.blobs.open(job.file_id) if found is not None else None
+        if reader is None:
             raise Permanent("the file has no content yet: upload it first")
-        data = path.read_bytes()
+        data = read_all(reader)
         sha256 = hashlib.sha256(data).hexdigest()
         self._progress(job, "parse")
         sections = parse(data, file.content_type, file.name)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 23:40:08.098534
+Create Date: 2026-12-01 23:41:11.201306
 """
 
 from collections.abc import Sequence
