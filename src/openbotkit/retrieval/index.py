@@ -147,7 +147,7 @@ class SQLiteIndex:
     ) -> None:
         version = self.touch(session, dataset_id)
         if len(record_ids):
-            keys = _record_keys(session, record_ids)
+            keys = record_keys(session, record_ids)
             rows = [
                 {
                     "record_id": rid,
@@ -422,7 +422,7 @@ def _index_terms(session: Session, query: str) -> list[str]:
         conn.exec_driver_sql("DELETE FROM temp.obk_query_terms")
 
 
-def _record_keys(session: Session, record_ids: Sequence[str]) -> dict[str, int]:
+def record_keys(session: Session, record_ids: Sequence[str]) -> dict[str, int]:
     """records.id -> records.key, read in batches that stay under SQLite's variable limit."""
     keys: dict[str, int] = {}
     ids = list(record_ids)

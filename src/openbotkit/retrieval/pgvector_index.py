@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
 
 from openbotkit.retrieval.embedders import Vectors
-from openbotkit.retrieval.index import Hit
+from openbotkit.retrieval.index import Hit, record_keys
 from openbotkit.retrieval.lexical import query_terms
 from openbotkit.store.tables import Dataset, Record, RecordVector
 
@@ -51,8 +51,8 @@ _INDEX_LOCK_KEY = 0x6F626B76
 _ENGLISH: Any = literal_column("'english'")
 
 _INSERT = text(
-    "INSERT INTO record_vectors (record_id, dataset_id, model_id, vector, version) "
-    "VALUES (:record_id, :dataset_id, :model_id, CAST(:vector AS vector), 0)"
+    "INSERT INTO record_vectors (record_id, record_key, dataset_id, model_id, vector, version) "
+    "VALUES (:record_id, :record_key, :dataset_id, :model_id, CAST(:vector AS vector), 0)"
 )
 
 
@@ -112,9 +112,11 @@ class PgVectorIndex:
         if not len(record_ids):
             return
         self._ensure_hnsw(session, int(np.asarray(vectors).shape[-1]))
+        keys = record_keys(session, record_ids)  # records.key, as the SQLite index keeps it
         rows = [
             {
                 "record_id": rid,
+                "record_key": keys[rid],
                 "dataset_id": dataset_id,
                 "model_id": model_id,
                 "vector": vector_literal(vec),
