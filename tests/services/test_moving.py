@@ -16,7 +16,8 @@ from sqlalchemy import select, text
 
 from openbotkit.backends import blob_store
 from openbotkit.engine import Engine
-from openbotkit.errors import Conflict, InvalidInput
+from openbotkit.errors import Conflict, InvalidInput, NotFound
+from openbotkit.ingestion.blobs import read_all
 from openbotkit.models.providers import LLMProvider
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.services.moving import copy_installation
@@ -81,12 +82,15 @@ def everything(engine: Engine, tmp_path: Path) -> dict[str, Any]:
                 "list_conversation_messages", {"conversationId": conv["id"]}
             )
         for f in seen[f"{account}/files"]["items"]:
-            got = run("download_file", {"fileId": f["id"]})
+            try:
+                got = run("download_file", {"fileId": f["id"]})
+            except NotFound:  # no content yet (spec 7.4: not_found for the JSON form)
+                seen[f"{account}/file/{f['id']}"] = "no content"
+                continue
             got.pop("url")
-            if got.get("size") is not None:
-                target = tmp_path / f"{account}-{f['id']}"
-                run("download_file", {"fileId": f["id"], "path": str(target)})
-                got["bytes"] = target.read_bytes()
+            reader = engine.runtime.blobs.open(f["id"])
+            assert reader is not None
+            got["bytes"] = read_all(reader)
             seen[f"{account}/file/{f['id']}"] = got
         seen[f"{account}/usage"] = run("fetch_usage")
     with engine.store.session(write=False) as session:
@@ -107,7 +111,10 @@ def source(
 ) -> Iterator[tuple[Engine, str]]:
     """A populated home on the embedded default (SQLite file, local blobs)."""
     eng = Engine(
-        Settings(home=tmp_path / "source-home"), embedder=local_embedder, local_llm=local_llm
+        Settings(home=tmp_path / "source-home"),
+        embedder=local_embedder,
+        local_llm=local_llm,
+        local_paths=True,  # populate() uploads from local files
     )
     yield eng, populate(eng, tmp_path)
     eng.close()
