@@ -106,7 +106,10 @@ def test_stateless_completion_cites_too(run: RunAction, bot: dict[str, Any]) -> 
 def test_without_a_dataset_there_is_nothing_to_cite(run: RunAction) -> None:
     conv = run("create_conversation", {"model": "smollm2/maxTokens=6/temperature=0"})["id"]
     out = run("complete_conversation", {"conversationId": conv, "text": "Say hi."})
-    assert out["meta"] == {"sources": [], "model": "smollm2"}
+    meta = out["meta"]
+    assert (meta["sources"], meta["sourceRecords"], meta["model"]) == ([], [], "smollm2")
+    assert not {"citations", "unsupported", "grounding"} & meta.keys()
+    assert set(meta["usage"]) == {"inputTokensUsed", "outputTokensUsed"}  # the turn's tokens
     with pytest.raises(InvalidInput, match="no citations"):
         run("verify_message", {"conversationId": conv, "messageId": out["id"]})
 
