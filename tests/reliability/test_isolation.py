@@ -21,6 +21,7 @@ FILLERS: dict[str, Any] = {
     "type": "user",
     "search": "hello",
     "messages": [{"type": "user", "text": "hello"}],
+    "queries": [{"query": "hello", "relevant": ["x"]}],
 }
 ID_FIELDS = (
     "botId",
@@ -158,8 +159,10 @@ def test_another_accounts_ids_are_not_found_and_nothing_changes(
     assert with_ids <= tried, with_ids - tried
     # Bob's lists and usage show only Bob's own things.
     for act in REGISTRY:
-        if act.name.startswith("list_") and not act.path_params:
+        # list_tokens: Bob's own key (the one these requests use) is all it may show.
+        if act.name.startswith("list_") and not act.path_params and act.name != "list_tokens":
             items = bob.call(act, {}).json()["items"]
             assert {i["id"] for i in items} <= set(own.values()), act.name
+    assert len(bob.call(REGISTRY.get("list_tokens"), {}).json()["items"]) == 1
     assert bob.request("GET", "/api/v1/usage/fetch").json()["database"]["records"] == 1
     assert _snapshot(alice, ids) == before
