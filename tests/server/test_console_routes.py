@@ -128,6 +128,16 @@ def test_tokens_are_created_listed_and_revoked_within_the_account(
     assert long_name.status_code == 400 and long_name.json()["details"][0]["pointer"] == "/name"
 
 
+@pytest.mark.parametrize(
+    ("field", "value"), [("expiresIn", 2**63), ("budgetTokens", 2**63), ("expiresIn", 0)]
+)
+def test_token_limits_out_of_range_name_the_field(client: Client, field: str, value: int) -> None:
+    resp = client.request("POST", "/api/v1/token/create", json={field: value})
+    assert resp.status_code == 400, resp.text
+    assert field in resp.json()["message"]
+    assert len(client.request("GET", "/api/v1/token/list").json()["items"]) == 1  # none made
+
+
 def test_a_token_limited_to_a_bot_talks_to_it_and_manages_no_keys(client: Client) -> None:
     bot = client.request("POST", "/api/v1/bot/create", json={"name": "Front desk"}).json()["id"]
     made = client.request(

@@ -14,6 +14,9 @@ from openbotkit.actions.registry import Effect, action
 from openbotkit.services import tokens
 from openbotkit.services.context import Ctx
 
+MAX_BUDGET_TOKENS = 10**12
+MAX_LIFETIME_S = 10 * 365 * 86_400
+
 
 class CreateTokenInput(Input):
     name: str | None = Field(None, max_length=191, description="A label to recognise the key by.")
@@ -30,10 +33,19 @@ class CreateTokenInput(Input):
     datasets: list[str] | None = Field(
         None, description="Limit the key to these datasets (ids or @aliases), records and files."
     )
+    # Upper bounds keep the stored values inside a 64-bit column (a fuzzer's 2**63 was a 500).
     budget_tokens: int | None = Field(
-        None, ge=1, description="Tokens completions may spend through this key."
+        None,
+        ge=1,
+        le=MAX_BUDGET_TOKENS,
+        description="Tokens completions may spend through this key.",
     )
-    expires_in: int | None = Field(None, ge=1, description="Lifetime in seconds from now.")
+    expires_in: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_LIFETIME_S,
+        description="Lifetime in seconds from now (at most 10 years).",
+    )
 
 
 class CreateTokenOutput(Output):
