@@ -113,7 +113,7 @@ def test_jobs_are_claimed_once_by_concurrent_workers(engine: Engine) -> None:
 def test_an_enqueue_wakes_a_waiting_worker(engine: Engine) -> None:
     """The notification, not the timeout, ends the wait (the timeout is a minute)."""
     account = engine.local_account_id()
-    signal = jobs.JobSignal(engine.store)
+    signal = jobs.listen(engine.store)
     stop = threading.Event()
     signal.wait(stop, 0.01)  # subscribes
     woke = threading.Event()

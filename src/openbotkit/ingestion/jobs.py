@@ -2,21 +2,19 @@
 
 Works across processes on SQLite (one UPDATE ... RETURNING under BEGIN IMMEDIATE) and on
 PostgreSQL, where the row-picking subquery adds FOR UPDATE SKIP LOCKED so workers on several
-machines never wait on each other's rows. On PostgreSQL an enqueue also sends a NOTIFY (delivered
-when its transaction commits) that wakes idle workers at once; `JobSignal` is how they wait.
+machines never wait on each other's rows. An enqueue also wakes idle workers at once where the
+database can (a NOTIFY on PostgreSQL, see store/wakeups.py); `listen` is how they wait.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import Any
-
-from sqlalchemy import ColumnElement, and_, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from openbotkit.ids import new_id, now_ms
-from openbotkit.store import Store
+from openbotkit.store import Store, wakeups
 from openbotkit.store.tables import Job
+from openbotkit.store.wakeups import Listener
 
 CHANNEL = "obk_jobs"
 
@@ -56,8 +54,7 @@ def enqueue_sync(session: Session, account_id: str, file_id: str, dataset_id: st
     )
     session.add(job)
     session.flush()
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    wakeups.notify(session, CHANNEL)
     return job
 
 
@@ -82,45 +79,10 @@ def fail_exhausted(session: Session, now: int) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-class JobSignal:
-    """How an idle worker waits for work: woken by a NOTIFY on PostgreSQL, else by a timeout.
-
-    The timeout stays on PostgreSQL too: jobs that become due later (retries after backoff,
-    expired leases) send no notification.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._conn: Any = None
-
-    def wait(self, stop: threading.Event, timeout_s: float) -> None:
-        """Return after a notification, `stop`, or `timeout_s` seconds, whichever comes first."""
-        if self._store.is_sqlite:
-            stop.wait(timeout_s)
-            return
-        try:
-            if self._conn is None:
-                self._conn = self._listen()
-            for _ in self._conn.notifies(timeout=timeout_s, stop_after=1):
-                break
-        except Exception:  # the connection broke: poll this time, reconnect next time
-            self.close()
-            stop.wait(timeout_s)
-
-    def _listen(self) -> Any:
-        import psycopg
-
-        url = self._store.write_engine.url.set(drivername="postgresql")
-        conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
-        conn.execute(f"LISTEN {CHANNEL}")
-        return conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+def listen(store: Store) -> Listener:
+    """How an idle worker waits for work: woken by an enqueue where the database can send
+    wake-ups (PostgreSQL), else at the end of its poll interval (store/wakeups.py)."""
+    return store.listen(CHANNEL)
 
 
 def claim_next_job(session: Session, worker_id: str, now: int, lease_ms: int) -> Job | None:
@@ -135,9 +97,15 @@ def claim_next_job(session: Session, worker_id: str, now: int, lease_ms: int) ->
         and_(Job.status == "queued", Job.run_after <= now),
         and_(Job.status == "running", Job.lease_until < now, Job.attempts < Job.max_attempts),
     )
-    pick = select(Job.id).where(runnable).order_by(Job.created_at, Job.id).limit(1)
-    if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
+    # FOR UPDATE SKIP LOCKED where the database has it (SQLite renders none: its write lock
+    # already serialises claims).
+    pick = (
+        select(Job.id)
+        .where(runnable)
+        .order_by(Job.created_at, Job.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
     claimed = session.execute(
         update(Job)
         .where(Job.id == pick.scalar_subquery(), runnable)

@@ -85,7 +85,7 @@ class Worker:
         (a notification wakes the worker at once on PostgreSQL). Old jobs and executions are
         pruned at start and then hourly."""
         next_prune = time.monotonic()
-        signal = jobs.JobSignal(self.runtime.store)
+        signal = jobs.listen(self.runtime.store)
         try:
             while not stop.is_set():
                 try:

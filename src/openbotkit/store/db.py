@@ -25,6 +25,8 @@ from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from openbotkit.store.wakeups import Listener, for_dialect
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _REVISION = re.compile(r'^(down_revision|revision)\b[^=]*=\s*"([^"]*)"', re.MULTILINE)
 
@@ -180,6 +182,10 @@ class Store:
         factory = self._write if write else self._read
         with factory() as session, session.begin():
             yield session
+
+    def listen(self, channel: str) -> Listener:
+        """A way to wait for `channel`'s wake-ups on this database (store/wakeups.py)."""
+        return for_dialect(self.dialect).listen(self.write_engine, channel)
 
     def dispose(self) -> None:
         self.write_engine.dispose()
