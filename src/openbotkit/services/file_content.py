@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from openbotkit.errors import InvalidInput, LimitsReached, NotAuthorized, NotFound, Problem
 from openbotkit.ids import now_ms
@@ -287,7 +287,8 @@ def content(ctx: Ctx, ref: str) -> tuple[File, Content | None]:
 
     A file uploaded straight to the object store (presigned PUT) has no size recorded: the
     first use asks the store (one HEAD) and records it, which completes that upload as the
-    API's own PUT handler completes one that passes through it.
+    API's own PUT handler completes one that passes through it (its hash follows when the
+    bytes are first read: `note_sha256`).
     """
     file = files.get(ctx, ref)
     size = ctx.runtime.blobs.size(file.id)
@@ -305,6 +306,27 @@ def content(ctx: Ctx, ref: str) -> tuple[File, Content | None]:
         crud.update(ctx, file, {"size": size})
     name = file.name or f"{file.id}.bin"
     return file, Content(file.id, file.content_type or "application/octet-stream", name, size)
+
+
+def note_sha256(ctx: Ctx, file_id: str, sha256: str, size: int, seen_at: int) -> bool:
+    """Record the hash of content uploaded straight to the object store, once its bytes are
+    first read here (a worker's sync): the presigned PUT never passed them through an API
+    process, and without the hash a later sync of the same bytes could not tell they are
+    unchanged. Fenced: only if the row is still as it was when the bytes were read (no hash
+    yet, this size, not updated since `seen_at`), so a new upload meanwhile is never given the
+    old content's hash. True if recorded."""
+    result = ctx.session.execute(
+        update(File)
+        .where(
+            File.id == file_id,
+            File.account_id == ctx.account_id,
+            File.sha256.is_(None),
+            File.size == size,
+            File.updated_at == seen_at,
+        )
+        .values(sha256=sha256)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def store_download_url(ctx: Ctx, file: File) -> str | None:

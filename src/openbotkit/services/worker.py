@@ -212,6 +212,9 @@ class Worker:
             raise Permanent("the file has no content yet: upload it first")
         data = read_all(reader)
         sha256 = hashlib.sha256(data).hexdigest()
+        if file.sha256 is None:  # uploaded straight to the object store: first read here
+            with scope.transaction() as ctx:
+                file_content.note_sha256(ctx, job.file_id, sha256, len(data), file.updated_at)
         self._progress(job, "parse")
         sections = parse(data, file.content_type, file.name)
         self._progress(job, "chunk")
