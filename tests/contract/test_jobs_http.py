@@ -16,22 +16,9 @@ from chatbotkit import APIError, ChatBotKit
 from tests.contract.conftest import OBK, LiveServer
 from tests.contract.test_connector_http import connector
 from tests.contract.test_python_sdk import api_error, with_sdk
+from tests.services.test_jobs import JOB_KEYS
 
 pytestmark = pytest.mark.contract
-
-JOB_KEYS = {
-    "id",
-    "fileId",
-    "datasetId",
-    "status",
-    "stage",
-    "progress",
-    "stats",
-    "unchanged",
-    "attempts",
-    "createdAt",
-    "updatedAt",
-}
 
 
 async def attached_file(cbk: ChatBotKit, text: str) -> tuple[str, str]:

@@ -7,24 +7,15 @@ from typing import Any
 
 import pytest
 
+from openbotkit.actions.jobs import JobOutput
 from openbotkit.engine import Engine
 from openbotkit.errors import InvalidInput, NotFound
 from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 
-JOB_KEYS = {
-    "id",
-    "fileId",
-    "datasetId",
-    "status",
-    "stage",
-    "progress",
-    "stats",
-    "unchanged",
-    "attempts",
-    "createdAt",
-    "updatedAt",
-}
+# The keys every job has: its published schema's required ones (`error`, optional, appears only
+# once an attempt failed). Defined once here; the REST contract test checks the same.
+JOB_KEYS = set(JobOutput.model_json_schema(by_alias=True)["required"])
 
 
 @pytest.fixture
