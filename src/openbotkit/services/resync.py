@@ -116,6 +116,22 @@ def mark_synced(link: DatasetFile, sha256: str, fingerprint: str, count: int) ->
     link.synced_at = now_ms()
 
 
+def lock_attachment(ctx: Ctx, dataset_id: str, file_id: str) -> DatasetFile | None:
+    """Hold the attachment's row until the transaction ends, and read it as it is now.
+
+    Two syncs of one file into one dataset (a re-sync queued while the first still runs, taken
+    by another worker) must not plan beside each other: each would see none of the other's new
+    records and both would add them. With the row held, the second waits for the first to
+    commit and then plans against its records. (SQLite renders no FOR UPDATE: its write lock
+    already runs write transactions one at a time.)"""
+    return ctx.session.scalar(
+        select(DatasetFile)
+        .where(DatasetFile.dataset_id == dataset_id, DatasetFile.file_id == file_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
 def apply(
     ctx: Ctx,
     dataset: Dataset,
@@ -125,11 +141,13 @@ def apply(
 ) -> Plan:
     """Make the dataset's records of the file exactly `wanted`, in the caller's transaction.
 
-    Records whose text is wanted keep their id and vector (their meta follows the chunk); the
-    rest are deleted; new chunks are added with `vectors` (text -> vector, embedded beforehand).
+    Syncs of the same attachment run this one after the other (`lock_attachment`). Records
+    whose text is wanted keep their id and vector (their meta follows the chunk); the rest are
+    deleted; new chunks are added with `vectors` (text -> vector, embedded beforehand).
     A text missing from `vectors` (a record vanished since planning) is embedded here.
     """
     embedder = ctx.runtime.embedder
+    lock_attachment(ctx, dataset.id, file_id)
     plan = plan_diff(existing_records(ctx, dataset.id, file_id, embedder.model_id), wanted)
     gone = [rec.id for rec in plan.remove]
     for start in range(0, len(gone), DELETE_BATCH):
