@@ -216,6 +216,11 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
         with engine.store.session() as session:  # fresh planner statistics, as autovacuum would
             session.execute(text("ANALYZE records"))
             session.execute(text("ANALYZE record_vectors"))
+        # ... and the visibility map the lexical postings' index-only scans rely on.
+        with engine.store.write_engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text("VACUUM (ANALYZE) lexical_postings, lexical_terms, lexical_sizes")
+            )
 
     queries = [" ".join(rng.choices(words, k=6)) for _ in range(200)]
     index = engine.runtime.index

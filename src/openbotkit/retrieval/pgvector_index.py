@@ -2,15 +2,16 @@
 
 Nothing is cached in the process: every search asks the database, so any number of API processes
 on any number of machines see each committed record at once. All SQL that only PostgreSQL has for
-retrieval lives here (the schema is migration 0003).
+retrieval lives here (the schema is migrations 0003 and 0004).
 
 - Dense: `record_vectors.vector` is a pgvector `vector`; each dimension has a partial HNSW index
   on `vector::vector(d)` (cosine). Filters (the dataset, the model, meta conditions) go into the
   same query, and pgvector 0.8's iterative index scan keeps walking the graph until `limit` rows
   pass them, so a filter never empties a result that exact search would fill. Relaxed order lets
   the scan return rows slightly out of order; they are sorted again here.
-- Lexical: `records.tsv` (English stemming and stop words) with a GIN index; the query's words
-  are ORed, as on SQLite, and ranked by BM25 computed from the tsvectors (see `lexical`).
+- Lexical: `records.tsv` (English stemming and stop words) feeds per-dataset postings and
+  BM25 counters kept by triggers (migration 0004); the query's words are ORed, as on SQLite, and
+  ranked by BM25 over the dataset's own statistics (see `lexical`).
 """
 
 from __future__ import annotations
@@ -22,24 +23,22 @@ from typing import Any
 import numpy as np
 import orjson
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Float,
     String,
-    any_,
     bindparam,
     cast,
     delete,
-    func,
     literal_column,
     select,
     text,
-    true,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
 
 from openbotkit.retrieval.embedders import Vectors
-from openbotkit.retrieval.index import Hit, record_keys
+from openbotkit.retrieval.index import BM25_B, BM25_K1, Hit, record_keys
 from openbotkit.retrieval.lexical import query_terms
 from openbotkit.store.tables import Dataset, Record, RecordVector
 
@@ -213,54 +212,64 @@ class PgVectorIndex:
         conditions: Sequence[ColumnElement[bool]],
         limit: int,
     ) -> list[Hit]:
-        """Okapi BM25 (k1 1.2, b 0.75, FTS5's IDF), computed from the stored tsvectors.
+        """Okapi BM25 (k1 1.2, b 0.75, FTS5's IDF) over the dataset alone, as on SQLite.
 
-        PostgreSQL's own ts_rank has no IDF and ranked SciFact far below FTS5's BM25 (nDCG@10
-        0.62 against 0.85). The GIN index finds the records holding any query word; since an
-        ORed query matches every record holding a word, counting among the matches gives each
-        word's document frequency exactly. A record's length is its count of distinct lexemes.
+        Everything comes from what migration 0004's triggers keep per dataset: each query
+        word's document frequency and the dataset's record count and total length (counters),
+        and the records holding the word with their term frequency and length (postings, read
+        by an index-only scan). One statement, so one snapshot: the counters always agree with
+        the postings. A record's length is `records.tokens`, as on SQLite.
         """
         terms = query_terms(query)
         if not terms:
             return []
-        words = " or ".join(terms)  # \w+ words only, ORed; websearch syntax never fails
-        tsquery = func.websearch_to_tsquery(_ENGLISH, bindparam("words", words))
-        lexemes = func.tsvector_to_array(func.to_tsvector(_ENGLISH, bindparam("words", words)))
-        tsv: Any = literal_column("records.tsv")
-        matches = (
-            select(Record.id.label("id"), tsv.label("tsv"), func.length(tsv).label("len"))
-            .where(Record.dataset_id == dataset_id, tsv.op("@@")(tsquery), *conditions)
-            .cte("matches")
-            .prefix_with("MATERIALIZED")
+        params: dict[str, Any] = {"words": " ".join(terms), "dataset": dataset_id}
+        params.update(k1=BM25_K1, b=BM25_B)
+        if not conditions:
+            params["limit"] = limit
+        scored: Any = (
+            text(_SCORED if conditions else _SCORED + _BEST_FIRST)
+            .bindparams(**params)
+            .columns(record_key=BigInteger(), score=Float())
+            .cte("scored")
         )
-        entry = func.unnest(matches.c.tsv).table_valued("lexeme", "positions", "weights")
-        hits = (
-            select(
-                matches.c.id,
-                matches.c.len,
-                entry.c.lexeme,
-                func.cardinality(entry.c.positions).label("tf"),
-            )
-            .select_from(matches.join(entry, true()))
-            .where(entry.c.lexeme == any_(lexemes))
-            .cte("hits")
-        )
-        freq = select(hits.c.lexeme, func.count().label("df")).group_by(hits.c.lexeme).cte("freq")
-        total = (
-            select(func.count()).select_from(Record).where(Record.dataset_id == dataset_id)
-        ).scalar_subquery()
-        avg_len = select(func.avg(matches.c.len)).scalar_subquery()
-        idf = func.greatest(func.ln((total - freq.c.df + 0.5) / (freq.c.df + 0.5)), 1e-6)
-        k1, b = 1.2, 0.75
-        tf = hits.c.tf
-        score = func.sum(
-            idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * hits.c.len / avg_len))
-        ).label("score")
         stmt: Any = (
-            select(hits.c.id, score)
-            .select_from(hits.join(freq, hits.c.lexeme == freq.c.lexeme))
-            .group_by(hits.c.id)
-            .order_by(score.desc(), hits.c.id)
+            select(Record.id, scored.c.score)
+            .join(scored, Record.key == scored.c.record_key)
+            .where(*conditions)
+            .order_by(scored.c.score.desc(), scored.c.record_key)
             .limit(limit)
         )
-        return [Hit(rid, float(r)) for rid, r in session.execute(stmt)]
+        return [Hit(rid, float(score)) for rid, score in session.execute(stmt)]
+
+
+# The dataset's records holding any query word, with their BM25 (FTS5's IDF: a word in half
+# the records or more counts 1e-6, not nothing or less).
+_SCORED = """
+    WITH q AS (
+        SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', :words))) AS lexeme
+    ),
+    size AS (
+        SELECT coalesce(sum(docs), 0)::float8 AS n,
+            greatest(coalesce(sum(words), 0)::float8 / greatest(sum(docs), 1), 1e-9) AS avgdl
+        FROM lexical_sizes WHERE dataset_id = :dataset
+    ),
+    freq AS (
+        SELECT t.lexeme, sum(t.df)::float8 AS df
+        FROM lexical_terms AS t JOIN q ON q.lexeme = t.lexeme
+        WHERE t.dataset_id = :dataset
+        GROUP BY t.lexeme HAVING sum(t.df) > 0
+    ),
+    weights AS (
+        SELECT f.lexeme, CASE WHEN i.idf > 0 THEN i.idf ELSE 1e-6 END AS idf, size.avgdl
+        FROM freq AS f, size, LATERAL (SELECT ln((size.n - f.df + 0.5) / (f.df + 0.5)) AS idf) i
+    )
+    SELECT p.record_key, sum(
+        w.idf * p.tf * (:k1 + 1) / (p.tf + :k1 * (1 - :b + :b * p.len / w.avgdl))
+    ) AS score
+    FROM lexical_postings AS p JOIN weights AS w ON p.lexeme = w.lexeme
+    WHERE p.dataset_id = :dataset
+    GROUP BY p.record_key
+"""
+# Without meta conditions the best `limit` are known before any record is read.
+_BEST_FIRST = " ORDER BY score DESC, p.record_key LIMIT :limit"
