@@ -1,26 +1,31 @@
 """Ingestion throughput through the real job path, next to a bare sentence-transformers loop.
 
     .venv/bin/python bench/ingest.py [BEIR_DIR] [--docs 1000] [--per-file 100]
+        [--database-url postgresql://USER@HOST:PORT/DB [--workers 2]]
 
 Writes the collection's documents as Markdown files (one heading per document), uploads them,
 attaches them to a dataset, syncs them and runs the worker: parse, chunk, embed, index, all in
 the real code. Then encodes the very same chunk texts with a bare SentenceTransformer.encode
 loop, and with the platform's own embedder called directly, and prints chunks/s and ratios.
+With --database-url, the same ingestion runs again on that database (an empty one) with
+--workers workers claiming the jobs, and its chunks/s is printed beside SQLite's (one worker).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from openbotkit.engine import Engine
-from openbotkit.retrieval.embedders import LocalEmbedder
+from openbotkit.retrieval.embedders import Embedder, LocalEmbedder
 from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import Record
@@ -28,37 +33,58 @@ from openbotkit.store.tables import Record
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact-subset"
 
 
+def ingest(
+    engine: Engine, docs: list[dict[str, str]], per_file: int, tmp: Path, workers: int
+) -> tuple[float, list[str], list[list[dict[str, str]]]]:
+    """Upload the documents as Markdown files into a new dataset, sync them and run `workers`
+    workers (threads, each its own Worker, as several `obk worker` processes would claim jobs)
+    until no job is left: the seconds that took, the file ids, the documents of each file."""
+    ds = engine.execute("create_dataset", {"name": "bench"})["id"]
+    file_ids, parts = [], []
+    for start in range(0, len(docs), per_file):
+        part = docs[start : start + per_file]
+        text = "\n\n".join(f"# Document {d['_id']}\n\n{d['text']}" for d in part)
+        path = tmp / f"part-{start}.md"
+        path.write_text(text)
+        file_id = engine.execute("create_file", {"name": path.name})["id"]
+        engine.execute("upload_file", {"fileId": file_id, "path": str(path)})
+        engine.execute(
+            "attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"}
+        )
+        file_ids.append(file_id)
+        parts.append(part)
+    for file_id in file_ids:
+        engine.execute("sync_file", {"fileId": file_id})
+
+    def drain() -> None:
+        worker = Worker(engine.runtime)
+        while worker.run_once() is not None:
+            pass
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=drain) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, file_ids, parts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("beir_dir", nargs="?", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--per-file", type=int, default=100)
+    parser.add_argument(
+        "--database-url", help="also ingest into this (empty) database, e.g. PostgreSQL"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="workers on --database-url")
     args = parser.parse_args()
     docs = [json.loads(line) for line in (args.beir_dir / "corpus.jsonl").open()][: args.docs]
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(Settings(home=Path(tmp) / "home", sync_min_interval_s=0))
         embedder = engine.runtime.embedder
-        ds = engine.execute("create_dataset", {"name": "bench"})["id"]
-        file_ids, parts = [], []
-        for start in range(0, len(docs), args.per_file):
-            part = docs[start : start + args.per_file]
-            text = "\n\n".join(f"# Document {d['_id']}\n\n{d['text']}" for d in part)
-            path = Path(tmp) / f"part-{start}.md"
-            path.write_text(text)
-            file_id = engine.execute("create_file", {"name": path.name})["id"]
-            engine.execute("upload_file", {"fileId": file_id, "path": str(path)})
-            engine.execute(
-                "attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"}
-            )
-            file_ids.append(file_id)
-            parts.append(part)
-        for file_id in file_ids:
-            engine.execute("sync_file", {"fileId": file_id})
-        worker = Worker(engine.runtime)
-        started = time.perf_counter()
-        while worker.run_once() is not None:
-            pass
-        platform_s = time.perf_counter() - started
+        platform_s, file_ids, parts = ingest(engine, docs, args.per_file, Path(tmp), 1)
         with engine.store.session(write=False) as session:
             chunks = list(session.scalars(select(Record.text)))
         # Baseline 1, as asked: a bare sentence-transformers (PyTorch fp32) encode loop.
@@ -86,7 +112,40 @@ def main() -> int:
         print(f"platform / its own embedder alone: {direct_s / platform_s:.2f}")
         resync_figures(engine, Path(tmp), file_ids, parts, platform_s)
         engine.close()
+        if args.database_url:
+            other_database(args, docs, Path(tmp), embedder, len(chunks), platform_s)
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
+
+
+def other_database(
+    args: argparse.Namespace,
+    docs: list[dict[str, str]],
+    tmp: Path,
+    embedder: Embedder,
+    sqlite_chunks: int,
+    sqlite_s: float,
+) -> None:
+    """The same ingestion into --database-url with --workers workers, beside SQLite's figure."""
+    folder = tmp / "other"
+    folder.mkdir()
+    engine = Engine(
+        Settings(home=folder / "home", database_url=args.database_url, sync_min_interval_s=0),
+        embedder=embedder,
+    )
+    try:
+        took, _, _ = ingest(engine, docs, args.per_file, folder, args.workers)
+        with engine.store.session(write=False) as session:
+            chunks = session.scalar(select(func.count()).select_from(Record)) or 0
+        backend = engine.store.dialect
+    finally:
+        engine.close()
+    print(f"{'ingestion, chunks/s':<40} {'workers':>8} {'chunks':>7} {'chunks/s':>9}")
+    print(f"{'sqlite':<40} {1:>8} {sqlite_chunks:>7} {sqlite_chunks / sqlite_s:>9.1f}")
+    print(f"{backend:<40} {args.workers:>8} {chunks:>7} {chunks / took:>9.1f}")
+    print(
+        f"{backend} ({args.workers} workers) / sqlite: {(chunks / took) / (sqlite_chunks / sqlite_s):.2f}x"
+    )
 
 
 def resync_figures(

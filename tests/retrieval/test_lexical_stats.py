@@ -229,3 +229,28 @@ def test_open_transactions_writing_one_dataset_never_wait_on_each_other(
         )
     assert used == 2
     assert_exact(engine, ds)
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])
+def test_upgrading_a_database_with_records_counts_them(lexicon: tuple[Engine, str]) -> None:
+    """Records stored before the statistics existed are counted by the migration itself."""
+    from alembic import command
+    from alembic.config import Config
+
+    from openbotkit.store.db import MIGRATIONS_DIR
+
+    engine, account = lexicon
+    ds = new_dataset(engine, account)
+    add(engine, account, ds, [sentence(i) for i in range(20)])
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.store.write_engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0003")
+        conn.commit()
+    add(engine, account, ds, [sentence(i) for i in range(20, 35)])  # no statistics kept
+    with engine.store.write_engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        conn.commit()
+    assert_exact(engine, ds)
