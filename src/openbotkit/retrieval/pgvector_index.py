@@ -218,7 +218,7 @@ class PgVectorIndex:
         word's document frequency and the dataset's record count and total length (counters),
         and the records holding the word with their term frequency and length (postings, read
         by an index-only scan). One statement, so one snapshot: the counters always agree with
-        the postings. A record's length is `records.tokens`, as on SQLite.
+        the postings. A record's length is its count of distinct lexemes (see migration 0004).
         """
         terms = query_terms(query)
         if not terms:
@@ -244,7 +244,9 @@ class PgVectorIndex:
 
 
 # The dataset's records holding any query word, with their BM25 (FTS5's IDF: a word in half
-# the records or more counts 1e-6, not nothing or less).
+# the records or more counts 1e-6, not nothing or less). Each word's weights are computed once
+# (MATERIALIZED): per posting only float arithmetic remains, a * tf / (tf + c0 + c1 * len),
+# which is idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avgdl)) rearranged.
 _SCORED = """
     WITH q AS (
         SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', :words))) AS lexeme
@@ -260,13 +262,14 @@ _SCORED = """
         WHERE t.dataset_id = :dataset
         GROUP BY t.lexeme HAVING sum(t.df) > 0
     ),
-    weights AS (
-        SELECT f.lexeme, CASE WHEN i.idf > 0 THEN i.idf ELSE 1e-6 END AS idf, size.avgdl
+    weights AS MATERIALIZED (
+        SELECT f.lexeme,
+            (CASE WHEN i.idf > 0 THEN i.idf ELSE 1e-6 END) * (:k1 + 1)::float8 AS a,
+            (:k1 * (1 - :b))::float8 AS c0,
+            (:k1 * :b)::float8 / size.avgdl AS c1
         FROM freq AS f, size, LATERAL (SELECT ln((size.n - f.df + 0.5) / (f.df + 0.5)) AS idf) i
     )
-    SELECT p.record_key, sum(
-        w.idf * p.tf * (:k1 + 1) / (p.tf + :k1 * (1 - :b + :b * p.len / w.avgdl))
-    ) AS score
+    SELECT p.record_key, sum(w.a * p.tf / (p.tf + w.c0 + w.c1 * p.len)) AS score
     FROM lexical_postings AS p JOIN weights AS w ON p.lexeme = w.lexeme
     WHERE p.dataset_id = :dataset
     GROUP BY p.record_key

@@ -7,9 +7,11 @@ visiting every matching record (0.85 s at 50k records). Here they live in three 
 triggers on `records` keep in the writing transaction (cascaded deletes included):
 
 - `lexical_postings` (dataset, lexeme, record key, tf, length): the dataset's inverted index,
-  read by an index-only scan of its primary key (which includes tf and length).
+  read by an index-only scan of its primary key (which includes tf and length). A record's
+  length is its count of distinct lexemes (`length(tsv)`): on the SciFact subset it ranks
+  better than the word count (lexical nDCG@10 0.852 against 0.845, hybrid 0.898 against 0.889).
 - `lexical_terms` (dataset, lexeme, slot, df) and `lexical_sizes` (dataset, slot, records,
-  words): counters, summed over slots at query time.
+  their total length as `words`): counters, summed over slots at query time.
 
 Concurrent writers: a counter row is only ever changed by the transaction holding the advisory
 lock (hashtext(dataset), slot); a writer takes the first free slot with a try-lock, which never
@@ -34,7 +36,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # The counters' update for the records a statement changed, given `changed` as a SELECT of
-# (dataset_id, tsv, tokens, sign); datasets deleted in this transaction are skipped.
+# (dataset_id, tsv, sign); datasets deleted in this transaction are skipped.
 _COUNT = """
     WITH changed AS ({changed}),
     slots AS MATERIALIZED (
@@ -44,7 +46,7 @@ _COUNT = """
     ),
     sizes AS (
         INSERT INTO lexical_sizes AS s (dataset_id, slot, docs, words)
-        SELECT c.dataset_id, sl.slot, sum(c.sign), sum(c.sign * c.tokens)
+        SELECT c.dataset_id, sl.slot, sum(c.sign), sum(c.sign * length(c.tsv))
         FROM changed AS c JOIN slots AS sl ON sl.dataset_id = c.dataset_id
         GROUP BY c.dataset_id, sl.slot
         ON CONFLICT (dataset_id, slot) DO UPDATE
@@ -61,7 +63,7 @@ _COUNT = """
 
 _ADD_POSTINGS = """
     INSERT INTO lexical_postings (dataset_id, lexeme, record_key, tf, len)
-    SELECT n.dataset_id, u.lexeme, n.key, greatest(cardinality(u.positions), 1), n.tokens
+    SELECT n.dataset_id, u.lexeme, n.key, greatest(cardinality(u.positions), 1), length(n.tsv)
     FROM {rows} AS n, unnest(n.tsv) AS u
     WHERE EXISTS (SELECT 1 FROM datasets AS d WHERE d.id = n.dataset_id);
 """
@@ -72,17 +74,17 @@ _DROP_POSTINGS = """
     WHERE p.dataset_id = o.dataset_id AND p.lexeme = l.lexeme AND p.record_key = o.key;
 """
 
-# An update matters when the words, the length or the dataset changed.
+# An update matters when the words or the dataset changed.
 _CHANGED_KEYS = """
     SELECT o.key FROM old_rows AS o JOIN new_rows AS n ON n.key = o.key
-    WHERE (o.tsv, o.tokens, o.dataset_id) IS DISTINCT FROM (n.tsv, n.tokens, n.dataset_id)
+    WHERE (o.tsv, o.dataset_id) IS DISTINCT FROM (n.tsv, n.dataset_id)
 """
 
 _OLD_CHANGED = f"(SELECT * FROM old_rows WHERE key IN ({_CHANGED_KEYS}))"
 _NEW_CHANGED = f"(SELECT * FROM new_rows WHERE key IN ({_CHANGED_KEYS}))"
 _UPDATE_DELTAS = (
-    f"SELECT dataset_id, tsv, tokens, -1 AS sign FROM {_OLD_CHANGED} AS o "
-    f"UNION ALL SELECT dataset_id, tsv, tokens, 1 AS sign FROM {_NEW_CHANGED} AS n"
+    f"SELECT dataset_id, tsv, -1 AS sign FROM {_OLD_CHANGED} AS o "
+    f"UNION ALL SELECT dataset_id, tsv, 1 AS sign FROM {_NEW_CHANGED} AS n"
 )
 
 STATEMENTS = [
@@ -125,13 +127,13 @@ STATEMENTS = [
     f"""CREATE FUNCTION obk_lexical_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         {_ADD_POSTINGS.format(rows="new_rows")}
-        {_COUNT.format(changed="SELECT dataset_id, tsv, tokens, 1 AS sign FROM new_rows")}
+        {_COUNT.format(changed="SELECT dataset_id, tsv, 1 AS sign FROM new_rows")}
         RETURN NULL;
     END $$""",
     f"""CREATE FUNCTION obk_lexical_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         {_DROP_POSTINGS.format(rows="old_rows")}
-        {_COUNT.format(changed="SELECT dataset_id, tsv, tokens, -1 AS sign FROM old_rows")}
+        {_COUNT.format(changed="SELECT dataset_id, tsv, -1 AS sign FROM old_rows")}
         RETURN NULL;
     END $$""",
     f"""CREATE FUNCTION obk_lexical_updated() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -163,7 +165,7 @@ STATEMENTS = [
     FOR EACH STATEMENT EXECUTE FUNCTION obk_lexical_dataset_deleted()""",
     # What the records already stored hold (a database migrated with records in it).
     _ADD_POSTINGS.format(rows="records"),
-    _COUNT.format(changed="SELECT dataset_id, tsv, tokens, 1 AS sign FROM records"),
+    _COUNT.format(changed="SELECT dataset_id, tsv, 1 AS sign FROM records"),
     "DROP INDEX IF EXISTS ix_records_tsv",
 ]
 
