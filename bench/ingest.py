@@ -82,7 +82,7 @@ def main() -> int:
     args = parser.parse_args()
     docs = [json.loads(line) for line in (args.beir_dir / "corpus.jsonl").open()][: args.docs]
     with tempfile.TemporaryDirectory() as tmp:
-        engine = Engine(Settings(home=Path(tmp) / "home", sync_min_interval_s=0))
+        engine = Engine(Settings(home=Path(tmp) / "home", sync_min_interval_s=0), local_paths=True)
         embedder = engine.runtime.embedder
         platform_s, file_ids, parts = ingest(engine, docs, args.per_file, Path(tmp), 1)
         with engine.store.session(write=False) as session:
@@ -132,6 +132,7 @@ def other_database(
     engine = Engine(
         Settings(home=folder / "home", database_url=args.database_url, sync_min_interval_s=0),
         embedder=embedder,
+        local_paths=True,
     )
     try:
         took, _, _ = ingest(engine, docs, args.per_file, folder, args.workers)

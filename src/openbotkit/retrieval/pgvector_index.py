@@ -47,7 +47,6 @@ from openbotkit.store.tables import Dataset, Record, RecordVector
 MIN_EF_SEARCH = 100
 # Advisory lock key held while a new dimension's HNSW index is created ("obkv" in ASCII).
 _INDEX_LOCK_KEY = 0x6F626B76
-_ENGLISH: Any = literal_column("'english'")
 
 _INSERT = text(
     "INSERT INTO record_vectors (record_id, record_key, dataset_id, model_id, vector, version) "
