@@ -81,6 +81,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="workers on --database-url")
     args = parser.parse_args()
     docs = [json.loads(line) for line in (args.beir_dir / "corpus.jsonl").open()][: args.docs]
+    pristine = [dict(d) for d in docs]  # the re-sync below edits `docs`
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(Settings(home=Path(tmp) / "home", sync_min_interval_s=0), local_paths=True)
         embedder = engine.runtime.embedder
@@ -113,7 +114,7 @@ def main() -> int:
         resync_figures(engine, Path(tmp), file_ids, parts, platform_s)
         engine.close()
         if args.database_url:
-            other_database(args, docs, Path(tmp), embedder, len(chunks), platform_s)
+            other_database(args, pristine, Path(tmp), embedder, len(chunks), platform_s)
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
