@@ -78,6 +78,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "OBK_HOME": str(Path(tmp) / "home"), "HF_HUB_OFFLINE": "1"}
         env.pop("CHATBOTKIT_BASE_URL", None)
+        # An installed package has its bytecode (pip compiles it); a development shell that sets
+        # PYTHONDONTWRITEBYTECODE would make every timed run recompile openbotkit's sources.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         print("seeding 20 bots and 2,000 records ...", flush=True)
         bot, ds = seed(env)
         db = str(Path(tmp) / "home" / "openbotkit.sqlite3")
@@ -116,8 +119,10 @@ def main() -> None:
             for name, (_kind, cmd) in cases.items():
                 times[name].append(run(cmd, env))
     ref = statistics.median(times["reference (python + sqlite3)"])
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\n{args.runs} runs each, interleaved; load average {load}")
     targets = {"read": 0.250, "write": 0.300, "search": 0.400}
-    print(f"\n{'command':32} {'median':>9} {'min':>9} {'max':>9} {'x ref':>7}  target")
+    print(f"{'command':32} {'median':>9} {'min':>9} {'max':>9} {'x ref':>7}  target")
     for name, (kind, _cmd) in cases.items():
         t = times[name]
         med = statistics.median(t)

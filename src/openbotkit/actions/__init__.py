@@ -1,17 +1,6 @@
-"""The action registry and the modules that declare actions (importing this registers them all)."""
+"""The action registry. Importing this declares nothing yet: `REGISTRY` imports the module that
+declares an action when the action is first asked for, and all of them when looped over."""
 
-import openbotkit.actions.bots
-import openbotkit.actions.completion
-import openbotkit.actions.conversations
-import openbotkit.actions.dataset_files
-import openbotkit.actions.datasets
-import openbotkit.actions.evaluation
-import openbotkit.actions.file_content
-import openbotkit.actions.files
-import openbotkit.actions.jobs
-import openbotkit.actions.search
-import openbotkit.actions.tokens
-import openbotkit.actions.usage
 from openbotkit.actions.registry import REGISTRY, Action, Effect, Registry, action
 
 __all__ = ["REGISTRY", "Action", "Effect", "Registry", "action"]

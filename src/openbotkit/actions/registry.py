@@ -2,14 +2,21 @@
 
 `@action(name, effect, "METHOD /path")` records the handler with its input and output types (read
 from the annotations) and the first docstring line. The CLI, the REST routes, the JSON Schemas,
-the HTTP client and (later) MCP tools all loop over `REGISTRY`; none has per-action code.
+the HTTP client and MCP tools all loop over `REGISTRY`; none has per-action code.
+
+`REGISTRY` imports the modules that declare actions on demand: `get(name)` imports the one module
+that declares `name` (a connector call pays for one action, not all of them), and looping over it
+imports them all. Which module declares which action is read off the modules themselves by
+`scripts/gen_docs.py` into `actions/index.py` (a test checks it is current); nothing is listed
+by hand.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -17,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from openbotkit.access import Effect as Effect  # re-exported: actions declare effects here
 from openbotkit.actions.base import local_only_fields
+from openbotkit.actions.index import MODULES
 from openbotkit.errors import InvalidInput, Problem, UnknownAction
 
 EffectRule = Effect | Callable[[Any], Effect]
@@ -178,10 +186,17 @@ def invalid_input_from(exc: ValidationError) -> InvalidInput:
 
 
 class Registry:
-    """Actions by name, in declaration order."""
+    """Actions by name, in declaration order (the index's order, when it has one).
 
-    def __init__(self) -> None:
+    `index` maps each action's name to the module that declares it: such a registry imports a
+    module when one of its actions is first asked for, and every module when it is looped over.
+    A registry without an index holds what was added to it."""
+
+    def __init__(self, index: Mapping[str, str] | None = None) -> None:
         self._actions: dict[str, Action] = {}
+        self._index: dict[str, str] = dict(index or {})
+        self._order = {name: i for i, name in enumerate(self._index)}
+        self._complete = not self._index
 
     def add(self, act: Action) -> None:
         if act.name in self._actions:
@@ -189,23 +204,49 @@ class Registry:
         self._actions[act.name] = act
 
     def get(self, name: str) -> Action:
-        try:
-            return self._actions[name]
-        except KeyError:
-            known = ", ".join(sorted(self._actions))
-            raise UnknownAction(f"no action {name!r}; known actions: {known}") from None
+        act = self._actions.get(name)
+        if act is None and name in self._index:
+            importlib.import_module(self._index[name])
+            act = self._actions.get(name)
+        if act is None and not self._complete:
+            self.load_all()
+            act = self._actions.get(name)
+        if act is None:
+            known = ", ".join(sorted(self.names()))
+            raise UnknownAction(f"no action {name!r}; known actions: {known}")
+        return act
+
+    def names(self) -> list[str]:
+        """Every action's name, without importing the modules that declare them."""
+        return [*self._index, *(n for n in self._actions if n not in self._order)]
+
+    def load_all(self) -> None:
+        """Import every module the index names (each once, in the index's order)."""
+        if self._complete:
+            return
+        for module in dict.fromkeys(self._index.values()):
+            importlib.import_module(module)
+        self._complete = True
+
+    def declared(self) -> list[Action]:
+        """The actions added so far, in the order their modules declared them."""
+        return list(self._actions.values())
 
     def __iter__(self) -> Iterator[Action]:
-        return iter(self._actions.values())
+        self.load_all()
+        last = len(self._order)
+        ordered = sorted(self._actions.values(), key=lambda a: self._order.get(a.name, last))
+        return iter(ordered)
 
     def __len__(self) -> int:
+        self.load_all()
         return len(self._actions)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._actions
+        return name in self._actions or name in self._index
 
 
-REGISTRY = Registry()
+REGISTRY = Registry(MODULES)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,19 +1,21 @@
 """`obk`: the command-line entry point. Settings are read here, once.
 
-Subcommands are imported when they run (or when help lists them): `obk connector run` must not
-pay for the server's or the worker's imports. COMMANDS is the one list of them.
+Subcommands are imported when they run: `obk connector run` must not pay for the server's or the
+worker's imports, and `obk --help` imports none of them (their one-line help is read from their
+source). COMMANDS is the one list of them.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import sys
+from pathlib import Path
 
 import click
 
-from openbotkit.cli.state import CliState
 from openbotkit.errors import ObkError
-from openbotkit.settings import Settings
 
 # Command name -> "module:attribute" of its click command.
 COMMANDS = {
@@ -44,12 +46,36 @@ class LazyGroup(click.Group):
         assert isinstance(command, click.Command)
         return command
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their one-line help, as click prints them, without importing them."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(name, short_help(name, limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def short_help(name: str, limit: int = 45) -> str:
+    """A command's one-line help, from its function's docstring in the source (not imported)."""
+    module, attr = COMMANDS[name].split(":")
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None
+    tree = ast.parse(Path(spec.origin).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == attr:
+            doc = ast.get_docstring(node) or ""
+            return click.Command(name, help=doc).get_short_help_str(limit)
+    raise LookupError(f"{COMMANDS[name]} is not a function in its module")
+
 
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="openbotkit")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """openbotkit: self-hosted, ChatBotKit-compatible bots, datasets, files and completions."""
+    from openbotkit.cli.state import CliState  # settings (pydantic): not for `obk --help`
+    from openbotkit.settings import Settings
+
     ctx.obj = CliState(Settings.from_env())
     ctx.call_on_close(ctx.obj.close)
 
