@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -36,20 +37,37 @@ sys.argv = ["obk", *sys.argv[1:]]
 try:
     main()
 finally:
-    print("\\n" + " ".join(sorted({m.split(".")[0] for m in sys.modules})), file=sys.stderr)
+    print("\\n" + " ".join(sorted(sys.modules)), file=sys.stderr)
 """
+# What the model stacks are: none may load for a read, whatever else it needs.
+MODEL_STACKS = {"torch", "sentence_transformers", "transformers", "llama_cpp", "alembic"}
 
 
-def loaded_by(*args: str) -> set[str]:
+def modules_loaded_by(*args: str) -> set[str]:
+    """Every module (dotted names) the `obk` process had imported when it ended."""
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         capture_output=True,
         text=True,
         env=os.environ,
-        timeout=120,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     return set(proc.stderr.strip().splitlines()[-1].split())
+
+
+def loaded_by(*args: str) -> set[str]:
+    """The top-level packages the `obk` process had imported."""
+    return {m.split(".")[0] for m in modules_loaded_by(*args)}
+
+
+def run_json(*args: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    found: dict[str, Any] = json.loads(proc.stdout)
+    return found
 
 
 @pytest.mark.parametrize(
@@ -73,3 +91,51 @@ def test_a_write_imports_no_model_runtime() -> None:
     args = ("connector", "run", "chatbotkit", "--action", "create_bot", "--data", data, "--json")
     loaded_by(*args)
     assert sorted(loaded_by(*args) & {"torch", "llama_cpp", "onnxruntime", "alembic"}) == []
+
+
+def test_a_read_imports_only_its_own_action_module() -> None:
+    loaded_by("connector", "run", "chatbotkit", "--action", "list_bots", "--json")
+    args = ("connector", "run", "chatbotkit", "--action", "list_bots", "--json")
+    actions = {m for m in modules_loaded_by(*args) if m.startswith("openbotkit.actions.")}
+    assert actions == {
+        "openbotkit.actions.base",
+        "openbotkit.actions.bots",
+        "openbotkit.actions.index",
+        "openbotkit.actions.registry",
+    }
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("connector", "schema", "chatbotkit", "--action", "search_dataset"),
+        ("connector", "list", "--json"),
+    ],
+    ids=["schema", "list"],
+)
+def test_describing_actions_touches_no_database_code(args: tuple[str, ...]) -> None:
+    loaded = modules_loaded_by(*args)
+    assert "sqlalchemy" not in loaded
+    assert [m for m in loaded if m.startswith(("openbotkit.services", "openbotkit.store"))] == []
+
+
+def test_help_imports_no_command_and_no_settings() -> None:
+    loaded = modules_loaded_by("--help")
+    assert sorted(m for m in loaded if m.startswith("openbotkit.cli.")) == ["openbotkit.cli.main"]
+    assert {"pydantic", "sqlalchemy"} & {m.split(".")[0] for m in loaded} == set()
+
+
+@pytest.mark.slow
+def test_a_search_loads_the_embedder_without_a_model_stack() -> None:
+    """search_dataset embeds the query with onnxruntime; PyTorch & co. stay out (a first call
+    may export the ONNX model once per machine, which needs PyTorch: that call is not checked)."""
+    base = ("connector", "run", "chatbotkit", "--json", "--action")
+    ds = run_json(*base, "create_dataset", "--data", '{"name": "kb"}')["data"]["id"]
+    record = json.dumps({"datasetId": ds, "text": "Lisbon is the capital of Portugal."})
+    run_json(*base, "create_dataset_record", "--data", record)
+    query = json.dumps({"datasetId": ds, "search": "capital of Portugal"})
+    found = run_json(*base, "search_dataset", "--data", query)["data"]["records"]
+    assert "Lisbon" in found[0]["text"]
+    loaded = loaded_by(*base, "search_dataset", "--data", query)
+    assert "onnxruntime" in loaded
+    assert sorted(loaded & MODEL_STACKS) == []

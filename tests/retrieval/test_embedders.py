@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from openbotkit.retrieval.embedders import Embedder, LocalEmbedder
+from openbotkit.retrieval.onnx_embedder import EXPORT_NAME, OnnxEmbedder
 
 TEXTS = [
     "The Zephyr-9 warehouse robot has a maximum payload of 42 kilograms.",
@@ -34,3 +37,19 @@ def test_token_counting_and_splitting(local_embedder: Embedder) -> None:
     assert local_embedder.count_tokens(text) == 300
     pieces = local_embedder.split_tokens(text, 100)
     assert len(pieces) == 3 and all(local_embedder.count_tokens(p) <= 100 for p in pieces)
+
+
+def test_the_saved_optimized_graph_gives_the_same_vectors(
+    local_embedder: Embedder, cache_dir: Path
+) -> None:
+    """The embedder loads the graph onnxruntime optimized once, with optimization off: the
+    vectors are those of the exported model optimized at load (onnxruntime's default)."""
+    import onnxruntime as ort
+
+    assert isinstance(local_embedder, OnnxEmbedder)
+    assert list(cache_dir.glob(f"*.ort-{ort.__version__}.opt.onnx"))
+    default = OnnxEmbedder(cache_dir)
+    default.session = ort.InferenceSession(
+        str(cache_dir / EXPORT_NAME), providers=["CPUExecutionProvider"]
+    )
+    assert np.array_equal(local_embedder.embed(TEXTS), default.embed(TEXTS))

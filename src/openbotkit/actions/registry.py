@@ -208,9 +208,6 @@ class Registry:
         if act is None and name in self._index:
             importlib.import_module(self._index[name])
             act = self._actions.get(name)
-        if act is None and not self._complete:
-            self.load_all()
-            act = self._actions.get(name)
         if act is None:
             known = ", ".join(sorted(self.names()))
             raise UnknownAction(f"no action {name!r}; known actions: {known}")
