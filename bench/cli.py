@@ -8,6 +8,9 @@ and search_dataset (on a 2,000-record dataset), plus `obk --help` and `connector
 reference, timed in the same run and interleaved with obk's runs, is a fresh `python -c` that
 opens the same SQLite file with the standard library and prints the same bots as JSON. Targets
 (issue "Speed"): reads <= 250 ms and <= 6x the reference, writes <= 300 ms, search <= 400 ms.
+
+A second line, "stack floor", times a bare `python -c` importing only the libraries every
+embedded call needs (click, pydantic, SQLAlchemy's ORM): what bounds a read short of dropping one.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ rows = conn.execute(
 keys = ("id", "name", "description", "createdAt", "updatedAt")
 print(json.dumps({"data": {"items": [dict(zip(keys, r)) for r in rows]}}))
 """
+
+FLOOR = "import click, pydantic, sqlalchemy.orm"
 
 
 def obk(*args: str) -> list[str]:
@@ -99,6 +104,7 @@ def main() -> None:
 
         cases: dict[str, tuple[str, list[str]]] = {
             "reference (python + sqlite3)": ("ref", [sys.executable, "-c", REFERENCE, db]),
+            "stack floor (imports only)": ("floor", [sys.executable, "-c", FLOOR]),
             "obk --help": ("read", obk("--help")),
             "connector schema update_bot": (
                 "read",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from openbotkit.actions import REGISTRY, Action, Effect
-from openbotkit.cli.state import state
+from openbotkit.cli.state import quiet_gc, state
 from openbotkit.errors import (
     ConfirmationRequired,
     InternalError,
@@ -121,6 +121,11 @@ class Runner:
     @property
     def backend_name(self) -> str:
         return self.base_url or "local"
+
+    def prepare(self) -> None:
+        """Open the embedded engine and find the account now (a server needs nothing)."""
+        if not self.base_url:
+            _ = self.account_id
 
     @property
     def account_id(self) -> str:
@@ -235,13 +240,15 @@ def run(
     """Run an action; exit 1 with a one-line error on failure."""
     execution_id = new_id()
     started = time.perf_counter()
-    runner = Runner(base_url)
+    with quiet_gc():
+        runner = Runner(base_url)
     act: Action | None = None
     effect = "unknown"
     try:
-        _check_service(service)
-        act = REGISTRY.get(action_name)
-        inp = act.parse_input(read_data(data))
+        with quiet_gc():  # the action's module and input model
+            _check_service(service)
+            act = REGISTRY.get(action_name)
+            inp = act.parse_input(read_data(data))
         effect = act.effect_for(inp).value
         if dry_run:
             click.echo(_dumps({"dryRun": True, "ok": True, "action": act.name, "effect": effect}))
@@ -250,6 +257,8 @@ def run(
             raise ConfirmationRequired(
                 f"{act.name} deletes data; run it again with --yes to confirm"
             )
+        with quiet_gc():  # the engine and the database
+            runner.prepare()
         events = runner.stream(act, inp) if stream else None
         result = _print_stream(events, as_json) if events else runner.run(act, inp)
     except ObkError as err:

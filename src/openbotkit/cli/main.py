@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from openbotkit.cli.state import quiet_gc
 from openbotkit.errors import ObkError
 
 # Command name -> "module:attribute" of its click command.
@@ -42,7 +43,8 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        command = getattr(importlib.import_module(module), attr)
+        with quiet_gc():
+            command = getattr(importlib.import_module(module), attr)
         assert isinstance(command, click.Command)
         return command
 
