@@ -1,12 +1,19 @@
-"""API throughput: `obk serve` against a bare Starlette handler returning the same JSON.
+"""API throughput: `obk serve` against a reference server doing the same work, side by side.
 
-    .venv/bin/python bench/api.py [--requests 3000] [--clients 10]
+    .venv/bin/python bench/api.py [--requests 3000] [--clients 10] [--rounds 3]
 
-Both servers run one uvicorn worker on loopback. For `GET /api/v1/bot/list?take=20` and
-`GET /api/v1/bot/{id}/fetch`, 10 concurrent clients send a bounded number of requests; the
-script prints requests/s, p50 and p99 latency for each, and the ratio obk / bare. It then
-splits obk's time per request: `engine.run` of the same action in process (store and models)
-against the rest (HTTP, auth, input parsing, serialization), to show which layer to optimise.
+The reference (bench/api_reference.py) is Starlette + the standard library's sqlite3 + orjson,
+started as its own uvicorn process on the SQLite file obk serves: per request it hashes the
+bearer token, looks the account up in a dict that remembers the secrets table, reads (or inserts)
+the same rows of the same indexed table and builds the same JSON; the script checks that its list
+and fetch bodies are byte for byte obk's. A third server answers the same paths with constant
+bodies: the floor of uvicorn + Starlette alone.
+
+Each server runs one uvicorn worker on loopback. For `GET /api/v1/bot/list?take=20`,
+`GET /api/v1/bot/{id}/fetch` and `POST /api/v1/bot/create`, 10 keep-alive clients send a bounded
+number of requests; the servers take turns, `--rounds` times, and the median round is printed
+(requests/s, p50 and p99 latency) with the ratio obk / reference (target: >= 0.5) and the load
+average. Then obk's own time per request is split by layer, in process, to show where it goes.
 """
 
 from __future__ import annotations
@@ -17,18 +24,28 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 
 BIN = Path(sys.executable).parent
+HERE = Path(__file__).parent
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
+CREATE_BODY = {
+    "name": "bench bot",
+    "backstory": "Be brief and kind.",
+    "meta": {"i": 1},
+    "model": "smollm2/maxTokens=100",
+}
 
 
 def free_port() -> int:
@@ -50,28 +67,39 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-BARE_APP = textwrap.dedent(
+FLOOR_APP = textwrap.dedent(
     """
     import json, os, uvicorn
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
     bodies = json.loads(os.environ["BENCH_BODIES"])
-    def handler(path):
-        body = bodies[path].encode()
+    def handler(body):
+        body = body.encode()
         async def endpoint(request):
             return Response(body, media_type="application/json")
         return endpoint
-    app = Starlette(routes=[Route(p, handler(p)) for p in bodies])
-    uvicorn.run(app, host="127.0.0.1", port=int(os.environ["BENCH_PORT"]), log_level="warning")
+    app = Starlette(routes=[Route(p, handler(b), methods=[m]) for p, (m, b) in bodies.items()])
+    uvicorn.run(app, host="127.0.0.1", port=int(os.environ["BENCH_PORT"]), log_level="warning",
+                access_log=False)
     """
 )
 
 
+def loadavg() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 async def measure(
-    origin: str, path: str, headers: dict[str, str], total: int, clients: int
+    origin: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    total: int,
+    clients: int,
 ) -> tuple[float, float, float]:
-    """Requests/s, p50 and p99 ms for `clients` keep-alive connections sending `total` GETs.
+    """Requests/s, p50 and p99 ms for `clients` keep-alive connections sending `total` requests.
 
     The client speaks HTTP/1.1 on raw asyncio streams (a few microseconds per request), so on
     two cores the figures are the server's, not an HTTP client library's (httpx here costs
@@ -79,7 +107,9 @@ async def measure(
     """
     host, port = origin.removeprefix("http://").split(":")
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}\r\n".encode()
+    if body:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    request = f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}\r\n".encode() + body
     latencies: list[float] = []
     per_client = total // clients
 
@@ -109,44 +139,65 @@ async def measure(
     return len(latencies) / elapsed, float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
+def per_call_us(fn: Callable[[], Any], n: int = 2000) -> float:
+    for _ in range(n // 10):
+        fn()
+    started = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - started) / n * 1e6
+
+
 def split_by_layer(home: Path, token: str, bot_id: str, rates: dict[str, float]) -> None:
-    """Time `engine.run` alone for each scenario, on the database the server used."""
+    """obk's time per request, in process and by layer: the action in its transaction
+    (`engine.run`: session, SQL, output model), the input model, the JSON bytes, and the rest
+    (HTTP, routing, auth, middleware, the event loop) as what the server's rate leaves."""
     from openbotkit.actions import REGISTRY
     from openbotkit.engine import Engine
+    from openbotkit.server.negotiation import query_input  # noqa: F401 - imported as served
+    from openbotkit.server.routes import json_response
     from openbotkit.services.secrets import key_for_token
     from openbotkit.settings import Settings
 
     engine = Engine(Settings(home=home))
     key = key_for_token(engine.runtime, token)
     assert key is not None
-    account = key.account_id
     calls = {
-        "list": ("list_bots", {"take": 20}),
+        "list": ("list_bots", {"take": "20"}),
         "fetch": ("fetch_bot", {"botId": bot_id}),
     }
-    print(f"\n{'scenario':<10} {'obk us/req':>11} {'engine.run us':>14} {'rest us':>8}")
+    print(
+        f"\nobk per request, by layer (us; in process)\n"
+        f"{'scenario':<9} {'served':>7} {'input':>7} {'engine.run':>11} {'json':>6} {'rest':>6}"
+    )
     for name, (action_name, data) in calls.items():
         act = REGISTRY.get(action_name)
         inp = act.parse_input(data)
-        for _ in range(200):
-            engine.run(act, inp, account_id=account)
-        n = 2000
-        started = time.perf_counter()
-        for _ in range(n):
-            engine.run(act, inp, account_id=account)
-        engine_us = (time.perf_counter() - started) / n * 1e6
+        out = engine.run(act, inp, account_id=key)
+        input_us = per_call_us(lambda act=act, data=data: act.parse_input(dict(data)))
+        run_us = per_call_us(lambda act=act, inp=inp: engine.run(act, inp, account_id=key))
+        json_us = per_call_us(lambda out=out: json_response(out))
         total_us = 1e6 / rates[name]
-        print(f"{name:<10} {total_us:>11.0f} {engine_us:>14.0f} {total_us - engine_us:>8.0f}")
+        rest = total_us - input_us - run_us - json_us
+        print(
+            f"{name:<9} {total_us:>7.0f} {input_us:>7.0f} {run_us:>11.0f} {json_us:>6.0f} {rest:>6.0f}"
+        )
     engine.close()
+
+
+def start(cmd: list[str | Path], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "OBK_HOME": home, "HF_HUB_OFFLINE": "1"}
+        env.pop("OBK_DATABASE_URL", None)  # the embedded default: the reference reads its file
         token = json.loads(
             subprocess.run(
                 [BIN / "obk", "secret", "create", "--account", "bench", "--json"],
@@ -156,63 +207,114 @@ def main() -> int:
                 check=True,
             ).stdout
         )["token"]
-        port, bare_port = free_port(), free_port()
-        obk = subprocess.Popen(
-            [BIN / "obk", "serve", "--port", str(port), "--log-level", "warning", "--no-worker"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        bare = None
+        ports = {"obk": free_port(), "reference": free_port(), "floor": free_port()}
+        bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        procs: dict[str, subprocess.Popen[bytes]] = {}
         try:
-            base = f"http://127.0.0.1:{port}"
-            wait_ready(base + "/api/v1/openapi.json", obk)
+            procs["obk"] = start(
+                [
+                    BIN / "obk",
+                    "serve",
+                    "--port",
+                    str(ports["obk"]),
+                    "--log-level",
+                    "warning",
+                    "--no-worker",
+                ],
+                env,
+            )
+            wait_ready(bases["obk"] + "/healthz", procs["obk"])
             headers = {"Authorization": f"Bearer {token}"}
             ids = [
                 httpx.post(
-                    base + "/api/v1/bot/create",
+                    bases["obk"] + "/api/v1/bot/create",
                     headers=headers,
-                    json={
-                        "name": f"bot {i}",
-                        "backstory": "Be brief and kind.",
-                        "meta": {"i": i},
-                        "model": "smollm2/maxTokens=100",
-                    },
+                    json={**CREATE_BODY, "name": f"bot {i}", "meta": {"i": i}},
                 ).json()["id"]
                 for i in range(20)
             ]
-            paths = {"list": "/api/v1/bot/list?take=20", "fetch": f"/api/v1/bot/{ids[0]}/fetch"}
-            bodies = {
-                p.split("?")[0]: httpx.get(base + p, headers=headers).text for p in paths.values()
+            scenarios = {
+                "list": ("GET", "/api/v1/bot/list?take=20", b""),
+                "fetch": ("GET", f"/api/v1/bot/{ids[0]}/fetch", b""),
+                "create": ("POST", "/api/v1/bot/create", json.dumps(CREATE_BODY).encode()),
             }
-            bare = subprocess.Popen(
-                [sys.executable, "-c", BARE_APP],
-                env={**env, "BENCH_BODIES": json.dumps(bodies), "BENCH_PORT": str(bare_port)},
+            bodies = {
+                path.split("?")[0]: (method, httpx.get(bases["obk"] + path, headers=headers).text)
+                for method, path, _ in scenarios.values()
+                if method == "GET"
+            }
+            bodies["/api/v1/bot/create"] = ("POST", '{"id":"x"}')
+            procs["reference"] = start(
+                [
+                    sys.executable,
+                    HERE / "api_reference.py",
+                    "--db",
+                    str(Path(home) / "openbotkit.sqlite3"),
+                    "--port",
+                    str(ports["reference"]),
+                ],
+                env,
             )
-            bare_base = f"http://127.0.0.1:{bare_port}"
-            wait_ready(bare_base + paths["fetch"], bare)
-            print(
-                f"{args.requests} requests per scenario, {args.clients} concurrent clients, loopback"
+            procs["floor"] = start(
+                [sys.executable, "-c", FLOOR_APP],
+                {**env, "BENCH_BODIES": json.dumps(bodies), "BENCH_PORT": str(ports["floor"])},
             )
+            wait_ready(bases["reference"] + "/api/v1/bot/list", procs["reference"])
+            wait_ready(bases["floor"] + "/api/v1/bot/list", procs["floor"])
+            for method, path, _ in scenarios.values():
+                if method != "GET":
+                    continue
+                ours = httpx.get(bases["obk"] + path, headers=headers).content
+                theirs = httpx.get(bases["reference"] + path, headers=headers).content
+                if ours != theirs:
+                    print(f"the reference's {path} differs from obk's:\n{theirs!r}\n{ours!r}")
+                    return 1
             print(
-                f"{'scenario':<10} {'obk req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'bare req/s':>11} "
-                f"{'p50 ms':>8} {'p99 ms':>8} {'obk/bare':>9}"
+                f"{args.requests} requests per scenario and server, {args.clients} keep-alive "
+                f"clients, loopback, one uvicorn worker each, median of {args.rounds} rounds"
+            )
+            print(loadavg())
+            print(
+                f"{'scenario':<8} {'obk req/s':>9} {'p50':>6} {'p99':>6} {'ref req/s':>9} "
+                f"{'p50':>6} {'p99':>6} {'floor r/s':>9} {'obk/ref':>8}"
             )
             rates: dict[str, float] = {}
-            for name, path in paths.items():
-                ours = asyncio.run(measure(base, path, headers, args.requests, args.clients))
-                theirs = asyncio.run(measure(bare_base, path, {}, args.requests, args.clients))
+            for name, (method, path, body) in scenarios.items():
+                results: dict[str, list[tuple[float, float, float]]] = {s: [] for s in bases}
+                for _ in range(args.rounds):
+                    for server, base in bases.items():
+                        if server == "floor" and method != "GET":
+                            continue
+                        sent = {} if server == "floor" else headers
+                        results[server].append(
+                            asyncio.run(
+                                measure(base, method, path, sent, body, args.requests, args.clients)
+                            )
+                        )
+                median = {
+                    s: sorted(r)[len(r) // 2] if r else (float("nan"),) * 3
+                    for s, r in results.items()
+                }
+                ours, theirs, floor = median["obk"], median["reference"], median["floor"]
+                ratio = statistics.median(
+                    o[0] / t[0] for o, t in zip(results["obk"], results["reference"], strict=True)
+                )
                 print(
-                    f"{name:<10} {ours[0]:>10.0f} {ours[1]:>8.2f} {ours[2]:>8.2f} {theirs[0]:>11.0f} "
-                    f"{theirs[1]:>8.2f} {theirs[2]:>8.2f} {ours[0] / theirs[0]:>9.2f}"
+                    f"{name:<8} {ours[0]:>9.0f} {ours[1]:>6.2f} {ours[2]:>6.2f} {theirs[0]:>9.0f} "
+                    f"{theirs[1]:>6.2f} {theirs[2]:>6.2f} {floor[0]:>9.0f} {ratio:>8.2f}"
                 )
                 rates[name] = ours[0]
+            print("(p50 and p99 in ms; obk/ref is the median of the rounds' ratios)")
+            print(loadavg())
             split_by_layer(Path(home), token, ids[0], rates)
         finally:
-            for proc in (obk, bare):
-                if proc is not None:
-                    proc.terminate()
-                    proc.wait(timeout=20)
+            for proc in procs.values():
+                proc.terminate()
+            for name, proc in procs.items():
+                proc.wait(timeout=20)
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                if proc.returncode not in (0, -15) and err:
+                    print(f"{name} server stderr:\n{err}", file=sys.stderr)
     return 0
 
 
