@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -101,8 +102,9 @@ LOCAL_ONLY = LocalOnly()
 LocalPath = Annotated[str | None, LOCAL_ONLY]
 
 
+@functools.cache
 def local_only_fields(model: type[BaseModel]) -> frozenset[str]:
-    """The aliases of `model`'s fields marked LOCAL_ONLY."""
+    """The aliases of `model`'s fields marked LOCAL_ONLY (asked on every run: remembered)."""
     return frozenset(
         field.alias or name
         for name, field in model.model_fields.items()

@@ -72,7 +72,7 @@ def list_bots(ctx: Ctx, inp: ListBotsInput) -> ListOutput[BotOutput]:
 @action("fetch_bot", Effect.READ, "GET /bot/{botId}/fetch")
 def fetch_bot(ctx: Ctx, inp: BotRef) -> BotOutput:
     """Fetch one bot with its configuration."""
-    return BotOutput.model_validate(bots.get(ctx, inp.bot_id))
+    return BotOutput.model_validate(bots.read(ctx, inp.bot_id))
 
 
 @action("create_bot", Effect.WRITE, "POST /bot/create")

@@ -107,6 +107,8 @@ class Action:
     def refuse_local_fields(self, data: Any, allowed: Callable[[str], bool] | None = None) -> None:
         """Refuse local-only fields given by a caller on another machine: `data` is raw input (a
         dict) or a parsed one; a value for which `allowed` says True is let through."""
+        if not self.local_fields:
+            return
         if isinstance(data, BaseModel):
             given_values = {
                 (field.alias or name): getattr(data, name)

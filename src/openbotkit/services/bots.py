@@ -23,6 +23,11 @@ def get(ctx: Ctx, ref: str) -> Bot:
     return crud.get_owned(ctx, Bot, ref, field="botId")
 
 
+def read(ctx: Ctx, ref: str) -> dict[str, Any]:
+    """The bot's columns, for output (no ORM object: fetch is the most frequent call)."""
+    return crud.read_owned(ctx, Bot, ref, field="botId")
+
+
 def update(ctx: Ctx, ref: str, fields: dict[str, Any]) -> Bot:
     bot = get(ctx, ref)
     crud.resolve_refs(ctx, fields, REFS)

@@ -10,24 +10,40 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from openbotkit.settings import Settings
+from openbotkit.store.unit import Unit
 
 if TYPE_CHECKING:
     from openbotkit.access import Key
     from openbotkit.runtime import Runtime
 
 
-@dataclass
 class Ctx:
-    """One action call: the acting account, its open transaction, and the process-wide parts.
+    """One action call: the acting account, its unit of work, and the process-wide parts.
 
+    `unit` runs plain compiled reads (`ctx.unit.rows`); `session` is the ORM Session of the same
+    unit, opened on first use, so a read that needs no ORM object never builds one. Given a
+    Session instead of a Unit, the call runs in that Session's transaction.
     `key` is the API key the call came through (None from the CLI and the Python API): usage is
     counted against it and a completion checks its budget.
     """
 
-    runtime: Runtime
-    session: Session
-    account_id: str
-    key: Key | None = None
+    __slots__ = ("account_id", "key", "runtime", "unit")
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        unit: Unit | Session,
+        account_id: str,
+        key: Key | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.unit = unit if isinstance(unit, Unit) else Unit.over(unit)
+        self.account_id = account_id
+        self.key = key
+
+    @property
+    def session(self) -> Session:
+        return self.unit.session
 
     @property
     def settings(self) -> Settings:
@@ -52,5 +68,5 @@ class AccountScope:
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Ctx]:
-        with self.runtime.store.session(write=write) as session:
-            yield Ctx(self.runtime, session, self.account_id, self.key)
+        with self.runtime.store.unit(write=write) as unit:
+            yield Ctx(self.runtime, unit, self.account_id, self.key)

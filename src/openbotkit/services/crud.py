@@ -3,10 +3,10 @@ meta filters, alias uniqueness. Resource services add their own rules on top."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from openbotkit.errors import Conflict, InvalidInput, NotFound, Problem
@@ -14,6 +14,7 @@ from openbotkit.ids import new_id, now_ms
 from openbotkit.retrieval.filters import meta_condition
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Base
+from openbotkit.store.unit import Query
 
 T = TypeVar("T", bound=Base)
 
@@ -32,9 +33,7 @@ def get_owned(ctx: Ctx, table: type[T], ref: str, *, field: str | None = None) -
         cond = col_id == ref
     row = ctx.session.scalar(select(table).where(col_account == ctx.account_id, cond))
     if row is None:
-        what = _label(table)
-        msg = f"{what} {ref!r} not found" + (f" (field {field})" if field else "")
-        raise NotFound(msg, details=[Problem(f"/{field}", "exists", msg)] if field else ())
+        raise _not_found(table, ref, field)
     return row
 
 
@@ -88,6 +87,7 @@ def page(
     request: PageRequest,
     *,
     where: Sequence[ColumnElement[bool]] = (),
+    equal: Mapping[str, Any] | None = None,
     default_order: str = "desc",
 ) -> tuple[list[dict[str, Any]], str]:
     """One page of the caller's rows, ordered by (created_at, id), after the row `cursor` names.
@@ -95,28 +95,31 @@ def page(
     Scoping by account, the meta and blueprintId filters and the cursor rules live here once for
     every list. Returns the rows and the next cursor: the last row's id, or "" after the last page.
     The rows are plain dicts of their columns (what an output model needs), not ORM objects:
-    building and tracking those was half the cost of a list request.
+    building and tracking those was half the cost of a list request. `equal` ({column: value})
+    narrows the list to a parent (a dataset's records); with no `where` and no meta filter the
+    page runs as a statement compiled once (store/unit.py), the rest through SQLAlchemy.
     """
+    meta: Mapping[str, Any] | None = getattr(request, "meta", None)
+    blueprint = getattr(request, "blueprint_id", None)
+    descending = (request.order or default_order) == "desc"
+    if not where and not meta:
+        return _page_compiled(ctx, table, request, equal or {}, blueprint, descending)
     created: InstrumentedAttribute[int] = table.created_at  # type: ignore[attr-defined]
     ident: InstrumentedAttribute[str] = table.id  # type: ignore[attr-defined]
     scope = [table.account_id == ctx.account_id, *where]  # type: ignore[attr-defined]
-    blueprint = getattr(request, "blueprint_id", None)
+    for column, value in (equal or {}).items():
+        scope.append(getattr(table, column) == value)
     if blueprint:
         scope.append(table.blueprint_id == blueprint)  # type: ignore[attr-defined]
     conds = list(scope)
-    meta: Mapping[str, Any] | None = getattr(request, "meta", None)
     for key, value in (meta or {}).items():
         conds.append(meta_condition(table.meta, key, value))  # type: ignore[attr-defined]
-    descending = (request.order or default_order) == "desc"
     if request.cursor:
         anchor = ctx.session.execute(
             select(created, ident).where(*scope, ident == request.cursor)
         ).first()
         if anchor is None:
-            raise InvalidInput(
-                f"cursor {request.cursor!r} is not an item of this list",
-                details=[Problem("/cursor", "exists", "unknown cursor")],
-            )
+            raise _unknown_cursor(request.cursor)
         a_created, a_id = anchor
         if descending:
             conds.append(or_(created < a_created, and_(created == a_created, ident < a_id)))
@@ -131,6 +134,111 @@ def page(
     more = len(rows) > request.take
     rows = rows[: request.take]
     return rows, (rows[-1]["id"] if more and rows else "")
+
+
+def _unknown_cursor(cursor: str) -> InvalidInput:
+    return InvalidInput(
+        f"cursor {cursor!r} is not an item of this list",
+        details=[Problem("/cursor", "exists", "unknown cursor")],
+    )
+
+
+_QUERIES: dict[tuple[Any, ...], Query] = {}
+
+
+def _query(key: tuple[Any, ...], build: Callable[[], Select[Any]]) -> Query:
+    """The compiled-once statement for `key` (a table and the shape of the filter)."""
+    found = _QUERIES.get(key)
+    if found is None:
+        found = _QUERIES.setdefault(key, Query(build))
+    return found
+
+
+def _scope(table: type[Base], equal: Sequence[str], blueprint: bool) -> list[Any]:
+    conds: list[Any] = [table.account_id == bindparam("account")]  # type: ignore[attr-defined]
+    conds += [getattr(table, column) == bindparam("eq_" + column) for column in equal]
+    if blueprint:
+        conds.append(table.blueprint_id == bindparam("blueprint"))  # type: ignore[attr-defined]
+    return conds
+
+
+def _page_compiled(
+    ctx: Ctx,
+    table: type[T],
+    request: PageRequest,
+    equal: Mapping[str, Any],
+    blueprint: str | None,
+    descending: bool,
+) -> tuple[list[dict[str, Any]], str]:
+    """`page` for the common shape: account, equality filters, blueprint, cursor, order."""
+    name: str = table.__tablename__  # type: ignore[assignment]
+    shape = (tuple(sorted(equal)), bool(blueprint))
+    values: dict[str, Any] = {"account": ctx.account_id, "take": request.take + 1}
+    values.update({"eq_" + column: value for column, value in equal.items()})
+    if blueprint:
+        values["blueprint"] = blueprint
+    created: Any = table.created_at  # type: ignore[attr-defined]
+    ident: Any = table.id  # type: ignore[attr-defined]
+    if request.cursor:
+        anchor_query = _query(
+            ("anchor", name, *shape),
+            lambda: select(created, ident).where(
+                *_scope(table, shape[0], shape[1]), ident == bindparam("cursor")
+            ),
+        )
+        anchors = ctx.unit.rows(anchor_query, cursor=request.cursor, **values)
+        if not anchors:
+            raise _unknown_cursor(request.cursor)
+        values["a_created"] = anchors[0]["created_at"]
+        values["a_id"] = anchors[0]["id"]
+
+    def build() -> Select[Any]:
+        conds = _scope(table, shape[0], shape[1])
+        if request.cursor:
+            a_created, a_id = bindparam("a_created"), bindparam("a_id")
+            if descending:
+                conds.append(or_(created < a_created, and_(created == a_created, ident < a_id)))
+            else:
+                conds.append(or_(created > a_created, and_(created == a_created, ident > a_id)))
+        ordering = (created.desc(), ident.desc()) if descending else (created.asc(), ident.asc())
+        columns = table.__table__.columns
+        return select(*columns).where(*conds).order_by(*ordering).limit(bindparam("take"))
+
+    query = _query(("page", name, *shape, bool(request.cursor), descending), build)
+    rows = ctx.unit.rows(query, **values)
+    more = len(rows) > request.take
+    rows = rows[: request.take]
+    return rows, (rows[-1]["id"] if more and rows else "")
+
+
+def read_owned(
+    ctx: Ctx, table: type[Base], ref: str, *, field: str | None = None, **equal: Any
+) -> dict[str, Any]:
+    """The caller's row with id `ref` (or alias `@ref`) as a dict of its columns, for an output
+    model: what `get_owned` finds, without an ORM object. `equal` narrows it to a parent."""
+    by_alias = ref.startswith("@") and hasattr(table, "alias")
+    name: str = table.__tablename__  # type: ignore[assignment]
+    names = tuple(sorted(equal))
+
+    def build() -> Select[Any]:
+        column: Any = table.alias if by_alias else table.id  # type: ignore[attr-defined]
+        conds = [*_scope(table, names, False), column == bindparam("ref")]
+        return select(*table.__table__.columns).where(*conds)
+
+    query = _query(("row", name, names, by_alias), build)
+    values = {"eq_" + column: value for column, value in equal.items()}
+    rows = ctx.unit.rows(
+        query, account=ctx.account_id, ref=ref[1:] if by_alias else ref, **values
+    )
+    if not rows:
+        raise _not_found(table, ref, field)
+    return rows[0]
+
+
+def _not_found(table: type[Base], ref: str, field: str | None) -> NotFound:
+    what = _label(table)
+    msg = f"{what} {ref!r} not found" + (f" (field {field})" if field else "")
+    return NotFound(msg, details=[Problem(f"/{field}", "exists", msg)] if field else ())
 
 
 def resolve_refs(ctx: Ctx, fields: dict[str, Any], refs: Mapping[str, type[Base]]) -> None:

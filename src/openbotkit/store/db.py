@@ -25,6 +25,7 @@ from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from openbotkit.store.unit import Unit
 from openbotkit.store.wakeups import Listener, for_dialect
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -186,6 +187,22 @@ class Store:
     def listen(self, channel: str) -> Listener:
         """A way to wait for `channel`'s wake-ups on this database (store/wakeups.py)."""
         return for_dialect(self.dialect).listen(self.write_engine, channel)
+
+    @contextmanager
+    def unit(self, *, write: bool = True) -> Iterator[Unit]:
+        """One action's unit of work (store/unit.py): plain reads without a Session, and a
+        Session on first use, committed when the block ends and rolled back if it raises."""
+        self.migrate()
+        if write:
+            unit = Unit(self.write_engine, self._write, write=True)
+        else:
+            unit = Unit(self.read_engine, self._read, write=False)
+        ok = False
+        try:
+            yield unit
+            ok = True
+        finally:
+            unit.finish(ok=ok)
 
     def dispose(self) -> None:
         self.write_engine.dispose()
