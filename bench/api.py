@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import re
@@ -90,6 +91,18 @@ def loadavg() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process's threads have run so far, in nanoseconds from the scheduler (the
+    tick-counted times in /proc/PID/stat are too coarse for a few thousand short requests)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
+            continue
+    return total / 1e9
+
+
 async def measure(
     origin: str,
     method: str,
@@ -98,12 +111,16 @@ async def measure(
     body: bytes,
     total: int,
     clients: int,
-) -> tuple[float, float, float]:
-    """Requests/s, p50 and p99 ms for `clients` keep-alive connections sending `total` requests.
+    pid: int,
+) -> tuple[float, float, float, float]:
+    """Requests/s, p50 and p99 ms for `clients` keep-alive connections sending `total` requests,
+    and the server's CPU time per request in microseconds.
 
     The client speaks HTTP/1.1 on raw asyncio streams (a few microseconds per request), so on
     two cores the figures are the server's, not an HTTP client library's (httpx here costs
-    more per request than a bare Starlette handler does).
+    more per request than a bare Starlette handler does). On a shared machine requests/s
+    follow the CPU share the server happens to get; its CPU time per request does not, so the
+    ratio of those is printed too (on an idle machine one worker's rate is about its inverse).
     """
     host, port = origin.removeprefix("http://").split(":")
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
@@ -132,11 +149,17 @@ async def measure(
         writer.close()
         await writer.wait_closed()
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds(pid)
     await asyncio.gather(*(client() for _ in range(clients)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
     ms = np.array(latencies) * 1000
-    return len(latencies) / elapsed, float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+    n = clients * (per_client + 20)
+    return (
+        len(latencies) / elapsed,
+        float(np.percentile(ms, 50)),
+        float(np.percentile(ms, 99)),
+        cpu / n * 1e6,
+    )
 
 
 def per_call_us(fn: Callable[[], Any], n: int = 2000) -> float:
@@ -174,9 +197,9 @@ def split_by_layer(home: Path, token: str, bot_id: str, rates: dict[str, float])
         act = REGISTRY.get(action_name)
         inp = act.parse_input(data)
         out = engine.run(act, inp, account_id=key)
-        input_us = per_call_us(lambda act=act, data=data: act.parse_input(dict(data)))
-        run_us = per_call_us(lambda act=act, inp=inp: engine.run(act, inp, account_id=key))
-        json_us = per_call_us(lambda out=out: json_response(out))
+        input_us = per_call_us(functools.partial(act.parse_input, dict(data)))
+        run_us = per_call_us(functools.partial(engine.run, act, inp, account_id=key))
+        json_us = per_call_us(functools.partial(json_response, out))
         total_us = 1e6 / rates[name]
         rest = total_us - input_us - run_us - json_us
         print(
@@ -240,7 +263,7 @@ def main() -> int:
             }
             bodies = {
                 path.split("?")[0]: (method, httpx.get(bases["obk"] + path, headers=headers).text)
-                for method, path, _ in scenarios.values()
+                for method, path, _payload in scenarios.values()
                 if method == "GET"
             }
             bodies["/api/v1/bot/create"] = ("POST", '{"id":"x"}')
@@ -264,10 +287,10 @@ def main() -> int:
             for method, path, _ in scenarios.values():
                 if method != "GET":
                     continue
-                ours = httpx.get(bases["obk"] + path, headers=headers).content
-                theirs = httpx.get(bases["reference"] + path, headers=headers).content
-                if ours != theirs:
-                    print(f"the reference's {path} differs from obk's:\n{theirs!r}\n{ours!r}")
+                obk_body = httpx.get(bases["obk"] + path, headers=headers).content
+                ref_body = httpx.get(bases["reference"] + path, headers=headers).content
+                if obk_body != ref_body:
+                    print(f"the reference's {path} differs from obk's:\n{ref_body!r}\n{obk_body!r}")
                     return 1
             print(
                 f"{args.requests} requests per scenario and server, {args.clients} keep-alive "
@@ -275,12 +298,13 @@ def main() -> int:
             )
             print(loadavg())
             print(
-                f"{'scenario':<8} {'obk req/s':>9} {'p50':>6} {'p99':>6} {'ref req/s':>9} "
-                f"{'p50':>6} {'p99':>6} {'floor r/s':>9} {'obk/ref':>8}"
+                f"{'scenario':<8} {'obk req/s':>9} {'p50':>6} {'p99':>6} {'cpu us':>6} "
+                f"{'ref req/s':>9} {'p50':>6} {'p99':>6} {'cpu us':>6} {'floor r/s':>9} "
+                f"{'obk/ref':>7} {'by cpu':>6}"
             )
             rates: dict[str, float] = {}
             for name, (method, path, body) in scenarios.items():
-                results: dict[str, list[tuple[float, float, float]]] = {s: [] for s in bases}
+                results: dict[str, list[tuple[float, float, float, float]]] = {s: [] for s in bases}
                 for _ in range(args.rounds):
                     for server, base in bases.items():
                         if server == "floor" and method != "GET":
@@ -288,23 +312,36 @@ def main() -> int:
                         sent = {} if server == "floor" else headers
                         results[server].append(
                             asyncio.run(
-                                measure(base, method, path, sent, body, args.requests, args.clients)
+                                measure(
+                                    base,
+                                    method,
+                                    path,
+                                    sent,
+                                    body,
+                                    args.requests,
+                                    args.clients,
+                                    procs[server].pid,
+                                )
                             )
                         )
                 median = {
-                    s: sorted(r)[len(r) // 2] if r else (float("nan"),) * 3
+                    s: sorted(r)[len(r) // 2] if r else (float("nan"),) * 4
                     for s, r in results.items()
                 }
                 ours, theirs, floor = median["obk"], median["reference"], median["floor"]
-                ratio = statistics.median(
-                    o[0] / t[0] for o, t in zip(results["obk"], results["reference"], strict=True)
-                )
+                pairs = list(zip(results["obk"], results["reference"], strict=True))
+                ratio = statistics.median(o[0] / t[0] for o, t in pairs)
+                by_cpu = statistics.median(t[3] / o[3] for o, t in pairs)
                 print(
-                    f"{name:<8} {ours[0]:>9.0f} {ours[1]:>6.2f} {ours[2]:>6.2f} {theirs[0]:>9.0f} "
-                    f"{theirs[1]:>6.2f} {theirs[2]:>6.2f} {floor[0]:>9.0f} {ratio:>8.2f}"
+                    f"{name:<8} {ours[0]:>9.0f} {ours[1]:>6.2f} {ours[2]:>6.2f} {ours[3]:>6.0f} "
+                    f"{theirs[0]:>9.0f} {theirs[1]:>6.2f} {theirs[2]:>6.2f} {theirs[3]:>6.0f} "
+                    f"{floor[0]:>9.0f} {ratio:>7.2f} {by_cpu:>6.2f}"
                 )
                 rates[name] = ours[0]
-            print("(p50 and p99 in ms; obk/ref is the median of the rounds' ratios)")
+            print(
+                "(p50 and p99 in ms; cpu us: the server's CPU time per request; obk/ref: the "
+                "median of the rounds' ratios of requests/s; by cpu: of reference cpu / obk cpu)"
+            )
             print(loadavg())
             split_by_layer(Path(home), token, ids[0], rates)
         finally:

@@ -62,11 +62,15 @@ class BotOutput(Resource):
     visibility: Visibility | None = None
 
 
+# The parametrised page model, looked up once (not per request).
+BOT_PAGE = ListOutput[BotOutput]
+
+
 @action("list_bots", Effect.READ, "GET /bot/list")
 def list_bots(ctx: Ctx, inp: ListBotsInput) -> ListOutput[BotOutput]:
     """List bots, newest first, optionally filtered by meta."""
     rows, cursor = crud.page(ctx, Bot, inp)
-    return ListOutput[BotOutput](items=rows, cursor=cursor)
+    return BOT_PAGE(items=rows, cursor=cursor)
 
 
 @action("fetch_bot", Effect.READ, "GET /bot/{botId}/fetch")

@@ -116,11 +116,15 @@ class ConversationOutput(Resource):
     expires_at: int | None = None
 
 
+# The parametrised page model, looked up once (not per request).
+CONVERSATION_PAGE = ListOutput[ConversationOutput]
+
+
 @action("list_conversations", Effect.READ, "GET /conversation/list")
 def list_conversations(ctx: Ctx, inp: ListConversationsInput) -> ListOutput[ConversationOutput]:
     """List conversations, newest first, optionally filtered by meta."""
     rows, cursor = crud.page(ctx, Conversation, inp)
-    return ListOutput[ConversationOutput](items=rows, cursor=cursor)
+    return CONVERSATION_PAGE(items=rows, cursor=cursor)
 
 
 @action("fetch_conversation", Effect.READ, "GET /conversation/{conversationId}/fetch")
@@ -202,6 +206,10 @@ class MessageOutput(Resource):
     entities: list[EntityOutput] | None = None
 
 
+# The parametrised page model, looked up once (not per request).
+MESSAGE_PAGE = ListOutput[MessageOutput]
+
+
 class CreateMessageOutput(Output):
     id: str
     entities: list[EntityOutput]
@@ -213,9 +221,10 @@ class CreateMessageOutput(Output):
 def list_conversation_messages(ctx: Ctx, inp: ListMessagesInput) -> ListOutput[MessageOutput]:
     """List a conversation's messages, oldest first."""
     conversation = conversations.get(ctx, inp.conversation_id)
-    where = [Message.conversation_id == conversation.id]
-    rows, cursor = crud.page(ctx, Message, inp, where=where, default_order="asc")
-    return ListOutput[MessageOutput](items=rows, cursor=cursor)
+    rows, cursor = crud.page(
+        ctx, Message, inp, equal={"conversation_id": conversation.id}, default_order="asc"
+    )
+    return MESSAGE_PAGE(items=rows, cursor=cursor)
 
 
 @action(

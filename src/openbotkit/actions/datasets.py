@@ -84,11 +84,15 @@ class DatasetOutput(Resource):
     visibility: Visibility | None = None
 
 
+# The parametrised page model, looked up once (not per request).
+DATASET_PAGE = ListOutput[DatasetOutput]
+
+
 @action("list_datasets", Effect.READ, "GET /dataset/list")
 def list_datasets(ctx: Ctx, inp: ListDatasetsInput) -> ListOutput[DatasetOutput]:
     """List datasets, newest first, optionally filtered by meta."""
     rows, cursor = crud.page(ctx, Dataset, inp)
-    return ListOutput[DatasetOutput](items=rows, cursor=cursor)
+    return DATASET_PAGE(items=rows, cursor=cursor)
 
 
 @action("fetch_dataset", Effect.READ, "GET /dataset/{datasetId}/fetch")
@@ -152,7 +156,7 @@ class RecordOutput(Resource):
 def list_dataset_records(ctx: Ctx, inp: ListRecordsInput) -> ListOutput[RecordOutput]:
     """List the records of a dataset, newest first."""
     dataset = datasets.get(ctx, inp.dataset_id)
-    rows, cursor = crud.page(ctx, Record, inp, where=[Record.dataset_id == dataset.id])
+    rows, cursor = crud.page(ctx, Record, inp, equal={"dataset_id": dataset.id})
     return ListOutput[RecordOutput](items=rows, cursor=cursor)
 
 

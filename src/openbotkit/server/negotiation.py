@@ -88,6 +88,8 @@ def _aliases(model: type[BaseModel]) -> frozenset[str]:
 def query_input(request: Request, model: type[BaseModel]) -> dict[str, Any]:
     """GET input from a query string: known fields only (unknown params are ignored, as the
     SDKs leak path ids into queries); `meta.k=v` and `meta[k]=v` become `{"meta": {k: v}}`."""
+    if not request.scope.get("query_string"):
+        return {}
     fields = _aliases(model)
     data: dict[str, Any] = {}
     meta: dict[str, Any] = {}

@@ -171,7 +171,7 @@ def _page_compiled(
     descending: bool,
 ) -> tuple[list[dict[str, Any]], str]:
     """`page` for the common shape: account, equality filters, blueprint, cursor, order."""
-    name: str = table.__tablename__  # type: ignore[assignment]
+    name: str = table.__tablename__
     shape = (tuple(sorted(equal)), bool(blueprint))
     values: dict[str, Any] = {"account": ctx.account_id, "take": request.take + 1}
     values.update({"eq_" + column: value for column, value in equal.items()})
@@ -195,7 +195,8 @@ def _page_compiled(
     def build() -> Select[Any]:
         conds = _scope(table, shape[0], shape[1])
         if request.cursor:
-            a_created, a_id = bindparam("a_created"), bindparam("a_id")
+            a_created: Any = bindparam("a_created")
+            a_id: Any = bindparam("a_id")
             if descending:
                 conds.append(or_(created < a_created, and_(created == a_created, ident < a_id)))
             else:
@@ -217,7 +218,7 @@ def read_owned(
     """The caller's row with id `ref` (or alias `@ref`) as a dict of its columns, for an output
     model: what `get_owned` finds, without an ORM object. `equal` narrows it to a parent."""
     by_alias = ref.startswith("@") and hasattr(table, "alias")
-    name: str = table.__tablename__  # type: ignore[assignment]
+    name: str = table.__tablename__
     names = tuple(sorted(equal))
 
     def build() -> Select[Any]:
@@ -227,9 +228,7 @@ def read_owned(
 
     query = _query(("row", name, names, by_alias), build)
     values = {"eq_" + column: value for column, value in equal.items()}
-    rows = ctx.unit.rows(
-        query, account=ctx.account_id, ref=ref[1:] if by_alias else ref, **values
-    )
+    rows = ctx.unit.rows(query, account=ctx.account_id, ref=ref[1:] if by_alias else ref, **values)
     if not rows:
         raise _not_found(table, ref, field)
     return rows[0]

@@ -25,7 +25,7 @@ from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from openbotkit.store.unit import Unit
+from openbotkit.store.unit import Readers, Unit
 from openbotkit.store.wakeups import Listener, for_dialect
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -106,9 +106,13 @@ class Store:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.write_engine = _sqlite_engine(url, immediate=True)
             self.read_engine = _sqlite_engine(url, immediate=False)
+            self._readers: Readers | None = Readers(self.read_engine)
         else:
             self.write_engine = _postgres_engine(url)
             self.read_engine = self.write_engine
+            # A pooled PostgreSQL connection is checked (pre-ping) at each checkout: no
+            # connection is held per thread past the unit that uses it.
+            self._readers = None
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._migrated = False
@@ -196,7 +200,7 @@ class Store:
         if write:
             unit = Unit(self.write_engine, self._write, write=True)
         else:
-            unit = Unit(self.read_engine, self._read, write=False)
+            unit = Unit(self.read_engine, self._read, write=False, reader=self._readers)
         ok = False
         try:
             yield unit
@@ -205,5 +209,7 @@ class Store:
             unit.finish(ok=ok)
 
     def dispose(self) -> None:
+        if self._readers is not None:
+            self._readers.close()
         self.write_engine.dispose()
         self.read_engine.dispose()

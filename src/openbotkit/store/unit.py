@@ -17,6 +17,7 @@ holds two pooled connections.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,16 @@ Row = dict[str, Any]
 class Compiled:
     """One statement compiled for one dialect: SQL text, parameter order, result processors."""
 
-    __slots__ = ("defaults", "keys", "names", "positional", "processors", "sql")
+    __slots__ = (
+        "_dialect",
+        "_types",
+        "defaults",
+        "keys",
+        "names",
+        "positional",
+        "processors",
+        "sql",
+    )
 
     def __init__(self, stmt: Select[Any], dialect: Dialect) -> None:
         compiled = stmt.compile(dialect=dialect)
@@ -48,11 +58,19 @@ class Compiled:
         self.names: tuple[str, ...] = tuple(
             compiled.positiontup if self.positional and compiled.positiontup else self.defaults
         )
-        self.keys: tuple[str, ...] = tuple(col.key for col in stmt.selected_columns)
-        self.processors: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
-            (i, _faster(col.type, proc))
-            for i, col in enumerate(stmt.selected_columns)
-            if (proc := col.type.dialect_impl(dialect).result_processor(dialect, None))
+        self.keys: tuple[str, ...] = tuple(str(col.key) for col in stmt.selected_columns)
+        self._types = tuple(col.type for col in stmt.selected_columns)
+        self._dialect = dialect
+        # Some processors depend on the type the driver reports (PostgreSQL numerics): built
+        # from the first execution's cursor description, then kept.
+        self.processors: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
+
+    def processors_for(self, description: Sequence[Sequence[Any]]) -> None:
+        dialect = self._dialect
+        self.processors = tuple(
+            (i, _faster(type_, proc))
+            for i, (type_, column) in enumerate(zip(self._types, description, strict=True))
+            if (proc := type_.dialect_impl(dialect).result_processor(dialect, column[1]))
             is not None
         )
 
@@ -63,7 +81,7 @@ class Compiled:
         return {name: merged[name] for name in self.names}
 
     def to_dicts(self, raw: Sequence[Sequence[Any]]) -> list[Row]:
-        keys, processors = self.keys, self.processors
+        keys, processors = self.keys, self.processors or ()
         out = []
         for values in raw:
             row = dict(zip(keys, values, strict=True))
@@ -112,12 +130,22 @@ class Query:
 class Unit:
     """What one action runs in (see the module doc). `session` opens on first use."""
 
-    __slots__ = ("_engine", "_factory", "_raw", "_session", "_write")
+    __slots__ = ("_engine", "_factory", "_raw", "_reader", "_session", "_write")
 
-    def __init__(self, engine: Engine, factory: sessionmaker[Session], *, write: bool) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        factory: sessionmaker[Session],
+        *,
+        write: bool,
+        reader: Callable[[], Any] | None = None,
+    ) -> None:
         self._engine = engine
         self._factory = factory
         self._write = write
+        # The calling thread's own driver connection for plain reads (SQLite: see Readers),
+        # else one checked out of the pool and held until the unit ends.
+        self._reader = reader
         self._session: Session | None = None
         self._raw: PoolProxiedConnection | None = None
 
@@ -152,6 +180,8 @@ class Unit:
             # Inside the Session's transaction: a write (on SQLite, BEGIN IMMEDIATE covers its
             # reads too), or a read that already needed the ORM.
             dbapi: Any = self.session.connection().connection.dbapi_connection
+        elif self._reader is not None:
+            dbapi = self._reader()
         else:
             if self._raw is None:
                 self._raw = self._engine.raw_connection()
@@ -160,6 +190,8 @@ class Unit:
         try:
             cursor.execute(compiled.sql, params)
             raw = cursor.fetchall()
+            if compiled.processors is None:
+                compiled.processors_for(cursor.description)
         finally:
             cursor.close()
         return compiled.to_dicts(raw)
@@ -183,3 +215,37 @@ class Unit:
                     session.close()
         finally:
             self._release_raw()
+
+
+class Readers:
+    """One autocommit driver connection per thread for plain reads of a SQLite file.
+
+    A pool checkout and checkin cost more than the read itself. SQLite connections are cheap to
+    hold (a file handle; in autocommit an idle one holds no snapshot, so checkpoints go on), and
+    a thread runs one statement at a time, so each thread keeps its own, made by the read
+    engine's pool (its connect hooks set the same pragmas) and detached from it. The unit asks
+    for it per statement: a streamed read may move between threads.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[Any] = []
+
+    def __call__(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            fairy = self._engine.raw_connection()
+            fairy.detach()
+            conn = self._local.conn = fairy.dbapi_connection
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
