@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,9 @@ def head_revision() -> str:
     return heads.pop()
 
 
+# How long a SQLite writer waits for another one before "database is locked".
+BUSY_TIMEOUT_S = 30
+
 # pg_advisory_xact_lock key held while migrating (any constant; "obk" in ASCII).
 MIGRATION_LOCK_KEY = 0x6F626B
 
@@ -73,7 +77,9 @@ def _postgres_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    engine = create_engine(
+        url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -83,12 +89,38 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
         cur.close()
 
+    if not immediate:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+
+    # Writers of one process queue on a lock before BEGIN IMMEDIATE: SQLite's busy handler
+    # makes a waiting writer sleep and retry (up to 100 ms a try), so ten threads writing at
+    # once spent most of their time asleep while the file was free. The lock is taken when a
+    # connection begins a write transaction and given back when the connection returns to the
+    # pool (a Session does that as it commits or rolls back); writers in other processes still
+    # meet the busy timeout.
+    lock = threading.Lock()
+    held = "obk_write_lock"
+
     @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    def _on_write_begin(conn: Any) -> None:
+        # Never wait forever (a thread nesting two write transactions): past the busy
+        # timeout, BEGIN IMMEDIATE decides as it did without the lock.
+        if not conn.info.get(held) and lock.acquire(timeout=BUSY_TIMEOUT_S):
+            conn.info[held] = True
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine.pool, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None and record.info.pop(held, False):
+            lock.release()
 
     return engine
 
