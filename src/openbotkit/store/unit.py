@@ -169,6 +169,11 @@ class Unit:
         return self._session
 
     @property
+    def session_open(self) -> bool:
+        """Whether something asked for the ORM Session (plain reads never do)."""
+        return self._session is not None
+
+    @property
     def dialect(self) -> Dialect:
         return self._engine.dialect
 
