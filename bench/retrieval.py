@@ -9,7 +9,8 @@ hybrid mode, and prints nDCG@10 and recall@10 next to the reference figures, wit
 bootstrap 95% interval for hybrid minus each single mode; also reciprocal rank fusion (k = 60)
 of the same two candidate lists, the method of the reference row, for comparison.
 
-Speed: synthetic datasets of N records (random unit vectors, random words), search latency
+Speed: datasets of N records of real text (realcorpus.py: sentences, windows and variants of the
+collection's abstracts, embedded once and cached), search latency
 p50/p99 with and without the query embedding, next to a bare numpy matrix-product k-NN over
 the same vectors in the same run, the index's recall@10 against exact search, and the first
 search after another process (a second Engine) wrote one record: the cache refresh.
@@ -22,7 +23,9 @@ SQLite's quality row printed beside it; the database should be empty (each run a
 from __future__ import annotations
 
 import argparse
-import random
+import json
+import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -48,11 +51,15 @@ from openbotkit.services.search import MIN_CANDIDATES, search_records
 from openbotkit.settings import Settings
 from openbotkit.store.tables import Dataset
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import realcorpus  # noqa: E402  (a sibling module of this script)
+
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact-subset"
 REFERENCE = {"lexical": (0.829, 0.927), "dense": (0.823, 0.919), "hybrid": (0.838, 0.955)}
 MODES = ("lexical", "dense", "hybrid")
 ROWS = (*MODES, "rrf")
 DATASET_ID = "bench-beir"
+REAL_MAX = 100_000  # distinct texts built from the collection; past it, moved copies
 
 
 def load_beir(root: Path) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
@@ -185,33 +192,58 @@ def report(per_mode: Scores, beside: Scores | None, backend: str) -> None:
         )
 
 
-def latency(engine: Engine, size: int, rng: random.Random) -> None:
-    ctx_cls, account_id = make_dataset(engine, "bench", f"synthetic-{size}")
-    dataset_id = f"bench-synthetic-{size}"
+class RealCorpus:
+    """Texts and their cached embeddings (see realcorpus.py), the queries likewise."""
+
+    def __init__(self, engine: Engine, root: Path, size: int) -> None:
+        embedder = engine.runtime.embedder
+        cache = engine.settings.resolved_cache_dir / "bench"
+        real = min(size, REAL_MAX)
+        self.texts, self.queries = realcorpus.build_texts(root, real)
+        print(f"\nembedding {real} texts of {root.name} (cached in {cache})", flush=True)
+        self.vectors = realcorpus.embedded(embedder, self.texts, cache, "corpus")
+        self.query_vectors = realcorpus.embedded(embedder, self.queries, cache, "queries")
+
+    def sample(self, size: int, seed: int) -> tuple[list[str], Any]:
+        """`size` texts with their vectors: a random subset of the real corpus, or past its
+        size, every text repeated with its vector moved a little (cosine ~0.97 to it)."""
+        rng = np.random.default_rng(seed)
+        n = len(self.texts)
+        if size <= n:
+            order = rng.permutation(n)[:size]
+            return [self.texts[i] for i in order], self.vectors[order]
+        order = np.arange(size) % n
+        vectors = self.vectors[order].copy()
+        for start in range(n, size, 50_000):
+            part = vectors[start : start + 50_000]
+            part += rng.standard_normal(part.shape, dtype=np.float32) * 0.012
+            part /= np.linalg.norm(part, axis=1, keepdims=True)
+        return [self.texts[i] for i in order], vectors
+
+
+def latency(engine: Engine, size: int, corpus: RealCorpus) -> str:
+    ctx_cls, account_id = make_dataset(engine, "bench", f"real-{size}")
+    dataset_id = f"bench-real-{size}"
     embedder = engine.runtime.embedder
-    words = [f"w{i}" for i in range(5000)]
-    np_rng = np.random.default_rng(size)
+    texts, vectors = corpus.sample(size, seed=size)
     started = time.perf_counter()
-    # What was written, kept here for exact search: the index is measured against it.
     written_ids: list[str] = []
-    written: list[Any] = []
     batch = 5000
     for start in range(0, size, batch):
-        n = min(batch, size - start)
-        vectors = np_rng.standard_normal((n, embedder.dimensions)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        items = [{"text": " ".join(rng.choices(words, k=30))} for _ in range(n)]
+        items = [{"text": t} for t in texts[start : start + batch]]
         with engine.store.session() as session:
             ds = session.get(Dataset, dataset_id)
             assert ds is not None
             rows = records.create_many(
-                ctx_cls(engine.runtime, session, account_id), ds, items, vectors
+                ctx_cls(engine.runtime, session, account_id),
+                ds,
+                items,
+                vectors[start : start + batch],
             )
         written_ids.extend(r.id for r in rows)
-        written.append(vectors)
         if start and start % 100_000 == 0:
             print(f"  {start} records written ({time.perf_counter() - started:.0f} s)", flush=True)
-    print(f"\n{size} synthetic records written in {time.perf_counter() - started:.1f} s")
+    print(f"\n{size} records written in {time.perf_counter() - started:.1f} s")
     if engine.store.dialect == "postgresql":
         with engine.store.session() as session:  # fresh planner statistics, as autovacuum would
             session.execute(text("ANALYZE records"))
@@ -222,16 +254,14 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
                 text("VACUUM (ANALYZE) lexical_postings, lexical_terms, lexical_sizes")
             )
 
-    queries = [" ".join(rng.choices(words, k=6)) for _ in range(200)]
+    queries = corpus.queries
+    qvecs = corpus.query_vectors
     index = engine.runtime.index
-    matrix = np.vstack(written)
-    del written
     with engine.store.session(write=False) as session:
         ctx = ctx_cls(engine.runtime, session, account_id)
         ds = session.get(Dataset, dataset_id)
         assert ds is not None
         search_records(ctx, dataset_id, queries[0], mode="dense")  # load the vectors once
-        qvecs = embedder.embed(queries)
 
         def timed(fn: Any, items: list[Any]) -> list[float]:
             out = []
@@ -241,6 +271,7 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
                 out.append((time.perf_counter() - t) * 1000)
             return out
 
+        embed_only = timed(lambda q: embedder.embed([q]), queries)
         with_embed = timed(lambda q: search_records(ctx, dataset_id, q, mode="dense"), queries)
         hybrid = timed(lambda q: search_records(ctx, dataset_id, q, mode="hybrid"), queries)
         lexical = timed(lambda q: search_records(ctx, dataset_id, q, mode="lexical"), queries)
@@ -248,19 +279,23 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
             lambda v: index.dense(session, ds, v, embedder.model_id, 10, ()), list(qvecs)
         )
 
-        def bare(v: Any) -> Any:
-            scores = matrix @ v
-            top = np.argpartition(-scores, 9)[:10]
+        def bare(v: Any, k: int = 10) -> Any:
+            scores = vectors @ v
+            top = np.argpartition(-scores, k - 1)[:k]
             return top[np.argsort(-scores[top])]
 
         baseline = timed(bare, list(qvecs))
         position = {rid: i for i, rid in enumerate(written_ids)}
-        hits = 0
-        for v in qvecs[:50]:
-            exact = set(bare(v).tolist())
-            found = index.dense(session, ds, v, embedder.model_id, 10, ())
-            hits += len(exact & {position[h.record_id] for h in found})
-    print(f"{'search at ' + str(size):<34} {'p50 ms':>8} {'p99 ms':>8}")
+        recalls = {}
+        for k in (10, 50):
+            hits = 0
+            for v in qvecs:
+                exact = set(bare(v, k).tolist())
+                found = index.dense(session, ds, v, embedder.model_id, k, ())
+                hits += len(exact & {position[h.record_id] for h in found[:k]})
+            recalls[k] = hits / (k * len(qvecs))
+    print(f"{'search at ' + str(size):<34} {'p50 ms':>8} {'p99 ms':>8}   load {load()}")
+    print(f"{'query embedding alone':<34} {p(embed_only, 50):>8.2f} {p(embed_only, 99):>8.2f}")
     print(
         f"{'dense, query embedding included':<34} {p(with_embed, 50):>8.2f} {p(with_embed, 99):>8.2f}"
     )
@@ -273,10 +308,16 @@ def latency(engine: Engine, size: int, rng: random.Random) -> None:
     print(f"{'bare numpy matmul k-NN':<34} {p(baseline, 50):>8.2f} {p(baseline, 99):>8.2f}")
     print(
         f"index / bare numpy (p50): {p(index_only, 50) / p(baseline, 50):.2f}x;"
-        f" index recall@10 vs exact: {hits / 500:.3f}"
+        f" index recall vs exact: @10 {recalls[10]:.3f}, @50 {recalls[50]:.3f}"
+        f" ({len(qvecs)} queries)"
     )
     if engine.store.dialect == "sqlite":  # no cache to refresh on PostgreSQL
         refresh_after_foreign_write(engine, account_id, dataset_id, queries)
+    return dataset_id
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def refresh_after_foreign_write(
@@ -298,6 +339,88 @@ def refresh_after_foreign_write(
     print(
         f"{'first dense search after a write':<34} {p(took, 50):>8.2f} {max(took):>8.2f}"
         "  (p50, max; reloads that record)"
+    )
+
+
+def serve_memory(home: Path, searched: tuple[int, str], queries: list[str], embedder: Any) -> None:
+    """`obk serve`'s resident size: idle, after searching a 100-record dataset (models and code
+    paths loaded), and after searching the largest dataset (its vectors cached)."""
+    import subprocess
+
+    import httpx
+
+    size, dataset_id = searched
+    binary = Path(sys.executable).parent / "obk"
+    env = {**os.environ, "OBK_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    token = json.loads(
+        subprocess.run(
+            [binary, "secret", "create", "--account", "bench", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["token"]
+    engine = Engine(Settings(home=home), embedder=embedder)
+    _, account_id = make_dataset(engine, "bench", "small")
+    from openbotkit.services.context import Ctx
+
+    with engine.store.session() as session:
+        items = [{"text": q} for q in queries[:100]]
+        ds = session.get(Dataset, "bench-small")
+        records.create_many(Ctx(engine.runtime, session, account_id), ds, items, None)
+    engine.close()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    proc = subprocess.Popen(
+        [binary, "serve", "--port", str(port), "--log-level", "warning", "--no-worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    origin = f"http://127.0.0.1:{port}/api/v1"
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def rss() -> float:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+    def search(dataset: str, q: str) -> None:
+        answer = httpx.post(
+            f"{origin}/dataset/{dataset}/search", json={"search": q}, headers=headers, timeout=60
+        )
+        answer.raise_for_status()
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{origin}/dataset/list", headers=headers, timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        time.sleep(1)
+        idle = rss()
+        for q in queries[:5]:
+            search("bench-small", q)
+        warm = rss()
+        for q in queries[:20]:
+            search(dataset_id, q)
+        loaded = rss()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    raw = size * embedder.dimensions * 4 / 2**20
+    print(
+        f"\nobk serve resident size (MiB): idle {idle:.0f}, after a small search {warm:.0f},"
+        f" after searching {size} records {loaded:.0f}   load {load()}"
+    )
+    print(
+        f"vector cache (resident growth) {loaded - warm:.0f} MiB for {raw:.0f} MiB of raw"
+        f" float32 vectors: {(loaded - warm) / raw:.2f}x"
     )
 
 
@@ -325,10 +448,16 @@ def main() -> int:
                 beside = quality(sqlite, args.beir_dir)
                 sqlite.close()
             report(scores, beside, backend)
-        rng = random.Random(1)
-        for size in sizes:
-            latency(engine, size, rng)
-        engine.close()
+        corpus = RealCorpus(engine, args.beir_dir, max(sizes))
+        searched = [(size, latency(engine, size, corpus)) for size in sizes]
+        if backend == "sqlite":
+            index = engine.runtime.index
+            cached = getattr(index, "cached_bytes", lambda: 0)()
+            print(f"this process's vector cache: {cached / 1e6:.1f} MB allocated")
+            engine.close()
+            serve_memory(Path(home), searched[-1], corpus.queries, engine.runtime.embedder)
+        else:
+            engine.close()
     return 0
 
 
