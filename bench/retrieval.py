@@ -313,7 +313,39 @@ def latency(engine: Engine, size: int, corpus: RealCorpus) -> str:
     )
     if engine.store.dialect == "sqlite":  # no cache to refresh on PostgreSQL
         refresh_after_foreign_write(engine, account_id, dataset_id, queries)
+    else:
+        sweep_ef_search(engine, dataset_id, vectors, written_ids, qvecs)
     return dataset_id
+
+
+def sweep_ef_search(
+    engine: Engine, dataset_id: str, vectors: Any, written_ids: list[str], qvecs: Any
+) -> None:
+    """HNSW recall@10 against exact search and index-only latency per `hnsw.ef_search`."""
+    index: Any = engine.runtime.index
+    model = engine.runtime.embedder.model_id
+    chosen = index.ef_search
+    position = {rid: i for i, rid in enumerate(written_ids)}
+    exact = []
+    for v in qvecs:
+        scores = vectors @ v
+        exact.append(set(np.argpartition(-scores, 9)[:10].tolist()))
+    print(f"{'hnsw.ef_search':<16} {'recall@10':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for ef in (40, 64, 100, 200, 400):
+        index.ef_search = ef
+        took, hits = [], 0
+        with engine.store.session(write=False) as session:
+            ds = session.get(Dataset, dataset_id)
+            for v, want in zip(qvecs, exact, strict=True):
+                t = time.perf_counter()
+                found = index.dense(session, ds, v, model, 10, ())
+                took.append((time.perf_counter() - t) * 1000)
+                hits += len(want & {position[h.record_id] for h in found})
+        mark = "  (the default)" if ef == chosen else ""
+        print(
+            f"{ef:<16} {hits / (10 * len(qvecs)):>9.3f} {p(took, 50):>8.2f} {p(took, 99):>8.2f}{mark}"
+        )
+    index.ef_search = chosen
 
 
 def load() -> str:

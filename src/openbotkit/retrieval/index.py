@@ -302,28 +302,48 @@ class SQLiteIndex:
         """
         old = old or _EMPTY
         where = (RecordVector.dataset_id == dataset.id, RecordVector.model_id == model_id)
-        fresh = session.execute(
-            select(RecordVector.record_key, RecordVector.record_id, RecordVector.vector).where(
-                *where, RecordVector.version > old.version
-            )
-        ).all()
-        new_keys = np.array([r[0] for r in fresh], dtype=np.int64)
-        new_ids = [r[1] for r in fresh]
-        keep = ~np.isin(old.keys, new_keys)
+        newer = (*where, RecordVector.version > old.version)
         count = session.scalar(select(func.count()).select_from(RecordVector).where(*where))
-        if count != int(keep.sum()) + len(fresh):
+        fresh = int(session.scalar(select(func.count()).select_from(RecordVector).where(*newer)))
+        if not fresh and count == len(old.ids):
+            return replace(old, version=dataset.index_version)
+        dims = old.buffer.shape[1] or int(
+            session.scalar(select(func.length(RecordVector.vector)).where(*newer).limit(1)) // 4
+        )
+        spare = fresh + fresh // SPARE_FRACTION + 16
+        # A first load reads straight into its final buffer; either way the rows stream in
+        # slices, so no second copy of the whole dataset (as bytes) is ever held.
+        first = not len(old.ids) and may_append
+        into = np.empty((spare if first else fresh, dims), dtype=np.float32)
+        new_keys = np.empty(fresh, dtype=np.int64)
+        new_ids: list[str] = []
+        rows = session.connection().execute(
+            select(RecordVector.record_key, RecordVector.record_id, RecordVector.vector).where(
+                *newer
+            )
+        )
+        for part in rows.partitions(4096):
+            at, n = len(new_ids), min(len(part), fresh - len(new_ids))
+            part = part[:n]  # (a count and a read see one snapshot: this never cuts)
+            into[at : at + n] = np.frombuffer(b"".join(r[2] for r in part), np.float32).reshape(
+                n, dims
+            )
+            new_keys[at : at + n] = [r[0] for r in part]
+            new_ids.extend(r[1] for r in part)
+        new_keys = new_keys[: len(new_ids)]
+        new = into[: len(new_ids)]
+        keep = ~np.isin(old.keys, new_keys)
+        if count != int(keep.sum()) + len(new_ids):
             current = np.fromiter(
                 session.scalars(select(RecordVector.record_key).where(*where)), dtype=np.int64
             )
             keep &= np.isin(old.keys, current)
         kept = int(keep.sum())
-        if not fresh and kept == len(old.ids):
-            return replace(old, version=dataset.index_version)
-        dims = old.buffer.shape[1] if old.buffer.shape[1] else len(fresh[0][2]) // 4
-        new = np.frombuffer(b"".join(r[2] for r in fresh), dtype=np.float32).reshape(-1, dims)
-        total = kept + len(fresh)
+        total = kept + len(new_ids)
         codes: _BinaryCodes | None = None
-        if may_append and kept == len(old.ids) and total <= len(old.buffer):
+        if first:
+            buffer, ids, keys = into, new_ids, new_keys
+        elif may_append and kept == len(old.ids) and total <= len(old.buffer):
             buffer = old.buffer
             buffer[kept:total] = new
             ids = old.ids + new_ids

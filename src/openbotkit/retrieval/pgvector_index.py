@@ -93,9 +93,11 @@ def _distance(dimensions: int) -> Any:
 class PgVectorIndex:
     """`SearchIndex` on PostgreSQL + pgvector."""
 
-    def __init__(self) -> None:
+    def __init__(self, ef_search: int = MIN_EF_SEARCH) -> None:
         self._indexed_dimensions: set[int] = set()
         self._lock = threading.Lock()
+        # The graph walk's candidate list, at least the number of rows asked for.
+        self.ef_search = ef_search
 
     # -- writes (always inside the caller's transaction) --------------------------------------
 
@@ -169,7 +171,7 @@ class PgVectorIndex:
                 "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
                 "set_config('hnsw.ef_search', :ef, true)"
             ),
-            {"ef": str(max(MIN_EF_SEARCH, limit))},
+            {"ef": str(max(self.ef_search, limit))},
         )
         distance = _distance(d)
         stmt: Any = select(RecordVector.record_id, distance).where(
