@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openbotkit.retrieval.embedders import Embedder
+from openbotkit.retrieval.embedders import Embedder, Vectors
 from openbotkit.retrieval.evaluation import read_corpus, read_queries
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
@@ -76,9 +76,7 @@ def build_texts(root: Path, size: int, seed: int = 11) -> tuple[list[str], list[
     return list(seen), queries[:200]
 
 
-def embedded(
-    embedder: Embedder, texts: list[str], cache_dir: Path, label: str
-) -> np.ndarray:  # type: ignore[type-arg]
+def embedded(embedder: Embedder, texts: list[str], cache_dir: Path, label: str) -> Vectors:
     """The texts' vectors, from the cache when these texts were embedded by this model before."""
     digest = hashlib.sha256(embedder.model_id.encode())
     for t in texts:
@@ -86,7 +84,8 @@ def embedded(
         digest.update(b"\0")
     path = cache_dir / f"{label}-{len(texts)}-{digest.hexdigest()[:16]}.npy"
     if path.exists():
-        return np.load(path)
+        loaded: Vectors = np.load(path)
+        return loaded
     cache_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     out = np.empty((len(texts), embedder.dimensions), dtype=np.float32)

@@ -52,7 +52,7 @@ from openbotkit.settings import Settings
 from openbotkit.store.tables import Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import realcorpus  # noqa: E402  (a sibling module of this script)
+import realcorpus  # type: ignore[import-not-found]  # a sibling of this script
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact-subset"
 REFERENCE = {"lexical": (0.829, 0.927), "dense": (0.823, 0.919), "hybrid": (0.838, 0.955)}
@@ -400,6 +400,7 @@ def serve_memory(home: Path, searched: tuple[int, str], queries: list[str], embe
     with engine.store.session() as session:
         items = [{"text": q} for q in queries[:100]]
         ds = session.get(Dataset, "bench-small")
+        assert ds is not None
         records.create_many(Ctx(engine.runtime, session, account_id), ds, items, None)
     engine.close()
     with socket.socket() as sock:

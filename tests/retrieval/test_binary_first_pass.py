@@ -67,7 +67,6 @@ class Fixture:
             model = self.engine.runtime.embedder.model_id
             return self.engine.runtime.index.dense(session, ds, query, model, limit, conds)
 
-
     def dense_where(self, query: npt.NDArray[np.float32], limit: int, sql: str) -> list[Hit]:
         """Dense search among the records for which an SQL condition holds."""
         with self.engine.store.session(write=False) as session:
@@ -129,7 +128,9 @@ def test_deleted_updated_and_added_records_are_reflected(data: Fixture) -> None:
     engine = data.engine
     query = data.vectors[42]
     assert data.dense(query, 1)[0].record_id == data.ids[42]
-    engine.execute("delete_dataset_record", {"datasetId": data.dataset_id, "recordId": data.ids[42]})
+    engine.execute(
+        "delete_dataset_record", {"datasetId": data.dataset_id, "recordId": data.ids[42]}
+    )
     assert data.ids[42] not in [h.record_id for h in data.dense(query, 10)]
     # A record re-embedded (the index's replace) is found by its new vector.
     moved = clustered(1, 9)[0]

@@ -1,5 +1,8 @@
 """The search index interface, and its SQLite implementation: vectors as float32 blobs searched
-exactly in process memory, and FTS5 (kept in step by triggers, see migration 0002) for BM25. All
+in process memory, and FTS5 (kept in step by triggers, see migration 0002) for BM25. Up to
+BINARY_FROM vectors a dense search is exact; above it, one sign bit per dimension ranks the
+dataset by Hamming distance first and the exact cosine ranks the best RESCORE_MIN or more
+(recall@10 against exact search is measured by bench/retrieval.py on real embeddings). All
 SQL that only SQLite has for retrieval lives here, behind `SearchIndex`; PostgreSQL's lives in
 `pgvector_index`, and `openbotkit.backends` picks one by the database.
 
@@ -28,7 +31,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
 )
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
@@ -198,7 +200,8 @@ _EMPTY = _Cached(
 
 
 class SQLiteIndex:
-    """Exact k-NN over cached float32 matrices, BM25 through FTS5."""
+    """k-NN over cached float32 matrices (exact, or exact over a binary first pass), BM25
+    through FTS5."""
 
     def __init__(
         self,
@@ -304,11 +307,15 @@ class SQLiteIndex:
         where = (RecordVector.dataset_id == dataset.id, RecordVector.model_id == model_id)
         newer = (*where, RecordVector.version > old.version)
         count = session.scalar(select(func.count()).select_from(RecordVector).where(*where))
-        fresh = int(session.scalar(select(func.count()).select_from(RecordVector).where(*newer)))
+        fresh = session.scalar(select(func.count()).select_from(RecordVector).where(*newer)) or 0
         if not fresh and count == len(old.ids):
             return replace(old, version=dataset.index_version)
-        dims = old.buffer.shape[1] or int(
-            session.scalar(select(func.length(RecordVector.vector)).where(*newer).limit(1)) // 4
+        dims = (
+            old.buffer.shape[1]
+            or (
+                session.scalar(select(func.length(RecordVector.vector)).where(*newer).limit(1)) or 0
+            )
+            // 4
         )
         spare = fresh + fresh // SPARE_FRACTION + 16
         # A first load reads straight into its final buffer; either way the rows stream in
