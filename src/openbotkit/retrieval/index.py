@@ -397,13 +397,13 @@ class SQLiteIndex:
         if cached.codes is not None and not selective and wanted < len(cached.ids) // 2:
             # Binary codes propose, the exact cosine ranks what they proposed.
             rows = cached.codes.nearest(query, wanted, rows)
-            scores = cached.matrix[rows] @ query.reshape(-1)
+            scores = _dot(cached.matrix, query, rows)
         elif selective:
             # A selective filter: score only its rows (gathering them costs their size).
             assert rows is not None
-            scores = cached.matrix[rows] @ query.reshape(-1)
+            scores = _dot(cached.matrix, query, rows)
         else:
-            scores = cached.matrix @ query.reshape(-1)
+            scores = _dot(cached.matrix, query)
             if rows is not None:
                 masked = np.full_like(scores, -np.inf)
                 masked[rows] = scores[rows]
@@ -436,7 +436,7 @@ class SQLiteIndex:
         rows = [position[r] for r in record_ids if r in position]
         if not rows:
             return {}
-        scores = cached.matrix[rows] @ query.reshape(-1)
+        scores = _dot(cached.matrix, query, np.array(rows, dtype=np.int64))
         return {cached.ids[i]: float(s) for i, s in zip(rows, scores, strict=True)}
 
     def lexical(
@@ -556,6 +556,25 @@ def _index_terms(session: Session, query: str) -> list[str]:
         return [str(r[0]) for r in conn.exec_driver_sql("SELECT term FROM temp.obk_query_vocab")]
     finally:
         conn.exec_driver_sql("DELETE FROM temp.obk_query_terms")
+
+
+# Rows per matrix-vector product. OpenBLAS splits larger products across threads, which on a
+# busy 2-core machine waits for a core: 4,000 rows took 27 ms instead of 0.5 ms under load.
+_DOT_ROWS = 1024
+
+
+def _dot(
+    matrix: Vectors, query: Vectors, rows: npt.NDArray[np.int64] | None = None
+) -> npt.NDArray[np.float32]:
+    """matrix[rows] @ query (all rows if None), a slice at a time on this thread."""
+    q = query.reshape(-1)
+    n = len(matrix) if rows is None else len(rows)
+    out = np.empty(n, dtype=np.float32)
+    for start in range(0, n, _DOT_ROWS):
+        part = slice(start, start + _DOT_ROWS)
+        block = matrix[part] if rows is None else matrix[rows[part]]
+        np.dot(block, q, out=out[part])
+    return out
 
 
 def record_keys(session: Session, record_ids: Sequence[str]) -> dict[str, int]:

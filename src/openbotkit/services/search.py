@@ -86,12 +86,14 @@ def search_records(
     cosine: dict[str, float] = {}
     bm25: dict[str, float] = {}
     query_vec = None
-    embedding = _embed_in_background(embedder, query) if mode != "lexical" else None
+    # Only hybrid mode has other work to overlap with the embedding; dense mode embeds here
+    # (a hand-off to another thread and back costs more than it saves).
+    embedding = _embed_in_background(embedder, query) if mode == "hybrid" else None
     if mode != "dense":
         hits = index.lexical(ctx.session, dataset.id, query, conds, n)
         bm25 = {h.record_id: h.score for h in hits}
-    if embedding is not None:
-        query_vec = embedding.result()[0]
+    if mode != "lexical":
+        query_vec = embedding.result()[0] if embedding else embedder.embed([query])[0]
         hits = index.dense(ctx.session, dataset, query_vec, embedder.model_id, n, conds)
         cosine = {h.record_id: h.score for h in hits}
 
