@@ -21,12 +21,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import (
     ColumnElement,
+    bindparam,
     delete,
     func,
     insert,
@@ -462,11 +463,12 @@ class SQLiteIndex:
         if not docs:
             return []
         avg_len = max(total_words / docs, 1e-9)
-        conn = session.connection()
+        # The driver's own cursor, in this transaction: plain tuples, straight into numpy.
+        raw: Any = session.connection().connection.driver_connection
         keys: list[npt.NDArray[np.int64]] = []
         parts: list[npt.NDArray[np.float64]] = []
         for term in terms:
-            rows = conn.exec_driver_sql(_TERM_IN_DATASET, (term, dataset_id)).fetchall()
+            rows = raw.execute(_TERM_IN_DATASET, (term, dataset_id)).fetchall()
             if not rows:
                 continue
             table = np.array(rows, dtype=np.float64)  # record key, term frequency, length
@@ -496,8 +498,9 @@ class SQLiteIndex:
             )
             found = session.execute(
                 select(Record.key, Record.id).where(
-                    Record.key.in_([k for k, _ in chunk]), *conditions
-                )
+                    Record.key.in_(bindparam("keys", expanding=True)), *conditions
+                ),
+                {"keys": [k for k, _ in chunk]},  # bound as a list: no per-key SQL coercion
             ).all()
             passed = {int(k): str(rid) for k, rid in found}
             hits.extend(Hit(passed[k], s) for k, s in chunk if k in passed)
