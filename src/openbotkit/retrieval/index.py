@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -122,17 +122,28 @@ class _Cached:
 
     version: int
     keys: npt.NDArray[np.int64]
-    ids: list[str]
+    ids: npt.NDArray[np.bytes_]  # record ids, ASCII
     matrix: Vectors
     buffer: Vectors
     codes: _BinaryCodes | None = None
-    _positions: dict[str, int] | None = None
+    _order: npt.NDArray[np.int64] | None = None
 
-    def positions(self) -> dict[str, int]:
-        """Record id -> row of `matrix`, built once per refresh (not per search)."""
-        if self._positions is None:
-            self._positions = {rid: i for i, rid in enumerate(self.ids)}
-        return self._positions
+    def rows_of(self, record_ids: Iterable[str]) -> npt.NDArray[np.int64]:
+        """The rows of `matrix` holding these records (those cached), in ascending order.
+        Ids are one byte string array, found by binary search over a sort built once per
+        version: a fraction of the memory of Python strings and a dict."""
+        wanted = np.array([r.encode() for r in record_ids], dtype="S")
+        if not len(wanted) or not len(self.ids):
+            return np.zeros(0, dtype=np.int64)
+        if self._order is None:
+            self._order = np.argsort(self.ids, kind="stable").astype(np.int64)
+        ordered = self.ids[self._order]
+        at = np.minimum(np.searchsorted(ordered, wanted), len(ordered) - 1)
+        found = ordered[at] == wanted
+        return np.sort(self._order[at[found]])
+
+    def id_at(self, row: int) -> str:
+        return bytes(self.ids[row]).decode()
 
     def nbytes(self) -> int:
         return self.buffer.nbytes + (self.codes.buffer.nbytes if self.codes else 0)
@@ -196,7 +207,11 @@ class _BinaryCodes:
 
 
 _EMPTY = _Cached(
-    -1, np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    -1,
+    np.zeros(0, np.int64),
+    np.zeros(0, "S1"),
+    np.zeros((0, 0), np.float32),
+    np.zeros((0, 0), np.float32),
 )
 
 
@@ -307,30 +322,35 @@ class SQLiteIndex:
         old = old or _EMPTY
         where = (RecordVector.dataset_id == dataset.id, RecordVector.model_id == model_id)
         newer = (*where, RecordVector.version > old.version)
-        count = session.scalar(select(func.count()).select_from(RecordVector).where(*where))
-        fresh = session.scalar(select(func.count()).select_from(RecordVector).where(*newer)) or 0
-        if not fresh and count == len(old.ids):
-            return replace(old, version=dataset.index_version)
+        count = session.scalar(select(func.count()).select_from(RecordVector).where(*where)) or 0
         dims = (
             old.buffer.shape[1]
             or (
-                session.scalar(select(func.length(RecordVector.vector)).where(*newer).limit(1)) or 0
+                session.scalar(select(func.length(RecordVector.vector)).where(*where).limit(1)) or 0
             )
             // 4
         )
+        stmt = select(RecordVector.record_key, RecordVector.record_id, RecordVector.vector)
+        rows = session.connection().execute(stmt.where(*newer))
+        if len(old.ids):  # a refresh: what changed is usually a few rows
+            listed = rows.all()
+            fresh = len(listed)
+            if not fresh and count == len(old.ids):
+                return replace(old, version=dataset.index_version)
+            slices: Iterable[Sequence[Any]] = (listed[i : i + 4096] for i in range(0, fresh, 4096))
+        else:  # a first load: every row is new, and they stream in
+            fresh = count
+            if not fresh:
+                return replace(old, version=dataset.index_version)
+            slices = rows.partitions(4096)
         spare = fresh + fresh // SPARE_FRACTION + 16
-        # A first load reads straight into its final buffer; either way the rows stream in
-        # slices, so no second copy of the whole dataset (as bytes) is ever held.
+        # A first load reads straight into its final buffer; either way the rows are copied a
+        # slice at a time, so no second copy of the whole dataset (as bytes) is ever held.
         first = not len(old.ids) and may_append
         into = np.empty((spare if first else fresh, dims), dtype=np.float32)
         new_keys = np.empty(fresh, dtype=np.int64)
         new_ids: list[str] = []
-        rows = session.connection().execute(
-            select(RecordVector.record_key, RecordVector.record_id, RecordVector.vector).where(
-                *newer
-            )
-        )
-        for part in rows.partitions(4096):
+        for part in slices:
             at, n = len(new_ids), min(len(part), fresh - len(new_ids))
             part = part[:n]  # (a count and a read see one snapshot: this never cuts)
             into[at : at + n] = np.frombuffer(b"".join(r[2] for r in part), np.float32).reshape(
@@ -349,12 +369,13 @@ class SQLiteIndex:
         kept = int(keep.sum())
         total = kept + len(new_ids)
         codes: _BinaryCodes | None = None
+        added = np.array([r.encode() for r in new_ids], dtype="S")
         if first:
-            buffer, ids, keys = into, new_ids, new_keys
+            buffer, ids, keys = into, added, new_keys
         elif may_append and kept == len(old.ids) and total <= len(old.buffer):
             buffer = old.buffer
             buffer[kept:total] = new
-            ids = old.ids + new_ids
+            ids = np.concatenate([old.ids, added])
             keys = np.concatenate([old.keys, new_keys])
             if old.codes is not None:
                 codes = old.codes.appended(new)
@@ -363,7 +384,7 @@ class SQLiteIndex:
             if kept:
                 buffer[:kept] = old.matrix[keep]
             buffer[kept:total] = new
-            ids = [rid for rid, k in zip(old.ids, keep.tolist(), strict=True) if k] + new_ids
+            ids = np.concatenate([old.ids[keep], added])
             keys = np.concatenate([old.keys[keep], new_keys])
         if codes is None and total >= self._binary_from:
             codes = _BinaryCodes.build(buffer[:total], len(buffer))
@@ -386,13 +407,9 @@ class SQLiteIndex:
                 )
             )
         cached = self._vectors(session, dataset, model_id)
-        if not cached.ids:
+        if not len(cached.ids):
             return []
-        rows: npt.NDArray[np.int64] | None = None
-        if allowed is not None:
-            position = cached.positions()
-            rows = np.fromiter((position[r] for r in allowed if r in position), dtype=np.int64)
-            rows.sort()
+        rows = None if allowed is None else cached.rows_of(allowed)
         wanted = max(self._rescore_min, limit * RESCORE_PER_RESULT)
         selective = rows is not None and len(rows) < len(cached.ids) // 4
         if cached.codes is not None and not selective and wanted < len(cached.ids) // 2:
@@ -417,7 +434,7 @@ class SQLiteIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         at = top if rows is None else rows[top]
         return [
-            Hit(cached.ids[i], float(s))
+            Hit(cached.id_at(i), float(s))
             for i, s in zip(at.tolist(), scores[top].tolist(), strict=True)
             if np.isfinite(s)
         ]
@@ -433,12 +450,11 @@ class SQLiteIndex:
         if not record_ids:
             return {}
         cached = self._vectors(session, dataset, model_id)
-        position = cached.positions()
-        rows = [position[r] for r in record_ids if r in position]
-        if not rows:
+        rows = cached.rows_of(record_ids)
+        if not len(rows):
             return {}
-        scores = _dot(cached.matrix, query, np.array(rows, dtype=np.int64))
-        return {cached.ids[i]: float(s) for i, s in zip(rows, scores, strict=True)}
+        scores = _dot(cached.matrix, query, rows)
+        return {cached.id_at(i): float(s) for i, s in zip(rows.tolist(), scores, strict=True)}
 
     def lexical(
         self,
