@@ -12,6 +12,12 @@ from openbotkit.logs import configure_logging
 from openbotkit.services import secrets
 
 LEVELS = ["debug", "info", "warning", "error"]
+# How long an idle keep-alive connection stays open. uvicorn's own 5 s equals the idle expiry of
+# common HTTP clients (httpx's pool: 5 s), so a client could send its next request on a
+# connection the server was closing at that moment: the request met a reset (seen as dropped
+# requests under load, when the event loop runs late). Longer than the clients' and the usual
+# load balancers' idle timeouts (60 s), the server is never the side that closes first.
+KEEP_ALIVE_S = 75
 
 
 SIGN_IN_KEY_NAME = "console sign-in link"
@@ -38,6 +44,14 @@ def sign_in_link(host: str, port: int) -> str:
     help="Log level on stderr (default OBK_LOG_LEVEL, else info).",
 )
 @click.option(
+    "--keep-alive",
+    default=KEEP_ALIVE_S,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Seconds an idle keep-alive connection stays open (above the clients' and any load "
+    "balancer's idle timeout).",
+)
+@click.option(
     "--worker/--no-worker",
     default=True,
     show_default=True,
@@ -50,7 +64,13 @@ def sign_in_link(host: str, port: int) -> str:
     help="Print a one-time link that signs the browser in to the console as the local account.",
 )
 def serve(
-    host: str, port: int, workers: int, log_level: str | None, worker: bool, open_link: bool
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str | None,
+    keep_alive: int,
+    worker: bool,
+    open_link: bool,
 ) -> None:
     """Serve the REST API under /api/v1 and /v1 (give SDKs the origin, e.g. http://HOST:PORT),
     the same actions as MCP tools at /mcp (Streamable HTTP, the same Bearer secrets), and the
@@ -80,6 +100,7 @@ def serve(
             log_config=None,
             access_log=False,
             log_level=level,
+            timeout_keep_alive=keep_alive,
             # A process answers the supervisor's pings only once its imports are done (seconds
             # on a busy small machine); at uvicorn's 5 s it was killed and restarted in a loop.
             timeout_worker_healthcheck=30,
@@ -89,4 +110,12 @@ def serve(
 
     # Its own engine: the CLI's honours local `path` fields, a server's never does.
     app = create_app(st.settings, worker=worker)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, log_level=level)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        log_level=level,
+        timeout_keep_alive=keep_alive,
+    )
