@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -193,11 +194,15 @@ async def phase(
             memory.append(sum(rss for rss, _ in tree.values()))
             await asyncio.sleep(1)
 
+    completing = asyncio.create_task(completion_loop(http, base, seed, until, figures))
     await asyncio.gather(
-        sample(),
-        completion_loop(http, base, seed, until, figures),
-        *(client_loop(http, base, seed, until, figures) for _ in range(clients)),
+        sample(), *(client_loop(http, base, seed, until, figures) for _ in range(clients))
     )
+    # A completion still running when the time is up is dropped (the client goes away, as a
+    # user may): the next phase starts on time, and only finished completions are counted.
+    completing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await completing
     tree = process_tree(pid)
     workers.update(p for p, (_, worker) in tree.items() if worker)
     memory.append(sum(rss for rss, _ in tree.values()))
