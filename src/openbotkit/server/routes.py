@@ -70,8 +70,14 @@ class ActionEndpoint:
         # Plain reads take well under a millisecond on SQLite in WAL mode (readers never wait
         # for writers): a thread hop costs more than it saves. Writes, and reads declared
         # `offload=True` (search runs a model, usage sums a ledger), go to the thread pool, as
-        # do lists filtered by meta (they scan).
-        self.inline = act.effect is Effect.READ and not act.extensions.get("offload")
+        # do lists filtered by meta (they scan). On PostgreSQL every read is a network round
+        # trip to another process: on the event loop it would stall every request of the
+        # process meanwhile, so all of them go to the thread pool.
+        self.inline = (
+            act.effect is Effect.READ
+            and not act.extensions.get("offload")
+            and engine.store.is_sqlite
+        )
 
     async def handle(self, request: Request) -> Response:
         accept = JSON if self.adapter.any_accept else negotiate(request)
