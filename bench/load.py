@@ -172,6 +172,7 @@ async def seed_data(http: httpx.AsyncClient, base: str) -> dict[str, str]:
 class Phase:
     figures: Figures
     memory: list[int]  # RSS of the API processes, once a second
+    by_process: dict[int, list[int]]  # the same per process (supervisor and workers)
     workers: set[int]  # every API (worker) process seen under the server
     load: tuple[list[float], list[float]]  # load average at the start and the end
     seconds: float
@@ -183,6 +184,7 @@ async def phase(
 ) -> Phase:  # fmt: skip
     figures = Figures()
     memory: list[int] = []
+    by_process: dict[int, list[int]] = {}
     workers: set[int] = set()
     load_start = load_average()
     until = time.monotonic() + seconds
@@ -192,6 +194,8 @@ async def phase(
             tree = process_tree(pid)
             workers.update(p for p, (_, worker) in tree.items() if worker)
             memory.append(sum(rss for rss, _ in tree.values()))
+            for p, (rss, _) in tree.items():
+                by_process.setdefault(p, []).append(rss)
             await asyncio.sleep(1)
 
     completing = asyncio.create_task(completion_loop(http, base, seed, until, figures))
@@ -206,7 +210,9 @@ async def phase(
     tree = process_tree(pid)
     workers.update(p for p, (_, worker) in tree.items() if worker)
     memory.append(sum(rss for rss, _ in tree.values()))
-    return Phase(figures, memory, workers, (load_start, load_average()), seconds)
+    for p, (rss, _) in tree.items():
+        by_process.setdefault(p, []).append(rss)
+    return Phase(figures, memory, by_process, workers, (load_start, load_average()), seconds)
 
 
 async def drive(base: str, token: str, args: argparse.Namespace, pid: int) -> tuple[Phase, Phase]:
@@ -328,6 +334,12 @@ def report(
         rss_start_mb=round(sum(start) / len(start) / 2**20, 1),
         rss_end_mb=round(sum(end) / len(end) / 2**20, 1),
         rss_peak_mb=round(max(main.memory or [0]) / 2**20, 1),
+        # Per process, first and last sample: a worker that loads a model for its first
+        # completion grows once by the model's size; a leak grows in every run.
+        rss_by_process_mb={
+            str(p): [round(v[0] / 2**20, 1), round(v[-1] / 2**20, 1)]
+            for p, v in sorted(main.by_process.items())
+        },
         server_log_problems=len(problems),
         error_samples=main.figures.error_samples + reference.figures.error_samples,
         reference=summary(reference, args.reference_clients),
