@@ -180,7 +180,7 @@ class Phase:
 
 async def phase(
     http: httpx.AsyncClient, base: str, seed: dict[str, str], clients: int, seconds: float,
-    pid: int,
+    pid: int, completions: bool = True,
 ) -> Phase:  # fmt: skip
     figures = Figures()
     memory: list[int] = []
@@ -198,7 +198,9 @@ async def phase(
                 by_process.setdefault(p, []).append(rss)
             await asyncio.sleep(1)
 
-    completing = asyncio.create_task(completion_loop(http, base, seed, until, figures))
+    completing = asyncio.create_task(
+        completion_loop(http, base, seed, until, figures) if completions else asyncio.sleep(0)
+    )
     await asyncio.gather(
         sample(), *(client_loop(http, base, seed, until, figures) for _ in range(clients))
     )
@@ -221,10 +223,11 @@ async def drive(base: str, token: str, args: argparse.Namespace, pid: int) -> tu
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(headers=headers, limits=limits, timeout=60) as http:
         seed = await seed_data(http, base)
+        on = not args.no_completion
         reference = await phase(
-            http, base, seed, args.reference_clients, args.reference_seconds, pid
+            http, base, seed, args.reference_clients, args.reference_seconds, pid, on
         )
-        main = await phase(http, base, seed, args.clients, args.seconds, pid)
+        main = await phase(http, base, seed, args.clients, args.seconds, pid, on)
     return reference, main
 
 
@@ -360,6 +363,9 @@ def main() -> None:
     db.add_argument("--database-url", help="serve this database (default: a new SQLite file)")
     db.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--no-completion", action="store_true", help="leave out the streaming completion client"
+    )
     parser.add_argument("--server-log", default="warning", help="obk serve's log level")
     parser.add_argument("--keep-log", type=Path, help="copy the server's log here")
     args = parser.parse_args()
