@@ -92,10 +92,11 @@ def test_threads_of_one_process_queue_for_the_write_lock(tmp_path: Path) -> None
     def write(n: int) -> None:
         nonlocal inside, most
         with store.session() as session:
+            # The transaction (and the turn) begins with the first statement.
+            session.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
             with count:
                 inside += 1
                 most = max(most, inside)
-            session.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
             time.sleep(0.001)
             with count:
                 inside -= 1
