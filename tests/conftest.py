@@ -46,6 +46,8 @@ def _isolated_home(tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPa
             monkeypatch.delenv(key)
     monkeypatch.setenv("OBK_HOME", str(tmp_path / "obk-home"))
     monkeypatch.setenv("OBK_CACHE_DIR", str(cache_dir))
+    # No `obk` a test starts may leave a warm process behind (tests/cli/test_warm.py opts in).
+    monkeypatch.setenv("OBK_CLI_WARM_SECONDS", "0")
 
 
 BACKENDS = ("sqlite", "postgresql")

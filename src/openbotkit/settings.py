@@ -33,6 +33,8 @@ ENV_VARS: dict[str, str] = {
     "OBK_LOG_LEVEL": "log_level",
     "OBK_LOG_FORMAT": "log_format",
     "OBK_RETENTION_DAYS": "retention_days",
+    # Read before settings by the CLI's warm start (cli/warm.py); declared here to be validated.
+    "OBK_CLI_WARM_SECONDS": "cli_warm_seconds",
     # An S3-compatible store is configured the way the AWS tools are.
     "AWS_ENDPOINT_URL": "aws_endpoint_url",
     "AWS_ACCESS_KEY_ID": "aws_access_key_id",
@@ -81,6 +83,8 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     retention_days: Annotated[float, Field(ge=0)] = 30.0
+    # How long the connector CLI's warm process outlives its last call; 0: no warm process.
+    cli_warm_seconds: Annotated[float, Field(ge=0)] = 600.0
 
     @property
     def cors_origin_list(self) -> list[str]:

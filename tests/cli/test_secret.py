@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from openbotkit.cli.main import cli
+from openbotkit.cli.app import cli
 from openbotkit.cli.secret import parse_duration
 from openbotkit.errors import InvalidInput, NotFound
 from openbotkit.ids import now_ms

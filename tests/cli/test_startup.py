@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from openbotkit.cli.main import COMMANDS
+from openbotkit.cli.app import COMMANDS
 
 # Heavy stacks no plain read needs: models and their runtimes, the migration tool, the server,
 # the HTTP client (only URL uploads, remote models and --base-url use it), terminal rendering.
@@ -34,7 +34,7 @@ NOT_FOR_READS = (
 
 PROBE = """
 import sys
-from openbotkit.cli.main import main
+from openbotkit.cli.app import main
 sys.argv = ["obk", *sys.argv[1:]]
 try:
     main()

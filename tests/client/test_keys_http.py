@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from openbotkit.access import Effect
 from openbotkit.actions import REGISTRY
-from openbotkit.cli.main import cli
+from openbotkit.cli.app import cli
 from openbotkit.client.http import HttpBackend
 from openbotkit.engine import Engine
 from openbotkit.errors import CredentialExpired, InsufficientCredit, ScopeMissing

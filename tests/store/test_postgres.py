@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from openbotkit.cli.main import cli
+from openbotkit.cli.app import cli
 from openbotkit.engine import Engine
 from openbotkit.ingestion import jobs
 from openbotkit.store import Store
