@@ -34,7 +34,7 @@ NOT_FOR_READS = (
 
 PROBE = """
 import sys
-from openbotkit.cli.app import main
+from openbotkit.cli.main import main
 sys.argv = ["obk", *sys.argv[1:]]
 try:
     main()

@@ -84,7 +84,7 @@ def cli(ctx: click.Context) -> None:
 
 
 def run() -> None:
-    """Run `obk` in this process; an ObkError from any command is one line on stderr and exit status 1."""
+    """Run `obk` in this process; an ObkError is one line on stderr and exit status 1."""
     try:
         cli.main(standalone_mode=False)
     except ObkError as err:

@@ -40,7 +40,8 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _LENGTH = struct.Struct("!I")
 _INT = struct.Struct("!i")
 # Imported by the server before it forks (missing optional ones are skipped): the click app,
-# settings, the engine and its tables, every action module, the embedder's runtime.
+# settings, the engine and its tables, every action module, the embedder's modules. Not
+# onnxruntime: importing it starts a native thread, and a process with threads must not fork.
 PRELOAD = (
     "openbotkit.cli.app",
     "openbotkit.cli.connector",
@@ -50,7 +51,6 @@ PRELOAD = (
     "openbotkit.store.tables",
     "openbotkit.retrieval.onnx_embedder",
     "numpy",
-    "onnxruntime",
     "tokenizers",
 )
 
@@ -164,7 +164,9 @@ def call(place: Place, argv: Sequence[str]) -> int | None:
         if started is None:
             return None
         pid = started
-        previous = {sig: signal.signal(sig, lambda sig, _frame: _forward(pid, sig)) for sig in FORWARDED}
+        previous = {
+            sig: signal.signal(sig, lambda sig, _frame: _forward(pid, sig)) for sig in FORWARDED
+        }
         try:
             status = _recv_int(sock)
         except OSError:
@@ -239,6 +241,8 @@ def serve(sock_path: str, lock_path: str, pid_path: str) -> None:
         return
     seconds = lifetime(os.environ) or DEFAULT_SECONDS
     _preload()
+    if os.path.isdir("/proc/self/task") and len(os.listdir("/proc/self/task")) > 1:
+        return  # a preloaded module started a thread: forking would be unsafe, stay cold
     try:
         os.unlink(sock_path)  # a dead server's socket: only the lock holder may remove it
     except FileNotFoundError:
@@ -272,6 +276,9 @@ def _preload() -> None:
     import gc
     import importlib
 
+    # OpenBLAS starts a thread pool when numpy is imported, and a process with threads must not
+    # fork; one-shot calls gain nothing from a pool. Children see the caller's environment.
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
     gc.disable()
     from openbotkit.actions.index import MODULES
 
@@ -438,7 +445,7 @@ class _Server:
             sys.argv = list(request["argv"])
             _reopen_stdio()
             code = _run_cli()
-        except BaseException:  # noqa: BLE001 - nothing may escape into the server's loop
+        except BaseException:  # nothing may escape into the server's loop
             code = 1
         finally:
             try:
@@ -460,7 +467,7 @@ def _reopen_stdio() -> None:
         buffered = io.BufferedReader(raw) if fd == 0 else io.BufferedWriter(raw)
         streams.append(
             io.TextIOWrapper(
-                buffered,  # type: ignore[arg-type]
+                buffered,
                 encoding=old.encoding,
                 errors=old.errors,
                 line_buffering=fd == 2 or (fd == 1 and os.isatty(fd)),
@@ -468,7 +475,6 @@ def _reopen_stdio() -> None:
             )
         )
     sys.stdin, sys.stdout, sys.stderr = streams
-    sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
 
 
 def _run_cli() -> int:
@@ -490,14 +496,14 @@ def _run_cli() -> int:
             print(exc.code, file=sys.stderr)
             code = 1
     except KeyboardInterrupt:
-        sys.excepthook(*sys.exc_info())  # type: ignore[arg-type]
+        sys.excepthook(*sys.exc_info())
         atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
     except BaseException:
-        sys.excepthook(*sys.exc_info())  # type: ignore[arg-type]
+        sys.excepthook(*sys.exc_info())
         code = 1
     atexit._run_exitfuncs()
     return code
