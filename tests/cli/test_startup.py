@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,3 +143,22 @@ def test_a_search_loads_the_embedder_without_a_model_stack() -> None:
     loaded = loaded_by(*base, "search_dataset", "--data", query)
     assert "onnxruntime" in loaded
     assert sorted(loaded & MODEL_STACKS) == []
+
+
+def test_the_warm_start_client_imports_no_cli_stack(tmp_path: Path) -> None:
+    """The check before a connector call (is a warm process there?) is standard library only;
+    tests/cli/test_warm.py checks the same of a call a warm process served."""
+    probe = (
+        "import os, sys\n"
+        "from openbotkit.cli import main, warm\n"
+        "place = warm.place_for(['connector', 'run'], os.environ)\n"
+        "assert place is not None and warm.call(place, ['obk']) is None\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    env = {**os.environ, "OBK_CLI_WARM_SECONDS": "5", "XDG_RUNTIME_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = {m.split(".")[0] for m in proc.stdout.split()}
+    assert loaded & {"click", "pydantic", "sqlalchemy", "subprocess", "numpy"} == set()
