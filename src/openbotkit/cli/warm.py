@@ -29,8 +29,7 @@ import socket
 import struct
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 ENV = "OBK_CLI_WARM_SECONDS"
 DEFAULT_SECONDS = 600.0
@@ -55,9 +54,9 @@ PRELOAD = (
 )
 
 
-@dataclass(frozen=True)
-class Place:
-    """Where one server (one OBK_HOME, interpreter and code version) listens."""
+class Place(NamedTuple):
+    """Where one server (one OBK_HOME, interpreter and code version) listens (not a dataclass:
+    importing dataclasses costs the client more than the rest of this module)."""
 
     socket: str
     lock: str
