@@ -287,3 +287,21 @@ def test_the_client_of_a_warm_call_imports_no_cli_stack(env: dict[str, str], run
     assert json.loads(proc.stdout)["data"]["items"] == []
     loaded = {m.split(".")[0] for m in proc.stderr.strip().splitlines()[-1].split()}
     assert loaded & {"click", "pydantic", "sqlalchemy", "numpy"} == set()
+
+
+def test_a_stopped_server_finishes_the_calls_it_runs(env: dict[str, str], runtime: Path) -> None:
+    server = warm_up(env, runtime)
+    proc = subprocess.Popen(
+        [OBK, *RUN, "create_bot", "--data", "-"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: children_of(server))
+    os.kill(server, signal.SIGTERM)
+    wait_for(lambda: not list(runtime.glob("*/*.sock")))  # new calls run cold meanwhile
+    assert obk(env, *RUN, "list_bots").returncode == 0
+    out, _ = proc.communicate('{"name": "Late"}', timeout=60)
+    assert proc.returncode == 0 and json.loads(out)["data"]["id"]
+    wait_for(lambda: _state(server) in ("gone", "Z"))

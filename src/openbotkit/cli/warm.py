@@ -258,7 +258,7 @@ def serve(sock_path: str, lock_path: str, pid_path: str) -> None:
         fh.write(str(os.getpid()))
     os.replace(tmp, pid_path)
     try:
-        _Server(listener, seconds).loop()
+        _Server(listener, sock_path, seconds).loop()
     finally:
         for path in (sock_path, pid_path):
             try:
@@ -294,10 +294,11 @@ class _Server:
     """The accept loop: one selector over the listener, a wake-up pipe for signals and the
     connections of running children (EOF there means the client died: hang up its child)."""
 
-    def __init__(self, listener: socket.socket, seconds: float) -> None:
+    def __init__(self, listener: socket.socket, sock_path: str, seconds: float) -> None:
         import selectors
 
         self.listener = listener
+        self.sock_path = sock_path
         self.seconds = seconds
         self.children: dict[int, socket.socket] = {}
         self.stopping = False
@@ -313,13 +314,20 @@ class _Server:
         self.selector.register(self.wake_r, selectors.EVENT_READ, None)
 
     def _stop(self, _sig: int, _frame: Any) -> None:
-        self.stopping = True
+        """Take no more calls (new ones find no socket and run cold); wait for running ones."""
+        if not self.stopping:
+            self.stopping = True
+            self.selector.unregister(self.listener)
+            try:
+                os.unlink(self.sock_path)
+            except FileNotFoundError:
+                pass
 
     def loop(self) -> None:
         import time
 
         idle_since = time.monotonic()
-        while not self.stopping:
+        while not (self.stopping and not self.children):  # running calls finish first
             timeout = None
             if not self.children:
                 timeout = idle_since + self.seconds - time.monotonic()
