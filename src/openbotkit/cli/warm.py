@@ -26,6 +26,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import struct
 import sys
 from collections.abc import Mapping, Sequence
@@ -103,10 +104,8 @@ def _private_dir(env: Mapping[str, str]) -> str | None:
         pass
     except OSError:
         return None
-    st = os.lstat(directory)
-    if not (os.path.isdir(directory) and not os.path.islink(directory)):
-        return None
-    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+    st = os.lstat(directory)  # a symbolic link is refused too
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         return None
     return directory
 
@@ -333,6 +332,7 @@ class _Server:
                 timeout = idle_since + self.seconds - time.monotonic()
                 if timeout <= 0:
                     break
+                timeout = min(timeout, 3600.0)  # OBK_CLI_WARM_SECONDS may be huge (or inf)
             for key, _ in self.selector.select(timeout):
                 if key.fileobj is self.listener:
                     self._accept()
