@@ -49,6 +49,8 @@ PRELOAD = (
     "openbotkit.settings",
     "openbotkit.engine",
     "openbotkit.store.tables",
+    "openbotkit.services.retention",
+    "sqlite3",
     "openbotkit.retrieval.onnx_embedder",
     "numpy",
     "tokenizers",
