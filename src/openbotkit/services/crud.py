@@ -120,20 +120,31 @@ def page(
         ).first()
         if anchor is None:
             raise _unknown_cursor(request.cursor)
-        a_created, a_id = anchor
-        if descending:
-            conds.append(or_(created < a_created, and_(created == a_created, ident < a_id)))
-        else:
-            conds.append(or_(created > a_created, and_(created == a_created, ident > a_id)))
-    ordering = (created.desc(), ident.desc()) if descending else (created.asc(), ident.asc())
+        conds.append(_after(created, ident, *anchor, descending))
     columns = table.__table__.columns
-    query = select(*columns).where(*conds).order_by(*ordering).limit(request.take + 1)
+    query = (
+        select(*columns)
+        .where(*conds)
+        .order_by(*_ordering(created, ident, descending))
+        .limit(request.take + 1)
+    )
     result = ctx.session.connection().execute(query)
     keys = tuple(result.keys())
     rows = [dict(zip(keys, row, strict=True)) for row in result]
     more = len(rows) > request.take
     rows = rows[: request.take]
     return rows, (rows[-1]["id"] if more and rows else "")
+
+
+def _after(created: Any, ident: Any, a_created: Any, a_id: Any, descending: bool) -> Any:
+    """Rows past the anchor (a_created, a_id) in the list's (created_at, id) order."""
+    if descending:
+        return or_(created < a_created, and_(created == a_created, ident < a_id))
+    return or_(created > a_created, and_(created == a_created, ident > a_id))
+
+
+def _ordering(created: Any, ident: Any, descending: bool) -> tuple[Any, Any]:
+    return (created.desc(), ident.desc()) if descending else (created.asc(), ident.asc())
 
 
 def _unknown_cursor(cursor: str) -> InvalidInput:
@@ -195,14 +206,11 @@ def _page_compiled(
     def build() -> Select[Any]:
         conds = _scope(table, shape[0], shape[1])
         if request.cursor:
-            a_created: Any = bindparam("a_created")
-            a_id: Any = bindparam("a_id")
-            if descending:
-                conds.append(or_(created < a_created, and_(created == a_created, ident < a_id)))
-            else:
-                conds.append(or_(created > a_created, and_(created == a_created, ident > a_id)))
-        ordering = (created.desc(), ident.desc()) if descending else (created.asc(), ident.asc())
+            conds.append(
+                _after(created, ident, bindparam("a_created"), bindparam("a_id"), descending)
+            )
         columns = table.__table__.columns
+        ordering = _ordering(created, ident, descending)
         return select(*columns).where(*conds).order_by(*ordering).limit(bindparam("take"))
 
     query = _query(("page", name, *shape, bool(request.cursor), descending), build)
