@@ -24,7 +24,6 @@ import functools
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from serving import free_port, new_secret, wait_ready  # type: ignore[import-not-found]
+
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
@@ -47,25 +48,6 @@ CREATE_BODY = {
     "meta": {"i": 1},
     "model": "smollm2/maxTokens=100",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}") from None
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
 
 
 FLOOR_APP = textwrap.dedent(
@@ -221,15 +203,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "OBK_HOME": home, "HF_HUB_OFFLINE": "1"}
         env.pop("OBK_DATABASE_URL", None)  # the embedded default: the reference reads its file
-        token = json.loads(
-            subprocess.run(
-                [BIN / "obk", "secret", "create", "--account", "bench", "--json"],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )["token"]
+        token = new_secret(env, "bench")
         ports = {"obk": free_port(), "reference": free_port(), "floor": free_port()}
         bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         procs: dict[str, subprocess.Popen[bytes]] = {}

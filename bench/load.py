@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,15 +37,11 @@ from typing import Any
 import httpx
 import numpy as np
 
+from serving import free_port, new_secret, wait_ready  # type: ignore[import-not-found]
+
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "robot payload battery charge warehouse shelf sensor route cargo lift dock".split()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def process_tree(root: int) -> dict[int, tuple[int, bool]]:
@@ -253,15 +248,7 @@ def run_server(args: argparse.Namespace, tmp: Path, url: str | None) -> tuple[Ph
     env.update(OBK_HOME=str(tmp / "home"), HF_HUB_OFFLINE="1")
     if url:
         env["OBK_DATABASE_URL"] = url
-    token = json.loads(
-        subprocess.run(
-            [str(BIN / "obk"), "secret", "create", "--account", "load", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )["token"]
+    token = new_secret(env, "load")
     port = free_port()
     command = [str(BIN / "obk"), "serve", "--port", str(port), "--log-level", args.server_log]
     log_path = tmp / "server.log"
@@ -274,14 +261,7 @@ def run_server(args: argparse.Namespace, tmp: Path, url: str | None) -> tuple[Ph
         )
     base = f"http://127.0.0.1:{port}/api/v1"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                httpx.get(base + "/openapi.json", timeout=2)
-                break
-            except httpx.HTTPError:
-                assert server.poll() is None and time.monotonic() < deadline, "no server"
-                time.sleep(0.2)
+        wait_ready(base + "/openapi.json", server)
         reference, main = asyncio.run(drive(base, token, args, server.pid))
     finally:
         server.terminate()

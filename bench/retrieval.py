@@ -23,9 +23,7 @@ SQLite's quality row printed beside it; the database should be empty (each run a
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -53,6 +51,7 @@ from openbotkit.store.tables import Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import realcorpus  # type: ignore[import-not-found]  # a sibling of this script
+from serving import free_port, new_secret, wait_ready  # type: ignore[import-not-found]
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact-subset"
 REFERENCE = {"lexical": (0.829, 0.927), "dense": (0.823, 0.919), "hybrid": (0.838, 0.955)}
@@ -384,15 +383,7 @@ def serve_memory(home: Path, searched: tuple[int, str], queries: list[str], embe
     size, dataset_id = searched
     binary = Path(sys.executable).parent / "obk"
     env = {**os.environ, "OBK_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    token = json.loads(
-        subprocess.run(
-            [binary, "secret", "create", "--account", "bench", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )["token"]
+    token = new_secret(env, "bench")
     engine = Engine(Settings(home=home), embedder=embedder)
     _, account_id = make_dataset(engine, "bench", "small")
     from openbotkit.services.context import Ctx
@@ -403,9 +394,7 @@ def serve_memory(home: Path, searched: tuple[int, str], queries: list[str], embe
         assert ds is not None
         records.create_many(Ctx(engine.runtime, session, account_id), ds, items, None)
     engine.close()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     proc = subprocess.Popen(
         [binary, "serve", "--port", str(port), "--log-level", "warning", "--no-worker"],
         env=env,
@@ -426,15 +415,7 @@ def serve_memory(home: Path, searched: tuple[int, str], queries: list[str], embe
         answer.raise_for_status()
 
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{origin}/dataset/list", headers=headers, timeout=2).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.2)
+        wait_ready(f"{origin}/openapi.json", proc, 60)
         time.sleep(1)
         idle = rss()
         for q in queries[:5]:
