@@ -272,6 +272,10 @@ def latency(engine: Engine, size: int, corpus: RealCorpus) -> str:
 
         embed_only = timed(lambda q: embedder.embed([q]), queries)
         with_embed = timed(lambda q: search_records(ctx, dataset_id, q, mode="dense"), queries)
+        # Lexical first as each query's words are first read (SQLite keeps a word's postings
+        # per index version), then hybrid and lexical again with them kept, as a serving
+        # process that has seen the words before.
+        lexical_cold = timed(lambda q: search_records(ctx, dataset_id, q, mode="lexical"), queries)
         hybrid = timed(lambda q: search_records(ctx, dataset_id, q, mode="hybrid"), queries)
         lexical = timed(lambda q: search_records(ctx, dataset_id, q, mode="lexical"), queries)
         index_only = timed(
@@ -300,6 +304,8 @@ def latency(engine: Engine, size: int, corpus: RealCorpus) -> str:
     )
     print(f"{'hybrid, query embedding included':<34} {p(hybrid, 50):>8.2f} {p(hybrid, 99):>8.2f}")
     lexical_name = "full-text" if engine.store.dialect == "postgresql" else "FTS5 BM25"
+    cold_name = f"lexical ({lexical_name}), words new"
+    print(f"{cold_name:<34} {p(lexical_cold, 50):>8.2f} {p(lexical_cold, 99):>8.2f}")
     print(f"{'lexical (' + lexical_name + ')':<34} {p(lexical, 50):>8.2f} {p(lexical, 99):>8.2f}")
     print(
         f"{'dense index only (no embedding)':<34} {p(index_only, 50):>8.2f} {p(index_only, 99):>8.2f}"

@@ -20,10 +20,12 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import text
 
 from openbotkit.engine import Engine
+from openbotkit.retrieval.embedders import Embedder
 from openbotkit.retrieval.index import BM25_B, BM25_K1
 from openbotkit.retrieval.lexical import count_words
 from openbotkit.services import records
 from openbotkit.services.context import Ctx
+from openbotkit.settings import Settings
 from openbotkit.store.tables import Dataset, Record
 
 WORDS = ["falcon", "cobalt", "quartz", "violin", "zebra", "kiwi", "mango", "lemon"]
@@ -258,4 +260,40 @@ def test_upgrading_a_database_with_records_counts_them(lexicon: tuple[Engine, st
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()
+    assert_exact(engine, ds)
+
+
+def test_searches_after_writes_elsewhere_see_them(
+    lexicon: tuple[Engine, str], settings: Settings, local_embedder: Embedder
+) -> None:
+    """A process keeps what it read of a word's postings per committed index version: another
+    process's writes (another engine on the same database) and this transaction's own
+    uncommitted ones are seen at once, scores exact."""
+    engine, account = lexicon
+    ds = new_dataset(engine, account)
+    add(engine, account, ds, [sentence(i) for i in range(20)])
+    assert_exact(engine, ds)  # read, and kept, at this version
+    other = Engine(settings, embedder=local_embedder)
+    try:
+        add(other, account, ds, ["falcon falcon cobalt.", "lemon."])
+        with other.store.session() as session:
+            session.execute(sql_delete(Record).where(Record.text == sentence(3)))
+            other.runtime.index.touch(session, ds)
+    finally:
+        other.close()
+    assert_exact(engine, ds)
+
+    class Abandon(Exception):
+        pass
+
+    with pytest.raises(Abandon), engine.store.session() as session:
+        ctx = Ctx(engine.runtime, session, account)
+        dataset = session.get(Dataset, ds)
+        assert dataset is not None
+        texts = ["falcon kiwi kiwi."]
+        vectors = local_embedder.embed(texts)
+        (row,) = records.create_many(ctx, dataset, [{"text": t} for t in texts], vectors)
+        seen = engine.runtime.index.lexical(session, ds, "kiwi", (), 1000)
+        assert row.id in {h.record_id for h in seen}  # this transaction's own write
+        raise Abandon  # rolled back: nothing of it stays in the shared cache
     assert_exact(engine, ds)

@@ -53,6 +53,10 @@ RESCORE_PER_RESULT = 40
 # Spare rows allocated past a dataset's vectors so that new ones append without a copy.
 SPARE_FRACTION = 16
 _TOUCHED = "obk_index_touched"  # session.info key: datasets this transaction has written
+# Where each searched word occurs, per dataset and committed index version, kept per process
+# (least recently used dropped first): reading a common word's postings out of FTS5 costs tens
+# of milliseconds at 100k records, and common words are the ones every query repeats.
+POSTINGS_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,8 @@ class SQLiteIndex:
         self._rescore_min = rescore_min
         self._lock = threading.Lock()
         self._sizes: dict[tuple[str, int], tuple[int, int]] = {}
+        self._postings: OrderedDict[tuple[str, int, str], npt.NDArray[np.float64]] = OrderedDict()
+        self._postings_bytes = 0
 
     # -- writes (always inside the caller's transaction) --------------------------------------
 
@@ -475,20 +481,18 @@ class SQLiteIndex:
         terms = _index_terms(session, query)
         if not terms:
             return []
-        docs, total_words = self._dataset_size(session, dataset_id)
+        version = self._committed_version(session, dataset_id)
+        docs, total_words = self._dataset_size(session, dataset_id, version)
         if not docs:
             return []
         avg_len = max(total_words / docs, 1e-9)
-        # The driver's own cursor, in this transaction: plain tuples, straight into numpy.
-        raw: Any = session.connection().connection.driver_connection
         keys: list[npt.NDArray[np.int64]] = []
         parts: list[npt.NDArray[np.float64]] = []
         for term in terms:
-            rows = raw.execute(_TERM_IN_DATASET, (term, dataset_id)).fetchall()
-            if not rows:
+            table = self._term_postings(session, dataset_id, version, term)
+            if not len(table):
                 continue
-            table = np.array(rows, dtype=np.float64)  # record key, term frequency, length
-            idf = math.log((docs - len(rows) + 0.5) / (len(rows) + 0.5))
+            idf = math.log((docs - len(table) + 0.5) / (len(table) + 0.5))
             idf = idf if idf > 0 else 1e-6  # as FTS5 does for a term in most documents
             tf, length = table[:, 1], table[:, 2]
             norm = BM25_K1 * (1 - BM25_B + BM25_B * length / avg_len)
@@ -524,22 +528,56 @@ class SQLiteIndex:
                 break
         return hits[:limit]
 
-    def _dataset_size(self, session: Session, dataset_id: str) -> tuple[int, int]:
-        """(records, words) of a dataset, cached per committed index version."""
+    def _committed_version(self, session: Session, dataset_id: str) -> int | None:
+        """The dataset's index version as committed, or None when this transaction has
+        written the dataset (its uncommitted view never enters or reads a shared cache)."""
+        if dataset_id in session.info.get(_TOUCHED, ()):
+            return None
         version = session.scalar(select(Dataset.index_version).where(Dataset.id == dataset_id))
-        touched = dataset_id in session.info.get(_TOUCHED, ())
-        key = (dataset_id, int(version or 0))
-        with self._lock:
-            found = self._sizes.get(key)
-        if found is not None and not touched:
-            return found
+        return int(version or 0)
+
+    def _term_postings(
+        self, session: Session, dataset_id: str, version: int | None, term: str
+    ) -> npt.NDArray[np.float64]:
+        """Rows (record key, term frequency, record length) of one stemmed term in the
+        dataset, cached per committed index version."""
+        key = (dataset_id, version or 0, term)
+        if version is not None:
+            with self._lock:
+                found = self._postings.get(key)
+                if found is not None:
+                    self._postings.move_to_end(key)
+                    return found
+        # The driver's own cursor, in this transaction: plain tuples, straight into numpy.
+        raw: Any = session.connection().connection.driver_connection
+        rows = raw.execute(_TERM_IN_DATASET, (term, dataset_id)).fetchall()
+        table = np.array(rows, dtype=np.float64).reshape(-1, 3)
+        if version is not None:
+            with self._lock:
+                if key not in self._postings:
+                    self._postings[key] = table
+                    self._postings_bytes += table.nbytes
+                while self._postings_bytes > POSTINGS_BYTES and len(self._postings) > 1:
+                    self._postings_bytes -= self._postings.popitem(last=False)[1].nbytes
+        return table
+
+    def _dataset_size(
+        self, session: Session, dataset_id: str, version: int | None
+    ) -> tuple[int, int]:
+        """(records, words) of a dataset, cached per committed index version."""
+        key = (dataset_id, version or 0)
+        if version is not None:
+            with self._lock:
+                found = self._sizes.get(key)
+            if found is not None:
+                return found
         row = session.execute(
             select(func.count(), func.coalesce(func.sum(Record.tokens), 0)).where(
                 Record.dataset_id == dataset_id
             )
         ).one()
         size = (int(row[0]), int(row[1]))
-        if not touched:  # an uncommitted view never enters the shared cache
+        if version is not None:
             with self._lock:
                 self._sizes[key] = size
                 while len(self._sizes) > 4096:
