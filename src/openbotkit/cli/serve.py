@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
@@ -87,6 +88,14 @@ def serve(
     configure_logging(level, st.settings.log_format)
     # Logging is ours (log_config=None: one handler, text or JSON lines), and so is the access
     # log (server/access.py, which times each request): uvicorn's is off.
+    served: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "log_level": level,
+        "timeout_keep_alive": keep_alive,
+    }
     if workers > 1:
         # Each process builds its own app (and job worker) from the same environment.
         os.environ["OBK_LOG_LEVEL"] = level
@@ -94,13 +103,8 @@ def serve(
             "openbotkit.server.app:"
             + ("app_from_env" if worker else "app_from_env_without_worker"),
             factory=True,
-            host=host,
-            port=port,
             workers=workers,
-            log_config=None,
-            access_log=False,
-            log_level=level,
-            timeout_keep_alive=keep_alive,
+            **served,
             # A process answers the supervisor's pings only once its imports are done (seconds
             # on a busy small machine); at uvicorn's 5 s it was killed and restarted in a loop.
             timeout_worker_healthcheck=30,
@@ -110,12 +114,4 @@ def serve(
 
     # Its own engine: the CLI's honours local `path` fields, a server's never does.
     app = create_app(st.settings, worker=worker)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        log_level=level,
-        timeout_keep_alive=keep_alive,
-    )
+    uvicorn.run(app, **served)
