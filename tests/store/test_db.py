@@ -122,3 +122,68 @@ def test_threads_of_one_process_queue_for_the_write_lock(tmp_path: Path) -> None
     with store.session(write=False) as session:
         assert session.execute(text("SELECT count(*) FROM t")).scalar() == 41
     store.dispose()
+
+
+HOLD_A_WRITE = """
+import sys, time
+from sqlalchemy import text
+from openbotkit.store import Store
+store = Store(sys.argv[1])
+with store.session() as session:
+    session.execute(text("INSERT INTO t VALUES (1)"))
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_processes_take_the_write_turn_by_a_lock_file_a_killed_writer_gives_back(
+    tmp_path: Path,
+) -> None:
+    """Writers of different processes queue on a lock file beside the database: while another
+    process holds a write transaction the file is locked and a writer here waits; when that
+    process is SIGKILLed mid-transaction the kernel frees the turn at once (not after the 30 s
+    busy timeout), and what it had not committed is gone."""
+    import fcntl
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    db = tmp_path / "db.sqlite3"
+    url = f"sqlite:///{db}"
+    store = Store(url)
+    with store.session() as session:
+        session.execute(text("CREATE TABLE t (n INTEGER)"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_WRITE, url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        probe = os.open(str(db) + "-writer", os.O_RDWR)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(probe)
+        done = threading.Event()
+
+        def write() -> None:
+            with store.session() as session:
+                session.execute(text("INSERT INTO t VALUES (2)"))
+            done.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not done.wait(0.5)  # queued behind the other process
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+        started = time.monotonic()
+        assert done.wait(10)
+        assert time.monotonic() - started < 5
+        writer.join(timeout=10)
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    with store.session(write=False) as session:
+        assert session.execute(text("SELECT n FROM t")).scalars().all() == [2]
+    store.dispose()
