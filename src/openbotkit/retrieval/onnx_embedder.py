@@ -23,6 +23,8 @@ import numpy as np
 from openbotkit.retrieval.embedders import Vectors
 
 EXPORT_NAME = "all-MiniLM-L6-v2.int8-perchannel.v1.onnx"
+# Texts longer than this (in tokens) run on two threads; see OnnxEmbedder._session_for.
+WIDE_FROM_TOKENS = 64
 log = logging.getLogger("openbotkit.embedder")
 
 
@@ -116,16 +118,9 @@ class OnnxEmbedder:
                 if not path.exists():
                     log.warning("preparing the embedding model (once per machine): %s", path)
                     export_int8(path)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.intra_op_num_threads = 2
-        # Idle ORT threads otherwise spin for a while after each run, stealing the cores that
-        # the search's own matrix product runs on next.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(_optimized(path, ort)), options, providers=["CPUExecutionProvider"]
-        )
+        self._model = _optimized(path, ort)
+        self.session = self._session(threads=1)
+        self._wide_session: Any = None
         self._tokenizer_file = str(_model_dir() / "tokenizer.json")
         self.tokenizer = Tokenizer.from_file(self._tokenizer_file)
         # The bundled tokenizer.json pads every text to 128 tokens; one text per run needs none.
@@ -133,6 +128,32 @@ class OnnxEmbedder:
         self.tokenizer.enable_truncation(self.max_tokens)
         self._plain_tokenizer: Any = None
         self._lock = threading.Lock()
+
+    def _session(self, threads: int) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads = threads
+        # Idle ORT threads otherwise spin for a while after each run, stealing the cores that
+        # the search's own matrix product runs on next.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        return ort.InferenceSession(str(self._model), options, providers=["CPUExecutionProvider"])
+
+    def _session_for(self, tokens: int) -> Any:
+        """One thread for a short text (a query, a sentence), two for a long one (a file's
+        chunk). Measured per text: at 12 tokens one thread takes 0.7 ms of CPU and two 2.1 ms
+        (handing a small product to a second thread costs more than it saves, and under load
+        that CPU is taken from other requests); at 256 tokens two threads finish in 22 ms
+        instead of 29 for 12% more CPU. The two-thread session is loaded on first need."""
+        if tokens <= WIDE_FROM_TOKENS:
+            return self.session
+        if self._wide_session is None:
+            with self._lock:
+                if self._wide_session is None:
+                    self._wide_session = self._session(threads=2)
+        return self._wide_session
 
     @property
     def _plain(self) -> Any:
@@ -160,7 +181,8 @@ class OnnxEmbedder:
                 "attention_mask": np.ones_like(ids),
                 "token_type_ids": np.zeros_like(ids),
             }
-            pooled = self.session.run(None, feed)[0][0].mean(axis=0)
+            session = self._session_for(len(encoded.ids))
+            pooled = session.run(None, feed)[0][0].mean(axis=0)
             out[i] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
         return out
 
