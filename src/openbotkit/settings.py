@@ -33,6 +33,7 @@ ENV_VARS: dict[str, str] = {
     "OBK_LOG_LEVEL": "log_level",
     "OBK_LOG_FORMAT": "log_format",
     "OBK_RETENTION_DAYS": "retention_days",
+    "OBK_SERVER_THREADS": "server_threads",
     # Read before settings by the CLI's warm start (cli/warm.py); declared here to be validated.
     "OBK_CLI_WARM_SECONDS": "cli_warm_seconds",
     # An S3-compatible store is configured the way the AWS tools are.
@@ -83,6 +84,10 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     retention_days: Annotated[float, Field(ge=0)] = 30.0
+    # Threads per server process that run reads, and as many that run writes; the process
+    # works on three times as many requests at once (server/lanes.py). Unset: 2 on SQLite, 8 on
+    # PostgreSQL.
+    server_threads: Annotated[int, Field(ge=1)] | None = None
     # How long the connector CLI's warm process outlives its last call; 0: no warm process.
     cli_warm_seconds: Annotated[float, Field(ge=0)] = 600.0
 

@@ -29,6 +29,7 @@ from openbotkit.server import wire_files  # noqa: F401 - registers the file wire
 from openbotkit.server.access import AccessLog
 from openbotkit.server.console import WidgetCors, console_routes
 from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
+from openbotkit.server.lanes import Lanes
 from openbotkit.server.mcp_http import PATH as MCP_PATH
 from openbotkit.server.mcp_http import mcp_endpoint
 from openbotkit.server.openapi import openapi_document
@@ -150,6 +151,7 @@ def create_app(
         return Response(document, media_type="application/json")
 
     mcp = mcp_endpoint(engine, registry)
+    lanes = Lanes.for_store(engine.store.is_sqlite, settings.server_threads)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -169,7 +171,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         *_probe_routes(engine),
-        *action_routes(registry, engine),
+        *action_routes(registry, engine, lanes),
         *_team_routes(engine),
         *EXTRA_ROUTES,
         *(Route(p + "/openapi.json", openapi, methods=["GET"]) for p in PREFIXES),

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import orjson
 from pydantic import BaseModel
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -20,6 +20,7 @@ from openbotkit.actions.base import ListInput
 from openbotkit.engine import Engine
 from openbotkit.errors import InternalError, NotAuthenticated, ObkError
 from openbotkit.server.errors import error_response
+from openbotkit.server.lanes import Lanes
 from openbotkit.server.negotiation import (
     JSON,
     JSONL,
@@ -62,9 +63,12 @@ async def authenticate(request: Request, engine: Engine) -> Key:
 class ActionEndpoint:
     """The one endpoint shape every action is served by."""
 
-    def __init__(self, act: Action, engine: Engine) -> None:
+    def __init__(self, act: Action, engine: Engine, lanes: Lanes) -> None:
         self.act = act
         self.engine = engine
+        self.lanes = lanes
+        self.streams = "stream" in act.extensions  # a model's generation: seconds, not ms
+        self.lane = lanes.stream if self.streams else lanes.for_effect(act.effect)
         self.adapter = ADAPTERS.get(act.name, WireAdapter())
         self.is_list = issubclass(act.input, ListInput)
         # Plain reads take well under a millisecond on SQLite in WAL mode (readers never wait
@@ -80,6 +84,14 @@ class ActionEndpoint:
         )
 
     async def handle(self, request: Request) -> Response:
+        """Admitted in arrival order (server/lanes.py), but for a streaming action: it runs for
+        seconds, in the stream lane, as a stream or as one answer."""
+        if self.streams:
+            return await self._handle(request)
+        async with self.lanes.admit:
+            return await self._handle(request)
+
+    async def _handle(self, request: Request) -> Response:
         accept = JSON if self.adapter.any_accept else negotiate(request)
         account_id: str | Key
         if self.adapter.account:
@@ -96,7 +108,9 @@ class ActionEndpoint:
                 # A meta filter makes a list scan the account's rows: that goes to a thread.
                 out = self.engine.run(self.act, inp, account_id=account_id)
             else:
-                out = await run_in_threadpool(self.engine.run, self.act, inp, account_id=account_id)
+                out = await self.lanes.run(
+                    self.lane, self.engine.run, self.act, inp, account_id=account_id
+                )
         except ObkError as err:
             rendered = (
                 self.adapter.render_error(request, err) if self.adapter.render_error else None
@@ -130,7 +144,9 @@ class ActionEndpoint:
         """A list as `item` lines, walking every page until `take` items or the end. The first
         page is read before the status is sent, so an unknown parent id is still a JSON 404."""
         assert isinstance(inp, ListInput)
-        first = await run_in_threadpool(self.engine.run, self.act, inp, account_id=account_id)
+        first = await self.lanes.run(
+            self.lane, self.engine.run, self.act, inp, account_id=account_id
+        )
         return StreamingResponse(self._items(inp, first, account_id), media_type=JSONL)
 
     async def _items(
@@ -146,8 +162,8 @@ class ActionEndpoint:
                 if sent >= wanted or not data["cursor"] or not data["items"]:
                     return
                 inp = inp.model_copy(update={"cursor": data["cursor"]})
-                page = await run_in_threadpool(
-                    self.engine.run, self.act, inp, account_id=account_id
+                page = await self.lanes.run(
+                    self.lane, self.engine.run, self.act, inp, account_id=account_id
                 )
         except Exception as exc:  # the status is sent: the error goes in-band
             yield error_line(exc)
@@ -157,7 +173,7 @@ class ActionEndpoint:
         JSON error with its status; after it, an in-band `error` event (the status is sent)."""
         events = self.engine.stream(self.act, inp, account_id=account_id)
         try:
-            first = await run_in_threadpool(next, events, None)
+            first = await self.lanes.run(self.lanes.stream, next, events, None)
         except ObkError as err:
             return error_response(err)
         if first is None:
@@ -169,7 +185,7 @@ class ActionEndpoint:
     ) -> AsyncIterator[bytes]:
         try:
             yield jsonl_line(first)
-            async for event in iterate_in_threadpool(events):
+            async for event in self.lanes.iterate(self.lanes.stream, events):
                 yield jsonl_line(event)
         except Exception as exc:
             yield error_line(exc)
@@ -179,7 +195,7 @@ class ActionEndpoint:
             # say) runs now and never blocks the event loop.
             if isinstance(events, Generator):
                 with anyio.CancelScope(shield=True):
-                    await run_in_threadpool(events.close)
+                    await self.lanes.run(self.lanes.stream, events.close)
 
 
 def error_line(exc: Exception) -> bytes:
@@ -190,11 +206,11 @@ def error_line(exc: Exception) -> bytes:
     return jsonl_line({"type": "error", "data": {"message": exc.message, "code": exc.wire_code}})
 
 
-def action_routes(registry: Registry, engine: Engine) -> list[BaseRoute]:
+def action_routes(registry: Registry, engine: Engine, lanes: Lanes) -> list[BaseRoute]:
     return [
         Route(
             prefix + act.path,
-            ActionEndpoint(act, engine).handle,
+            ActionEndpoint(act, engine, lanes).handle,
             methods=[act.method],
             name=act.name,
         )

@@ -1,0 +1,152 @@
+"""Admission and lanes (server/lanes.py) on a real uvicorn: a process works on a bounded number of
+requests at once, writers queued for their lane never hold up reads, and a streamed generation
+is not counted against either.
+
+The actions live in a private registry and block until the test lets them go, so what runs and
+what waits can be seen from outside, as a client sees it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import BaseModel
+
+from openbotkit.actions.base import Input
+from openbotkit.actions.registry import Effect, Registry, action
+from openbotkit.engine import Engine
+from openbotkit.server.app import create_app
+from openbotkit.services.secrets import create_secret
+from openbotkit.settings import Settings
+from tests.server.serving import serve_in_thread
+
+
+class HoldInput(Input):
+    label: str
+
+
+class HoldOutput(BaseModel):
+    label: str
+
+
+@dataclass
+class Gate:
+    """Which held actions are running now, the most at once per effect, and the release."""
+
+    release: threading.Event = field(default_factory=threading.Event)
+    running: dict[str, set[str]] = field(default_factory=lambda: {"read": set(), "write": set()})
+    most: dict[str, int] = field(default_factory=lambda: {"read": 0, "write": 0})
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hold(self, kind: str, label: str) -> HoldOutput:
+        with self.lock:
+            self.running[kind].add(label)
+            self.most[kind] = max(self.most[kind], len(self.running[kind]))
+        try:
+            assert self.release.wait(20)
+        finally:
+            with self.lock:
+                self.running[kind].discard(label)
+        return HoldOutput(label=label)
+
+    def wait_running(self, kind: str, label: str) -> None:
+        deadline = time.monotonic() + 10
+        while label not in self.running[kind]:
+            assert time.monotonic() < deadline, f"{label} never started"
+            time.sleep(0.01)
+
+
+def held_registry(gate: Gate) -> Registry:
+    registry = Registry()
+
+    @action("hold_write", Effect.WRITE, "POST /hold/write", registry=registry)
+    def hold_write(_ctx: Any, inp: HoldInput) -> HoldOutput:
+        """Write, held until released."""
+        return gate.hold("write", inp.label)
+
+    @action("hold_read", Effect.READ, "POST /hold/read", registry=registry, offload=True)
+    def hold_read(_ctx: Any, inp: HoldInput) -> HoldOutput:
+        """Read, held until released."""
+        return gate.hold("read", inp.label)
+
+    def tokens(_scope: Any, inp: HoldInput) -> Iterator[dict[str, Any]]:
+        yield {"type": "token", "data": {"token": inp.label}}
+        yield {"type": "result", "data": {"label": inp.label}}
+
+    @action("generate", Effect.WRITE, "POST /generate", registry=registry, stream=tokens)
+    def generate(_ctx: Any, inp: HoldInput) -> HoldOutput:
+        """A streamed action, as a completion is."""
+        return HoldOutput(label=inp.label)
+
+    @action("ping", Effect.READ, "POST /ping", registry=registry)
+    def ping(_ctx: Any, inp: HoldInput) -> HoldOutput:
+        """A plain read, served on the event loop."""
+        return HoldOutput(label=inp.label)
+
+    return registry
+
+
+@dataclass
+class Served:
+    origin: str
+    headers: dict[str, str]
+    gate: Gate
+
+    def post(self, path: str, label: str, accept: str = "application/json") -> httpx.Response:
+        headers = {**self.headers, "Accept": accept}
+        url = self.origin + "/api/v1" + path
+        return httpx.post(url, json={"label": label}, headers=headers, timeout=30)
+
+
+@contextmanager
+def released_at_the_end(gate: Gate) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        gate.release.set()
+
+
+@pytest.fixture
+def served(tmp_path: Any) -> Iterator[Served]:
+    # One thread per lane: three requests admitted at once.
+    settings = Settings(home=tmp_path / "home", server_threads=1)
+    engine = Engine(settings)
+    token = create_secret(engine.runtime, "alice")[1]
+    gate = Gate()
+    app = create_app(settings, engine, registry=held_registry(gate))
+    with serve_in_thread(app) as origin:
+        yield Served(origin, {"Authorization": f"Bearer {token}"}, gate)
+        gate.release.set()
+
+
+def test_queued_writers_do_not_hold_up_a_read_and_admission_is_bounded(served: Served) -> None:
+    gate = served.gate
+    with ThreadPoolExecutor(8) as pool, released_at_the_end(gate):
+        first = pool.submit(served.post, "/hold/write", "w1")
+        gate.wait_running("write", "w1")
+        # The write lane's one thread is taken: the second writer waits for it ...
+        second = pool.submit(served.post, "/hold/write", "w2")
+        time.sleep(0.3)
+        assert gate.running["write"] == {"w1"}
+        # ... and a read still runs, in its own lane.
+        read = pool.submit(served.post, "/hold/read", "r1")
+        gate.wait_running("read", "r1")
+        # Three requests are admitted (w1, w2 and r1): a fourth waits, even a plain read.
+        fourth = pool.submit(served.post, "/ping", "p1")
+        time.sleep(0.3)
+        assert not fourth.done()
+        # A streamed generation is not admitted work: it is answered meanwhile.
+        streamed = served.post("/generate", "g1", accept="application/jsonl")
+        assert streamed.status_code == 200 and '"result"' in streamed.text
+        assert not fourth.done()
+        gate.release.set()
+        answers: list[Future[httpx.Response]] = [first, second, read, fourth]
+        assert [f.result(timeout=20).json()["label"] for f in answers] == ["w1", "w2", "r1", "p1"]
+    assert gate.most == {"read": 1, "write": 1}
