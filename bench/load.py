@@ -1,14 +1,15 @@
 """Load: many concurrent clients against `obk serve --workers N`, on loopback.
 
     .venv/bin/python bench/load.py [--clients 50] [--seconds 30] [--workers 2] [--json]
-        [--database-url postgresql://USER@HOST:PORT/DB | --postgres]
+        [--database-url postgresql://USER@HOST:PORT/DB | --postgres] [--server-threads N]
 
 Each client loops over a mix of reads (bot/dataset lists, fetches, a meta-filtered list,
 usage), writes (bot creates, record creates, which embed) and searches; one more client runs
 one streaming completion at a time with the bundled model. Prints requests, statuses, p50/p99
 of the non-completion requests, completion figures, the API processes' memory (RSS) at the
 start and the end of the run, any API process that was restarted, and the load average of the
-machine. A reference run of the same mix with a few clients on the same server comes first
+machine, and the generator's own CPU per request (it shares the machine with the server; its
+clients use bench/http1.py's lean connection for that reason). A reference run of the same mix with a few clients on the same server comes first
 and is printed beside it. The target: no 5xx, no transport error, memory flat, p99 <= 250 ms.
 
 The database is a fresh SQLite file unless `--database-url` names one (it is used as it is)
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from http1 import Connection, Http1Error  # type: ignore[import-not-found]
 from serving import free_port, new_secret, wait_ready  # type: ignore[import-not-found]
 
 BIN = Path(sys.executable).parent
@@ -84,63 +86,52 @@ class Figures:
 
 
 def request_for(
-    http: httpx.AsyncClient, base: str, seed: dict[str, str], rng: random.Random
-) -> tuple[str, Any]:
+    conn: Connection, seed: dict[str, str], rng: random.Random
+) -> tuple[str, Awaitable[tuple[int, bytes]]]:
     roll = rng.random()
     words = " ".join(rng.sample(WORDS, 3))
     if roll < 0.30:
-        return "list", http.get(base + "/bot/list", params={"take": 20})
+        return "list", conn.get("/bot/list", params={"take": 20})
     if roll < 0.45:
-        return "fetch", http.get(base + f"/dataset/{seed['dataset']}/fetch")
+        return "fetch", conn.get(f"/dataset/{seed['dataset']}/fetch")
     if roll < 0.55:
         team = str(rng.randint(0, 9))
-        return "filtered_list", http.get(base + "/bot/list", params={"meta.team": team})
+        return "filtered_list", conn.get("/bot/list", params={"meta.team": team})
     if roll < 0.60:
-        return "usage", http.get(base + "/usage/fetch")
+        return "usage", conn.get("/usage/fetch")
     if roll < 0.75:
         body = {"name": words, "meta": {"team": str(rng.randint(0, 9))}}
-        return "bot_create", http.post(base + "/bot/create", json=body)
+        return "bot_create", conn.post("/bot/create", body)
     if roll < 0.88:
         body = {"text": f"The {words} note {rng.randint(0, 10**6)}."}
-        return "record_create", http.post(
-            base + f"/dataset/{seed['dataset']}/record/create", json=body
-        )
-    body = {"search": words}
-    return "search", http.post(base + f"/dataset/{seed['dataset']}/search", json=body)
+        return "record_create", conn.post(f"/dataset/{seed['dataset']}/record/create", body)
+    return "search", conn.post(f"/dataset/{seed['dataset']}/search", {"search": words})
 
 
 async def client_loop(
     http: httpx.AsyncClient, base: str, seed: dict[str, str], until: float, figures: Figures
 ) -> None:
+    """One client: its own keep-alive connection (as separate users have), one request after
+    another until the time is up. The connection is bench/http1.py's, not httpx: on this
+    machine the generator's CPU is the server's loss (see `generator_cpu_ms_per_request`)."""
     rng = random.Random()
-    # Each client its own connection pool of one keep-alive connection, as separate users have:
-    # one pool shared by 50 clients costs the generator about 4x more CPU per request (measured:
-    # 4.8 against 1.25 ms), taken from the cores the server runs on.
-    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(headers=http.headers, timeout=http.timeout, limits=one) as own:
-        await client_requests(own, base, seed, until, figures, rng)
-
-
-async def client_requests(
-    http: httpx.AsyncClient,
-    base: str,
-    seed: dict[str, str],
-    until: float,
-    figures: Figures,
-    rng: random.Random,
-) -> None:
-    while time.monotonic() < until:
-        kind, call = request_for(http, base, seed, rng)
-        started = time.perf_counter()
-        try:
-            resp = await call
-        except httpx.HTTPError as exc:
-            figures.error(kind, exc)
-            continue
-        elapsed = time.perf_counter() - started
-        figures.statuses[resp.status_code] += 1
-        figures.latencies.append(elapsed)
-        figures.by_kind_ms.setdefault(kind, []).append(elapsed * 1000)
+    headers = {"Authorization": http.headers["Authorization"]}
+    conn = Connection(base, headers, timeout=60)
+    try:
+        while time.monotonic() < until:
+            kind, call = request_for(conn, seed, rng)
+            started = time.perf_counter()
+            try:
+                status, _body = await call
+            except Http1Error as exc:
+                figures.error(kind, exc)
+                continue
+            elapsed = time.perf_counter() - started
+            figures.statuses[status] += 1
+            figures.latencies.append(elapsed)
+            figures.by_kind_ms.setdefault(kind, []).append(elapsed * 1000)
+    finally:
+        await conn.close()
 
 
 async def completion_loop(
@@ -187,6 +178,7 @@ class Phase:
     workers: set[int]  # every API (worker) process seen under the server
     load: tuple[list[float], list[float]]  # load average at the start and the end
     seconds: float
+    generator_cpu_s: float  # this process's own CPU time during the phase
 
 
 async def phase(
@@ -198,6 +190,7 @@ async def phase(
     by_process: dict[int, list[int]] = {}
     workers: set[int] = set()
     load_start = load_average()
+    cpu_start = time.process_time()
     until = time.monotonic() + seconds
 
     async def sample() -> None:
@@ -225,7 +218,8 @@ async def phase(
     memory.append(sum(rss for rss, _ in tree.values()))
     for p, (rss, _) in tree.items():
         by_process.setdefault(p, []).append(rss)
-    return Phase(figures, memory, by_process, workers, (load_start, load_average()), seconds)
+    cpu = time.process_time() - cpu_start
+    return Phase(figures, memory, by_process, workers, (load_start, load_average()), seconds, cpu)
 
 
 async def drive(base: str, token: str, args: argparse.Namespace, pid: int) -> tuple[Phase, Phase]:
@@ -264,6 +258,8 @@ def run_server(args: argparse.Namespace, tmp: Path, url: str | None) -> tuple[Ph
     env.update(OBK_HOME=str(tmp / "home"), HF_HUB_OFFLINE="1")
     if url:
         env["OBK_DATABASE_URL"] = url
+    if args.server_threads:
+        env["OBK_SERVER_THREADS"] = str(args.server_threads)
     token = new_secret(env, "load")
     port = free_port()
     command = [str(BIN / "obk"), "serve", "--port", str(port), "--log-level", args.server_log]
@@ -306,6 +302,10 @@ def summary(ph: Phase, clients: int) -> dict[str, Any]:
             k: round(float(np.percentile(v, 99)), 1) for k, v in sorted(f.by_kind_ms.items())
         },
         "mix": {k: len(v) for k, v in sorted(f.by_kind_ms.items())},
+        # What the generator itself took of the machine's cores, per request answered.
+        "generator_cpu_ms_per_request": round(
+            ph.generator_cpu_s * 1000 / max(1, len(f.latencies)), 2
+        ),
         "completions": len(f.completions),
         "completion_statuses": dict(f.completion_statuses),
         "completion_p50_s": round(float(np.median(f.completions)), 2) if f.completions else None,
@@ -353,6 +353,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--server-threads", type=int, help="OBK_SERVER_THREADS of the server (default: its own)"
+    )
     parser.add_argument("--reference-clients", type=int, default=5)
     parser.add_argument("--reference-seconds", type=float, default=10)
     db = parser.add_mutually_exclusive_group()
