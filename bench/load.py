@@ -65,6 +65,24 @@ def process_tree(root: int) -> dict[int, tuple[int, bool]]:
     return found
 
 
+def connections_by_process(pids: set[int], port: int) -> dict[int, int]:
+    """How many established connections to `port` each of `pids` holds (read from /proc): the
+    kernel hands each new connection to one API process for its whole life."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    inodes.add(fields[9])
+    counts = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            links = (os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir())
+            counts[pid] = sum(link[8:-1] in inodes for link in links if link.startswith("socket:"))
+    return counts
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -109,11 +127,17 @@ def request_for(
 
 
 async def client_loop(
-    http: httpx.AsyncClient, base: str, seed: dict[str, str], until: float, figures: Figures
+    http: httpx.AsyncClient,
+    base: str,
+    seed: dict[str, str],
+    until: float,
+    figures: Figures,
+    delay: float = 0.0,
 ) -> None:
     """One client: its own keep-alive connection (as separate users have), one request after
     another until the time is up. The connection is bench/http1.py's, not httpx: on this
     machine the generator's CPU is the server's loss (see `generator_cpu_ms_per_request`)."""
+    await asyncio.sleep(delay)
     rng = random.Random()
     headers = {"Authorization": http.headers["Authorization"]}
     conn = Connection(base, headers, timeout=60)
@@ -179,11 +203,12 @@ class Phase:
     load: tuple[list[float], list[float]]  # load average at the start and the end
     seconds: float
     generator_cpu_s: float  # this process's own CPU time during the phase
+    connections: dict[int, int]  # API process -> client connections it holds, mid-phase
 
 
 async def phase(
     http: httpx.AsyncClient, base: str, seed: dict[str, str], clients: int, seconds: float,
-    pid: int, completions: bool = True,
+    pid: int, port: int, completions: bool = True, ramp: float = 0.0,
 ) -> Phase:  # fmt: skip
     figures = Figures()
     memory: list[int] = []
@@ -193,10 +218,14 @@ async def phase(
     cpu_start = time.process_time()
     until = time.monotonic() + seconds
 
+    connections: dict[int, int] = {}
+
     async def sample() -> None:
         while time.monotonic() < until:
             tree = process_tree(pid)
             workers.update(p for p, (_, worker) in tree.items() if worker)
+            if time.monotonic() > until - seconds / 2 and not connections:
+                connections.update(connections_by_process(workers, port))
             memory.append(sum(rss for rss, _ in tree.values()))
             for p, (rss, _) in tree.items():
                 by_process.setdefault(p, []).append(rss)
@@ -205,8 +234,13 @@ async def phase(
     completing = asyncio.create_task(
         completion_loop(http, base, seed, until, figures) if completions else asyncio.sleep(0)
     )
+    # Clients arrive over `ramp` seconds, as users do, not in one millisecond: a burst of 50
+    # connects is taken by whichever API process wakes first (asyncio accepts every pending
+    # connection at once), leaving one process with most of the clients for the whole run.
+    step = ramp / max(1, clients)
     await asyncio.gather(
-        sample(), *(client_loop(http, base, seed, until, figures) for _ in range(clients))
+        sample(),
+        *(client_loop(http, base, seed, until, figures, i * step) for i in range(clients)),
     )
     # A completion still running when the time is up is dropped (the client goes away, as a
     # user may): the next phase starts on time, and only finished completions are counted.
@@ -219,10 +253,15 @@ async def phase(
     for p, (rss, _) in tree.items():
         by_process.setdefault(p, []).append(rss)
     cpu = time.process_time() - cpu_start
-    return Phase(figures, memory, by_process, workers, (load_start, load_average()), seconds, cpu)
+    return Phase(
+        figures, memory, by_process, workers, (load_start, load_average()), seconds, cpu,
+        connections,
+    )  # fmt: skip
 
 
-async def drive(base: str, token: str, args: argparse.Namespace, pid: int) -> tuple[Phase, Phase]:
+async def drive(
+    base: str, token: str, args: argparse.Namespace, pid: int, port: int
+) -> tuple[Phase, Phase]:
     most = max(args.clients, args.reference_clients) + 2
     limits = httpx.Limits(max_connections=most, max_keepalive_connections=most)
     headers = {"Authorization": f"Bearer {token}"}
@@ -230,9 +269,9 @@ async def drive(base: str, token: str, args: argparse.Namespace, pid: int) -> tu
         seed = await seed_data(http, base)
         on = not args.no_completion
         reference = await phase(
-            http, base, seed, args.reference_clients, args.reference_seconds, pid, on
+            http, base, seed, args.reference_clients, args.reference_seconds, pid, port, on
         )
-        main = await phase(http, base, seed, args.clients, args.seconds, pid, on)
+        main = await phase(http, base, seed, args.clients, args.seconds, pid, on, args.ramp_up)
     return reference, main
 
 
@@ -274,7 +313,7 @@ def run_server(args: argparse.Namespace, tmp: Path, url: str | None) -> tuple[Ph
     base = f"http://127.0.0.1:{port}/api/v1"
     try:
         wait_ready(base + "/openapi.json", server)
-        reference, main = asyncio.run(drive(base, token, args, server.pid))
+        reference, main = asyncio.run(drive(base, token, args, server.pid, port))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -303,6 +342,7 @@ def summary(ph: Phase, clients: int) -> dict[str, Any]:
         },
         "mix": {k: len(v) for k, v in sorted(f.by_kind_ms.items())},
         # What the generator itself took of the machine's cores, per request answered.
+        "connections_by_api_process": sorted(ph.connections.values(), reverse=True),
         "generator_cpu_ms_per_request": round(
             ph.generator_cpu_s * 1000 / max(1, len(f.latencies)), 2
         ),
@@ -353,6 +393,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--ramp-up", type=float, default=1.0, help="seconds over which the clients arrive"
+    )
     parser.add_argument(
         "--server-threads", type=int, help="OBK_SERVER_THREADS of the server (default: its own)"
     )
