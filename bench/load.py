@@ -208,7 +208,7 @@ class Phase:
 
 async def phase(
     http: httpx.AsyncClient, base: str, seed: dict[str, str], clients: int, seconds: float,
-    pid: int, port: int, completions: bool = True, ramp: float = 0.0,
+    pid: int, port: int, *, completions: bool = True, ramp: float = 0.0,
 ) -> Phase:  # fmt: skip
     figures = Figures()
     memory: list[int] = []
@@ -269,9 +269,13 @@ async def drive(
         seed = await seed_data(http, base)
         on = not args.no_completion
         reference = await phase(
-            http, base, seed, args.reference_clients, args.reference_seconds, pid, port, on
-        )
-        main = await phase(http, base, seed, args.clients, args.seconds, pid, on, args.ramp_up)
+            http, base, seed, args.reference_clients, args.reference_seconds, pid, port,
+            completions=on,
+        )  # fmt: skip
+        main = await phase(
+            http, base, seed, args.clients, args.seconds, pid, port,
+            completions=on, ramp=args.ramp_up,
+        )  # fmt: skip
     return reference, main
 
 
