@@ -150,3 +150,29 @@ def test_queued_writers_do_not_hold_up_a_read_and_admission_is_bounded(served: S
         answers: list[Future[httpx.Response]] = [first, second, read, fourth]
         assert [f.result(timeout=20).json()["label"] for f in answers] == ["w1", "w2", "r1", "p1"]
     assert gate.most == {"read": 1, "write": 1}
+
+
+def test_slow_uploads_hold_no_place_in_admission(served: Served) -> None:
+    """Bodies are read before admission: clients that send a request's head and then trickle
+    (or stall) its body take none of the three places, and a plain request is answered."""
+    import socket
+
+    port = int(served.origin.rsplit(":", 1)[1])
+    stalled = []
+    try:
+        for _ in range(5):
+            sock = socket.create_connection(("127.0.0.1", port))
+            head = (
+                "POST /api/v1/hold/write HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: {served.headers['Authorization']}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+            )
+            sock.sendall(head.encode())
+            stalled.append(sock)
+        time.sleep(0.3)
+        answered = served.post("/ping", "p2")
+        assert answered.status_code == 200 and answered.json()["label"] == "p2"
+        assert served.gate.running["write"] == set()
+    finally:
+        for sock in stalled:
+            sock.close()

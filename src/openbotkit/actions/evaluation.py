@@ -63,7 +63,11 @@ class EvaluateDatasetOutput(Output):
     modes: dict[str, ModeOutput]
 
 
-@action("evaluate_dataset", Effect.READ, "POST /dataset/{datasetId}/evaluate", offload=True)
+# long: an evaluation runs every query in every mode (seconds); the server runs it apart from the
+# requests it admits (server/lanes.py).
+@action(
+    "evaluate_dataset", Effect.READ, "POST /dataset/{datasetId}/evaluate", offload=True, long=True
+)
 def evaluate_dataset(ctx: Ctx, inp: EvaluateDatasetInput) -> EvaluateDatasetOutput:
     """Measure a dataset's search on labelled queries: nDCG, recall and MRR at k, per mode."""
     queries = [

@@ -11,10 +11,13 @@ cores with everything else and came last (p99 of the mix 0.9 s, of a create 1.1 
 Here a process admits a few requests at a time, first come first served (`admit`); the others
 wait in the queue, where they cost nothing, so each waits about as long as any other and runs
 quickly once admitted. Admitted work that leaves the event loop runs in its lane: writes in one,
-reads in another, so writers queued for SQLite's single writer never hold up searches, and
-streamed events (a completion's model steps) in a third, outside admission, because a
-generation lasts seconds. On PostgreSQL a thread spends most of a read waiting on the network,
-not on the interpreter, and writers do not queue for one lock: the lanes are wider.
+reads in another, so writers queued for SQLite's single writer never hold up searches. Work
+that lasts seconds (a completion's generation, streamed or not; an evaluation, declared
+`long=True`) runs outside admission, in a third lane; and a request's body is read before
+admission, so neither a slow upload nor a long answer holds a place others wait for.
+
+On PostgreSQL a thread spends most of a read waiting on the network, not on the interpreter,
+and writers do not queue for one lock: the lanes are wider.
 """
 
 from __future__ import annotations
@@ -35,19 +38,19 @@ SQLITE_THREADS = 2
 POSTGRES_THREADS = 8
 # Requests admitted at once per lane thread: enough to keep both lanes and the event loop busy.
 ADMITTED_PER_THREAD = 3
-# Streams wait on the model (one generation at a time per process) or on the client: their
-# threads mostly sleep, so the lane only bounds how many are open at once.
-STREAM_THREADS = 16
+# Long work (a generation waits on the model, one at a time per process, or on the client; an
+# evaluation runs its searches): the lane only bounds how many run at once.
+LONG_THREADS = 16
 
 
 class Lanes:
-    """Admission and the read, write and stream lanes of one server process."""
+    """Admission and the read, write and long lanes of one server process."""
 
     def __init__(self, threads: int) -> None:
         self.admit = CapacityLimiter(threads * ADMITTED_PER_THREAD)
         self.read = CapacityLimiter(threads)
         self.write = CapacityLimiter(threads)
-        self.stream = CapacityLimiter(STREAM_THREADS)
+        self.long = CapacityLimiter(LONG_THREADS)
 
     @classmethod
     def for_store(cls, is_sqlite: bool, threads: int | None) -> Lanes:

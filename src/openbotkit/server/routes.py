@@ -67,8 +67,10 @@ class ActionEndpoint:
         self.act = act
         self.engine = engine
         self.lanes = lanes
-        self.streams = "stream" in act.extensions  # a model's generation: seconds, not ms
-        self.lane = lanes.stream if self.streams else lanes.for_effect(act.effect)
+        # Seconds, not milliseconds (a model's generation, an evaluation): outside admission,
+        # in the lane for long work, as a stream or as one answer.
+        self.long = "stream" in act.extensions or bool(act.extensions.get("long"))
+        self.lane = lanes.long if self.long else lanes.for_effect(act.effect)
         self.adapter = ADAPTERS.get(act.name, WireAdapter())
         self.is_list = issubclass(act.input, ListInput)
         # Plain reads take well under a millisecond on SQLite in WAL mode (readers never wait
@@ -84,21 +86,23 @@ class ActionEndpoint:
         )
 
     async def handle(self, request: Request) -> Response:
-        """Admitted in arrival order (server/lanes.py), but for a streaming action: it runs for
-        seconds, in the stream lane, as a stream or as one answer."""
-        if self.streams:
-            return await self._handle(request)
-        async with self.lanes.admit:
-            return await self._handle(request)
-
-    async def _handle(self, request: Request) -> Response:
         accept = JSON if self.adapter.any_accept else negotiate(request)
         account_id: str | Key
         if self.adapter.account:
             account_id = await self.adapter.account(request, self.engine)
         else:
             account_id = await authenticate(request, self.engine)
+        # The body arrives at the client's pace: read before admission, so a slow upload never
+        # holds a place that others wait for.
         inp = self.act.parse_input(await self.read_input(request))
+        if self.long:
+            return await self.answer(request, accept, inp, account_id)
+        async with self.lanes.admit:  # in arrival order (server/lanes.py)
+            return await self.answer(request, accept, inp, account_id)
+
+    async def answer(
+        self, request: Request, accept: str, inp: BaseModel, account_id: str | Key
+    ) -> Response:
         if accept == JSONL and "stream" in self.act.extensions:
             return await self.stream_events(inp, account_id)
         if accept == JSONL and self.is_list:
@@ -173,7 +177,7 @@ class ActionEndpoint:
         JSON error with its status; after it, an in-band `error` event (the status is sent)."""
         events = self.engine.stream(self.act, inp, account_id=account_id)
         try:
-            first = await self.lanes.run(self.lanes.stream, next, events, None)
+            first = await self.lanes.run(self.lanes.long, next, events, None)
         except ObkError as err:
             return error_response(err)
         if first is None:
@@ -185,7 +189,7 @@ class ActionEndpoint:
     ) -> AsyncIterator[bytes]:
         try:
             yield jsonl_line(first)
-            async for event in self.lanes.iterate(self.lanes.stream, events):
+            async for event in self.lanes.iterate(self.lanes.long, events):
                 yield jsonl_line(event)
         except Exception as exc:
             yield error_line(exc)
@@ -195,7 +199,7 @@ class ActionEndpoint:
             # say) runs now and never blocks the event loop.
             if isinstance(events, Generator):
                 with anyio.CancelScope(shield=True):
-                    await self.lanes.run(self.lanes.stream, events.close)
+                    await self.lanes.run(self.lanes.long, events.close)
 
 
 def error_line(exc: Exception) -> bytes:
