@@ -23,6 +23,7 @@ from openbotkit.actions.base import Input
 from openbotkit.actions.registry import Effect, Registry, action
 from openbotkit.engine import Engine
 from openbotkit.server.app import create_app
+from openbotkit.services import bots
 from openbotkit.services.secrets import create_secret
 from openbotkit.settings import Settings
 from tests.server.serving import serve_in_thread
@@ -85,6 +86,12 @@ def held_registry(gate: Gate) -> Registry:
         """A streamed action, as a completion is."""
         return HoldOutput(label=inp.label)
 
+    @action("write_bot", Effect.WRITE, "POST /write-bot", registry=registry)
+    def write_bot(ctx: Any, inp: HoldInput) -> HoldOutput:
+        """A real write: a bot, in the action's transaction."""
+        bots.create(ctx, {"name": inp.label})
+        return HoldOutput(label=inp.label)
+
     @action("ping", Effect.READ, "POST /ping", registry=registry)
     def ping(_ctx: Any, inp: HoldInput) -> HoldOutput:
         """A plain read, served on the event loop."""
@@ -98,6 +105,7 @@ class Served:
     origin: str
     headers: dict[str, str]
     gate: Gate
+    database_url: str
 
     def post(self, path: str, label: str, accept: str = "application/json") -> httpx.Response:
         headers = {**self.headers, "Accept": accept}
@@ -122,7 +130,7 @@ def served(tmp_path: Any) -> Iterator[Served]:
     gate = Gate()
     app = create_app(settings, engine, registry=held_registry(gate))
     with serve_in_thread(app) as origin:
-        yield Served(origin, {"Authorization": f"Bearer {token}"}, gate)
+        yield Served(origin, {"Authorization": f"Bearer {token}"}, gate, engine.store.url)
         gate.release.set()
 
 
@@ -176,3 +184,47 @@ def test_slow_uploads_hold_no_place_in_admission(served: Served) -> None:
     finally:
         for sock in stalled:
             sock.close()
+
+
+HOLD_THE_WRITE_LOCK = """
+import sys, time
+from sqlalchemy import text
+from openbotkit.store import Store
+store = Store(sys.argv[1])
+with store.session() as session:
+    session.execute(text("UPDATE bots SET name = name WHERE 0"))
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_writers_stalled_behind_another_process_do_not_hold_up_reads(served: Served) -> None:
+    """Another process holds SQLite's write lock (a long transaction): the writers queued here
+    wait for it, and once one has waited past its patience the process widens admission, so a
+    read is still answered; when the other process goes away every write lands."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_WRITE_LOCK, served.database_url],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        with ThreadPoolExecutor(8) as pool:
+            writes = [pool.submit(served.post, "/write-bot", f"b{i}") for i in range(5)]
+            time.sleep(0.5)
+            assert not any(w.done() for w in writes)
+            started = time.monotonic()
+            assert served.post("/ping", "p3").json()["label"] == "p3"
+            assert time.monotonic() - started < 2
+            assert not any(w.done() for w in writes)
+            holder.kill()
+            holder.wait(timeout=10)
+            assert all(w.result(timeout=20).status_code == 200 for w in writes)
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        if holder.stdout is not None:
+            holder.stdout.close()

@@ -18,7 +18,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,38 @@ def head_revision() -> str:
 
 # How long a SQLite writer waits for another one before "database is locked".
 BUSY_TIMEOUT_S = 30
+
+# A SQLite writer that has waited this long for its turn tells its thread's watcher, if any.
+WRITER_PATIENCE_S = 0.1
+_watchers = threading.local()
+
+
+@contextmanager
+def watching_writer_waits(watcher: Callable[[bool], None]) -> Iterator[None]:
+    """Within the block, a write transaction begun on this thread that waits longer than
+    WRITER_PATIENCE_S for SQLite's write turn (another transaction, maybe of another process,
+    holds it) calls `watcher(True)`, and `watcher(False)` once it has the turn. The server
+    widens its admission meanwhile, so requests queued behind stalled writers still run."""
+    _watchers.current = watcher
+    try:
+        yield
+    finally:
+        _watchers.current = None
+
+
+def _wait_for(take: Callable[[float], bool], timeout: float) -> bool:
+    """`take(timeout)`, telling this thread's watcher when it takes longer than its patience."""
+    watcher: Callable[[bool], None] | None = getattr(_watchers, "current", None)
+    if watcher is None:
+        return take(timeout)
+    if take(min(WRITER_PATIENCE_S, timeout)):
+        return True
+    watcher(True)
+    try:
+        return take(max(0.0, timeout - WRITER_PATIENCE_S))
+    finally:
+        watcher(False)
+
 
 # pg_advisory_xact_lock key held while migrating (any constant; "obk" in ASCII).
 MIGRATION_LOCK_KEY = 0x6F626B
@@ -153,8 +185,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     def _on_write_begin(conn: Any) -> None:
         # Never wait forever (a thread nesting two write transactions, a writer stopped in a
         # debugger): past the busy timeout, BEGIN IMMEDIATE decides as it did without the locks.
-        if held not in conn.info and lock.acquire(timeout=BUSY_TIMEOUT_S):
-            conn.info[held] = turn.take(BUSY_TIMEOUT_S)  # whether the file's turn is taken too
+        if held not in conn.info and _wait_for(lambda t: lock.acquire(timeout=t), BUSY_TIMEOUT_S):
+            # Whether the file's turn (other processes' writers) is taken too.
+            conn.info[held] = turn.path is not None and _wait_for(turn.take, BUSY_TIMEOUT_S)
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     @event.listens_for(engine.pool, "checkin")
