@@ -27,6 +27,7 @@ from openbotkit.services import bots
 from openbotkit.services.secrets import create_secret
 from openbotkit.settings import Settings
 from tests.server.serving import serve_in_thread
+from tests.store.holding import another_process_writing
 
 
 class HoldInput(Input):
@@ -186,45 +187,22 @@ def test_slow_uploads_hold_no_place_in_admission(served: Served) -> None:
             sock.close()
 
 
-HOLD_THE_WRITE_LOCK = """
-import sys, time
-from sqlalchemy import text
-from openbotkit.store import Store
-store = Store(sys.argv[1])
-with store.session() as session:
-    session.execute(text("UPDATE bots SET name = name WHERE 0"))
-    print("holding", flush=True)
-    time.sleep(600)
-"""
-
-
 def test_writers_stalled_behind_another_process_do_not_hold_up_reads(served: Served) -> None:
     """Another process holds SQLite's write lock (a long transaction): the writers queued here
     wait for it, and once one has waited past its patience the process widens admission, so a
     read is still answered; when the other process goes away every write lands."""
-    import subprocess
-    import sys
-
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_THE_WRITE_LOCK, served.database_url],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
-        with ThreadPoolExecutor(8) as pool:
-            writes = [pool.submit(served.post, "/write-bot", f"b{i}") for i in range(5)]
-            time.sleep(0.5)
-            assert not any(w.done() for w in writes)
-            started = time.monotonic()
-            assert served.post("/ping", "p3").json()["label"] == "p3"
-            assert time.monotonic() - started < 2
-            assert not any(w.done() for w in writes)
-            holder.kill()
-            holder.wait(timeout=10)
-            assert all(w.result(timeout=20).status_code == 200 for w in writes)
-    finally:
+    statement = "UPDATE bots SET name = name WHERE 0"
+    with (
+        another_process_writing(served.database_url, statement) as holder,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        writes = [pool.submit(served.post, "/write-bot", f"b{i}") for i in range(5)]
+        time.sleep(0.5)
+        assert not any(w.done() for w in writes)
+        started = time.monotonic()
+        assert served.post("/ping", "p3").json()["label"] == "p3"
+        assert time.monotonic() - started < 2
+        assert not any(w.done() for w in writes)
         holder.kill()
         holder.wait(timeout=10)
-        if holder.stdout is not None:
-            holder.stdout.close()
+        assert all(w.result(timeout=20).status_code == 200 for w in writes)

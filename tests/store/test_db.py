@@ -20,6 +20,7 @@ from openbotkit.services import bots
 from openbotkit.services.context import Ctx
 from openbotkit.settings import Settings
 from openbotkit.store import Store
+from tests.store.holding import another_process_writing
 
 
 def test_first_use_migrates_and_enables_wal(tmp_path: Path) -> None:
@@ -124,18 +125,6 @@ def test_threads_of_one_process_queue_for_the_write_lock(tmp_path: Path) -> None
     store.dispose()
 
 
-HOLD_A_WRITE = """
-import sys, time
-from sqlalchemy import text
-from openbotkit.store import Store
-store = Store(sys.argv[1])
-with store.session() as session:
-    session.execute(text("INSERT INTO t VALUES (1)"))
-    print("holding", flush=True)
-    time.sleep(600)
-"""
-
-
 def test_processes_take_the_write_turn_by_a_lock_file_a_killed_writer_gives_back(
     tmp_path: Path,
 ) -> None:
@@ -145,20 +134,13 @@ def test_processes_take_the_write_turn_by_a_lock_file_a_killed_writer_gives_back
     busy timeout), and what it had not committed is gone."""
     import fcntl
     import os
-    import signal
-    import subprocess
-    import sys
 
     db = tmp_path / "db.sqlite3"
     url = f"sqlite:///{db}"
     store = Store(url)
     with store.session() as session:
         session.execute(text("CREATE TABLE t (n INTEGER)"))
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_A_WRITE, url], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+    with another_process_writing(url, "INSERT INTO t VALUES (1)") as holder:
         probe = os.open(str(db) + "-writer", os.O_RDWR)
         with pytest.raises(BlockingIOError):
             fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -173,17 +155,12 @@ def test_processes_take_the_write_turn_by_a_lock_file_a_killed_writer_gives_back
         writer = threading.Thread(target=write)
         writer.start()
         assert not done.wait(0.5)  # queued behind the other process
-        holder.send_signal(signal.SIGKILL)
+        holder.kill()  # SIGKILL
         holder.wait(timeout=10)
         started = time.monotonic()
         assert done.wait(10)
         assert time.monotonic() - started < 5
         writer.join(timeout=10)
-    finally:
-        holder.kill()
-        holder.wait(timeout=10)
-        if holder.stdout is not None:
-            holder.stdout.close()
     with store.session(write=False) as session:
         assert session.execute(text("SELECT n FROM t")).scalars().all() == [2]
     store.dispose()
