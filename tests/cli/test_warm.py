@@ -19,8 +19,11 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.cli.test_startup import PROBE  # prints the modules an `obk` call imported
 
 OBK = str(Path(sys.executable).parent / "obk")
 RUN = ("connector", "run", "chatbotkit", "--json", "--action")
@@ -124,19 +127,25 @@ def warm_up(env: dict[str, str], runtime: Path) -> int:
     return pid
 
 
-def test_a_second_call_runs_in_a_child_of_the_warm_server(
-    env: dict[str, str], runtime: Path
-) -> None:
-    server = warm_up(env, runtime)
-    # The input comes from stdin, held open, so the running call can be looked at.
+def call_held_open(env: dict[str, str], server: int, **pipes: Any) -> subprocess.Popen[Any]:
+    """A `create_bot` call whose input comes from stdin, held open so the running call can be
+    looked at; returned once the warm server runs it in a child."""
     proc = subprocess.Popen(
         [OBK, *RUN, "create_bot", "--data", "-"],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        text=True,
+        **pipes,
     )
     wait_for(lambda: children_of(server))
+    return proc
+
+
+def test_a_second_call_runs_in_a_child_of_the_warm_server(
+    env: dict[str, str], runtime: Path
+) -> None:
+    server = warm_up(env, runtime)
+    proc = call_held_open(env, server, text=True)
     [child] = children_of(server)
     assert os.readlink(f"/proc/{child}/fd/0") == os.readlink(f"/proc/{proc.pid}/fd/0")
     assert children_of(proc.pid) == []
@@ -247,31 +256,13 @@ def test_the_server_leaves_when_idle(env: dict[str, str], runtime: Path) -> None
 
 def test_ctrl_c_on_the_client_reaches_the_child(env: dict[str, str], runtime: Path) -> None:
     server = warm_up(env, runtime)
-    proc = subprocess.Popen(
-        [OBK, *RUN, "create_bot", "--data", "-"],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    wait_for(lambda: children_of(server))
+    proc = call_held_open(env, server, stderr=subprocess.PIPE)
     [child] = children_of(server)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
     assert (proc.returncode, err) == (1, b"\naborted\n")  # as a cold call ends on Ctrl-C
     wait_for(lambda: _state(child) == "gone")
     assert servers(runtime) == [server]
-
-
-PROBE = """
-import sys
-from openbotkit.cli.main import main
-sys.argv = ["obk", *sys.argv[1:]]
-try:
-    main()
-finally:
-    print("\\n" + " ".join(sorted(sys.modules)), file=sys.stderr)
-"""
 
 
 def test_the_client_of_a_warm_call_imports_no_cli_stack(env: dict[str, str], runtime: Path) -> None:
@@ -291,14 +282,7 @@ def test_the_client_of_a_warm_call_imports_no_cli_stack(env: dict[str, str], run
 
 def test_a_stopped_server_finishes_the_calls_it_runs(env: dict[str, str], runtime: Path) -> None:
     server = warm_up(env, runtime)
-    proc = subprocess.Popen(
-        [OBK, *RUN, "create_bot", "--data", "-"],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    wait_for(lambda: children_of(server))
+    proc = call_held_open(env, server, text=True)
     os.kill(server, signal.SIGTERM)
     wait_for(lambda: not list(runtime.glob("*/*.sock")))  # new calls run cold meanwhile
     assert obk(env, *RUN, "list_bots").returncode == 0
