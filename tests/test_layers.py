@@ -29,6 +29,7 @@ RANKS: dict[str, int] = {
     "ids": 0,
     "settings": 0,
     "localfiles": 0,
+    "heap": 0,
 }
 SURFACE = 7
 PARTS = [name for name, rank in RANKS.items() if rank == 1]

@@ -13,10 +13,10 @@ import contextlib
 import os
 import secrets
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar, cast
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from openbotkit import backends
+from openbotkit import backends, heap
 from openbotkit.settings import Settings
 from openbotkit.store import Store
 
@@ -54,6 +54,7 @@ class Runtime:
         self._lock = threading.RLock()
         self._built: dict[str, object] = {}
         self._local_llm = local_llm
+        self._settling = False  # see keep_heap_settled
         for name, part in (("embedder", embedder), ("index", index)):
             if part is not None:
                 self._built[name] = part
@@ -66,7 +67,19 @@ class Runtime:
                 found = self._built.get(name)
                 if found is None:
                     found = self._built[name] = build()
+                    self._built_one()
         return cast(T, found)
+
+    def keep_heap_settled(self) -> None:
+        """This process runs for long (a server, a job worker): settle its heap now and after
+        each part built from then on, language models included, so full garbage collections
+        scan only what the process made since (see openbotkit.heap)."""
+        self._settling = True
+        heap.settle()
+
+    def _built_one(self) -> None:
+        if self._settling:
+            heap.settle()
 
     @property
     def embedder(self) -> Embedder:
@@ -85,7 +98,12 @@ class Runtime:
         def build() -> ModelRouter:
             from openbotkit.models.routing import ModelRouter
 
-            return ModelRouter(self.settings, backends.provider, local=self._local_llm)
+            def provider(name: str, entry: Mapping[str, Any]) -> LLMProvider:
+                built = backends.provider(name, entry)
+                self._built_one()
+                return built
+
+            return ModelRouter(self.settings, provider, local=self._local_llm)
 
         return self._once("models", build)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import threading
 import time
@@ -163,4 +164,22 @@ def test_processes_take_the_write_turn_by_a_lock_file_a_killed_writer_gives_back
         writer.join(timeout=10)
     with store.session(write=False) as session:
         assert session.execute(text("SELECT n FROM t")).scalars().all() == [2]
+    store.dispose()
+
+
+def test_no_collection_starts_while_a_writer_holds_the_lock(tmp_path: Path) -> None:
+    """A collection pause while holding SQLite's write lock would hold up every writer of every
+    process: the collector waits until the lock is given back (openbotkit.heap)."""
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with store.session(write=False) as session:
+        session.execute(text("SELECT 1"))
+        assert gc.isenabled()
+    with store.session() as session:
+        session.execute(text("CREATE TABLE t (x INTEGER)"))
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), store.session() as session:
+        session.execute(text("INSERT INTO t VALUES (1)"))
+        raise RuntimeError("rolled back")
+    assert gc.isenabled()
     store.dispose()

@@ -55,6 +55,7 @@ def worker(once: bool, poll: float) -> None:
             count += 1
         click.echo(f"ran {count} job(s)")
         return
+    w.runtime.keep_heap_settled()  # it runs until stopped (see openbotkit.heap)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     click.echo(f"worker {w.worker_id} waiting for jobs (Ctrl-C to stop)")

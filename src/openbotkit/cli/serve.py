@@ -113,5 +113,5 @@ def serve(
     from openbotkit.server.app import create_app
 
     # Its own engine: the CLI's honours local `path` fields, a server's never does.
-    app = create_app(st.settings, worker=worker)
+    app = create_app(st.settings, worker=worker, long_lived=True)
     uvicorn.run(app, **served)

@@ -28,6 +28,7 @@ from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from openbotkit import heap
 from openbotkit.store.unit import Readers, Unit
 from openbotkit.store.wakeups import Listener, for_dialect
 
@@ -189,6 +190,8 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         if held not in conn.info and _wait_for(lambda t: lock.acquire(timeout=t), BUSY_TIMEOUT_S):
             # Whether the file's turn (other processes' writers) is taken too.
             conn.info[held] = turn.path is not None and _wait_for(turn.take, BUSY_TIMEOUT_S)
+            # A collection pause now would hold up every writer (see openbotkit.heap).
+            heap.pause()
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     @event.listens_for(engine.pool, "checkin")
@@ -198,6 +201,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         if record.info.pop(held):
             turn.give_back()
         lock.release()
+        heap.resume()
 
     return engine
 
