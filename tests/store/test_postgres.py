@@ -15,7 +15,7 @@ from sqlalchemy import text
 from openbotkit.cli.app import cli
 from openbotkit.engine import Engine
 from openbotkit.ingestion import jobs
-from openbotkit.store import Store
+from openbotkit.store import Store, db
 from openbotkit.store.db import head_revision, normalize_url
 from tests.pg import PostgresServer
 
@@ -132,3 +132,54 @@ def test_an_enqueue_wakes_a_waiting_worker(engine: Engine) -> None:
         stop.set()
         waiter.join(70)
         signal.close()
+
+
+def _backend_pid(store: Store) -> int:
+    with store.session(write=False) as session:
+        return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _count_pings(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The pings the pool sends from now on (each still goes to the server)."""
+    dialect = store.write_engine.dialect
+    ping = dialect.do_ping
+    pings: list[object] = []
+
+    def counted(dbapi_conn: object) -> bool:
+        pings.append(dbapi_conn)
+        return ping(dbapi_conn)
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    return pings
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_once_idle(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection idle past PING_AFTER_IDLE_S is pinged at checkout: one the server closed
+    (a restart, a failover, an idle timeout) is swapped for a new one, and the unit succeeds."""
+    store = Store(postgres_server.url())
+    other = Store(postgres_server.url())
+    pid = _backend_pid(store)
+    with other.session() as session:
+        assert session.execute(text(f"SELECT pg_terminate_backend({pid})")).scalar_one()
+    pings = _count_pings(store, monkeypatch)
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)
+    assert _backend_pid(store) != pid
+    assert pings  # the closed one was found by its ping, not by a failed unit
+    store.dispose()
+    other.dispose()
+
+
+def test_a_connection_in_steady_use_is_not_pinged(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within PING_AFTER_IDLE_S of its last use a connection is handed out as it is: no round
+    trip is spent on a ping per unit of work."""
+    store = Store(postgres_server.url())
+    pid = _backend_pid(store)
+    pings = _count_pings(store, monkeypatch)
+    for _ in range(3):
+        assert _backend_pid(store) == pid
+    assert pings == []
+    store.dispose()

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine.url import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from openbotkit import heap
@@ -58,6 +58,10 @@ BUSY_TIMEOUT_S = 30
 # under 50 clients on 2 API processes no wait reached it (at 0.1 s, 17 in 30 s did).
 WRITER_PATIENCE_S = 0.25
 _watchers = threading.local()
+
+# A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_S = 5.0
+IDLE_SINCE = "obk_idle_since"
 
 
 @contextmanager
@@ -108,8 +112,30 @@ def _postgres_engine(url: str) -> Engine:
             "OBK_DATABASE_URL names PostgreSQL, but its driver is not installed: "
             "pip install 'openbotkit[postgres]'"
         ) from exc
-    # Pre-ping: a connection the server (or a failover) closed is replaced, not handed out.
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+
+    # A connection the server (or a failover, or an idle timeout) closed is replaced, not handed
+    # out: one that has been idle for a while is pinged as it is checked out. Not every one, as
+    # pool_pre_ping would: under load a connection is back in use within milliseconds, and the
+    # ping was a round trip per unit of work (9% of the API's samples under bench/load.py
+    # --postgres). A connection that dies between two close uses fails that one request, as a
+    # request in flight does; the pool then replaces every connection opened before.
+    @event.listens_for(engine.pool, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(IDLE_SINCE, 0.0) <= PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool discards this connection and checks out another (a new one if need be).
+            raise DisconnectionError(f"a pooled connection was closed: {exc}") from exc
+
+    @event.listens_for(engine.pool, "checkin")
+    def _note_idle(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info[IDLE_SINCE] = time.monotonic()
+
+    return engine
 
 
 class WriterTurn:
