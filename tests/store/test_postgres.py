@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
@@ -140,8 +141,9 @@ def _backend_pid(store: Store) -> int:
 
 
 def _count_pings(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """The pings the pool sends from now on (each still goes to the server)."""
-    dialect = store.write_engine.dialect
+    """The pings the read pool (what `_backend_pid` uses) sends from now on (each still goes
+    to the server)."""
+    dialect = store.read_engine.dialect
     ping = dialect.do_ping
     pings: list[object] = []
 
@@ -182,4 +184,35 @@ def test_a_connection_in_steady_use_is_not_pinged(
     for _ in range(3):
         assert _backend_pid(store) == pid
     assert pings == []
+    store.dispose()
+
+
+def test_reads_run_without_a_transaction_and_writes_within_one(
+    postgres_server: PostgresServer,
+) -> None:
+    """A unit that only reads costs no BEGIN and COMMIT round trips: its connection is in
+    autocommit, and no transaction is left open after a statement. Writes keep theirs."""
+    store = Store(postgres_server.url())
+    with store.session(write=False) as session:
+        session.execute(text("SELECT 1"))
+        dbapi = session.connection().connection.dbapi_connection
+        assert dbapi.autocommit
+        assert dbapi.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    raw = store.read_engine.raw_connection()  # what a unit's plain reads run on
+    assert raw.dbapi_connection.autocommit
+    raw.close()
+    with store.session() as session:
+        session.execute(text("SELECT 1"))
+        dbapi = session.connection().connection.dbapi_connection
+        assert not dbapi.autocommit
+        assert dbapi.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    store.dispose()
+
+
+def test_every_statement_is_planned_for_its_own_values(postgres_server: PostgresServer) -> None:
+    """No generic plan: one cannot know how large the dataset being searched is."""
+    store = Store(postgres_server.url())
+    for write in (True, False):
+        with store.session(write=write) as session:
+            assert session.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
     store.dispose()

@@ -165,11 +165,13 @@ class PgVectorIndex:
     ) -> list[Hit]:
         q = np.asarray(query, dtype=np.float32).ravel()
         d = len(q)
-        # For this transaction only: walk on until `limit` rows pass the filters.
+        # Walk on until `limit` rows pass the filters. Set for the connection, not the
+        # transaction: a read runs in autocommit, where a transaction ends with its statement
+        # (every dense query sets both first, so a pooled connection's leftover is harmless).
         session.execute(
             text(
-                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                "set_config('hnsw.ef_search', :ef, true)"
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false), "
+                "set_config('hnsw.ef_search', :ef, false)"
             ),
             {"ef": str(max(self.ef_search, limit))},
         )

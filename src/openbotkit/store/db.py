@@ -104,7 +104,7 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def _postgres_engine(url: str) -> Engine:
+def _postgres_engine(url: str, *, autocommit: bool = False) -> Engine:
     try:
         import psycopg  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
@@ -112,7 +112,28 @@ def _postgres_engine(url: str) -> Engine:
             "OBK_DATABASE_URL names PostgreSQL, but its driver is not installed: "
             "pip install 'openbotkit[postgres]'"
         ) from exc
-    engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+    # Reads run in autocommit: no BEGIN and COMMIT round trips around a unit that only reads.
+    # Its statements see what they would in a transaction: PostgreSQL's READ COMMITTED takes a
+    # new snapshot per statement either way (a statement that must agree with itself, as the
+    # BM25 query does, is one statement).
+    engine = create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_recycle=1800,
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
+    )
+
+    # Every statement is planned for its own values. After five runs of a prepared statement
+    # (psycopg prepares what it runs often) PostgreSQL may switch to one generic plan for all
+    # values, and a generic plan cannot know how large the dataset being searched is: under
+    # bench/load.py --postgres a search took 14-16 ms of the server's CPU with generic plans and
+    # 3-4 ms with its own (the statements are still parsed once; only planning repeats).
+    @event.listens_for(engine, "connect")
+    def _plan_for_each_values(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET plan_cache_mode = force_custom_plan")
+        dbapi_conn.commit()
 
     # A connection the server (or a failover, or an idle timeout) closed is replaced, not handed
     # out: one that has been idle for a while is pinged as it is checked out. Not every one, as
@@ -248,9 +269,9 @@ class Store:
             self._readers: Readers | None = Readers(self.read_engine)
         else:
             self.write_engine = _postgres_engine(url)
-            self.read_engine = self.write_engine
-            # A pooled PostgreSQL connection is checked (pre-ping) at each checkout: no
-            # connection is held per thread past the unit that uses it.
+            self.read_engine = _postgres_engine(url, autocommit=True)
+            # No connection is held per thread past the unit that uses it: a pooled one is
+            # cheap to check out, and pinged first when it has been idle.
             self._readers = None
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
