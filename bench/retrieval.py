@@ -139,12 +139,14 @@ def score_queries(
     per_mode: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in ROWS}
     with engine.store.session(write=False) as session:
         ctx = Ctx(engine.runtime, session, account_id)
+        dataset = session.get(Dataset, DATASET_ID)
+        assert dataset is not None
         for qid, text in queries.items():
             rankings: dict[str, list[str]] = {}
             for mode in MODES:
                 # Single modes give their fusion candidates; hybrid is measured as used (k = 10).
                 k = 10 if mode == "hybrid" else MIN_CANDIDATES
-                found = search_records(ctx, DATASET_ID, text, mode=mode, max_records=k)
+                found = search_records(ctx, dataset, text, mode=mode, max_records=k)
                 rankings[mode] = [by_record[r.id] for r in found]
             rankings["rrf"] = [d for d, _ in fuse_rrf([rankings["dense"], rankings["lexical"]])]
             for row in ROWS:
@@ -260,7 +262,7 @@ def latency(engine: Engine, size: int, corpus: RealCorpus) -> str:
         ctx = ctx_cls(engine.runtime, session, account_id)
         ds = session.get(Dataset, dataset_id)
         assert ds is not None
-        search_records(ctx, dataset_id, queries[0], mode="dense")  # load the vectors once
+        search_records(ctx, ds, queries[0], mode="dense")  # load the vectors once
 
         def timed(fn: Any, items: list[Any]) -> list[float]:
             out = []
@@ -271,13 +273,13 @@ def latency(engine: Engine, size: int, corpus: RealCorpus) -> str:
             return out
 
         embed_only = timed(lambda q: embedder.embed([q]), queries)
-        with_embed = timed(lambda q: search_records(ctx, dataset_id, q, mode="dense"), queries)
+        with_embed = timed(lambda q: search_records(ctx, ds, q, mode="dense"), queries)
         # Lexical first as each query's words are first read (SQLite keeps a word's postings
         # per index version), then hybrid and lexical again with them kept, as a serving
         # process that has seen the words before.
-        lexical_cold = timed(lambda q: search_records(ctx, dataset_id, q, mode="lexical"), queries)
-        hybrid = timed(lambda q: search_records(ctx, dataset_id, q, mode="hybrid"), queries)
-        lexical = timed(lambda q: search_records(ctx, dataset_id, q, mode="lexical"), queries)
+        lexical_cold = timed(lambda q: search_records(ctx, ds, q, mode="lexical"), queries)
+        hybrid = timed(lambda q: search_records(ctx, ds, q, mode="hybrid"), queries)
+        lexical = timed(lambda q: search_records(ctx, ds, q, mode="lexical"), queries)
         index_only = timed(
             lambda v: index.dense(session, ds, v, embedder.model_id, 10, ()), list(qvecs)
         )
@@ -369,8 +371,10 @@ def refresh_after_foreign_write(
         with other.store.session() as session:
             records.create(Ctx(other.runtime, session, account_id), dataset_id, {"text": q})
         with engine.store.session(write=False) as session:
+            dataset = session.get(Dataset, dataset_id)
+            assert dataset is not None
             t = time.perf_counter()
-            search_records(Ctx(engine.runtime, session, account_id), dataset_id, q, mode="dense")
+            search_records(Ctx(engine.runtime, session, account_id), dataset, q, mode="dense")
             took.append((time.perf_counter() - t) * 1000)
     other.close()
     print(

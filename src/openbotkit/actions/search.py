@@ -44,9 +44,9 @@ class SearchDatasetOutput(Output):
 @action("search_dataset", Effect.READ, "POST /dataset/{datasetId}/search", offload=True)
 def search_dataset(ctx: Ctx, inp: SearchDatasetInput) -> SearchDatasetOutput:
     """Find the records of a dataset closest to a text, by meaning and by keywords."""
-    dataset_id = datasets.get(ctx, inp.dataset_id).id  # resolves an @alias
-    found = search_records(ctx, dataset_id, inp.search, filter=inp.filter, mode=inp.mode)
+    dataset = datasets.get(ctx, inp.dataset_id)  # resolves an @alias
+    found = search_records(ctx, dataset, inp.search, filter=inp.filter, mode=inp.mode)
     return SearchDatasetOutput(
-        id=dataset_id,
+        id=dataset.id,
         records=[SearchRecord.model_validate(r) for r in found],
     )

@@ -17,6 +17,7 @@ retrieval lives here (the schema is migrations 0003 and 0004).
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,6 +97,8 @@ class PgVectorIndex:
     def __init__(self, ef_search: int = MIN_EF_SEARCH) -> None:
         self._indexed_dimensions: set[int] = set()
         self._lock = threading.Lock()
+        # The ef_search each autocommit connection was given (see _walk_until).
+        self._walk_set: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         # The graph walk's candidate list, at least the number of rows asked for.
         self.ef_search = ef_search
 
@@ -165,16 +168,7 @@ class PgVectorIndex:
     ) -> list[Hit]:
         q = np.asarray(query, dtype=np.float32).ravel()
         d = len(q)
-        # Walk on until `limit` rows pass the filters. Set for the connection, not the
-        # transaction: a read runs in autocommit, where a transaction ends with its statement
-        # (every dense query sets both first, so a pooled connection's leftover is harmless).
-        session.execute(
-            text(
-                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false), "
-                "set_config('hnsw.ef_search', :ef, false)"
-            ),
-            {"ef": str(max(self.ef_search, limit))},
-        )
+        self._walk_until(session, max(self.ef_search, limit))
         distance = _distance(d)
         stmt: Any = select(RecordVector.record_id, distance).where(
             RecordVector.dataset_id == dataset.id,
@@ -186,6 +180,29 @@ class PgVectorIndex:
         stmt = stmt.order_by(literal_column("distance")).limit(limit)
         found = sorted(session.execute(stmt, {"query": vector_literal(q)}), key=lambda r: r[1])
         return [Hit(rid, 1.0 - float(dist)) for rid, dist in found]
+
+    def _walk_until(self, session: Session, ef: int) -> None:
+        """Make the graph walk go on until `ef` candidates pass the filters, on this session's
+        connection. Set for the connection, not the transaction: a read runs in autocommit,
+        where a transaction ends with its statement. An autocommit connection keeps what was
+        set, so it is set again only when `ef` changes (a round trip saved per search); inside
+        a transaction it is always set, since a rollback would undo it."""
+        dbapi = session.connection().connection.dbapi_connection
+        if dbapi is None:  # pragma: no cover - a connection the pool has just invalidated
+            return
+        if dbapi.autocommit and self._walk_set.get(dbapi) == ef:
+            return
+        session.execute(
+            text(
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false), "
+                "set_config('hnsw.ef_search', :ef, false)"
+            ),
+            {"ef": str(ef)},
+        )
+        if dbapi.autocommit:
+            self._walk_set[dbapi] = ef
+        else:
+            self._walk_set.pop(dbapi, None)
 
     def cosine(
         self,

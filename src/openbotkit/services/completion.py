@@ -122,7 +122,7 @@ def _prepare(
         query = next((t.text for t in reversed(history) if t.role == "user"), "")
         if query.strip():
             dataset = datasets.get(ctx, config.dataset_id)
-            found = search_records(ctx, dataset.id, query)
+            found = search_records(ctx, dataset, query)
             records = [SourceRecord(r.id, dataset.id, r.source, r.text) for r in found]
             scores = [r.score for r in found]
             embedder = ctx.runtime.embedder

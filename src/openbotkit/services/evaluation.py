@@ -134,7 +134,7 @@ def evaluate(
     for mode in dict.fromkeys(modes):
         per_query: list[QueryRanks] = []
         for labelled in queries:
-            found = search_records(ctx, dataset.id, labelled.query, mode=mode, max_records=k)
+            found = search_records(ctx, dataset, labelled.query, mode=mode, max_records=k)
             targets = [matched[_target_key(item)] for item in labelled.relevant]
             per_query.append(QueryRanks(labelled.query, _ranks([r.id for r in found], targets)))
 

@@ -15,9 +15,8 @@ from openbotkit.errors import InvalidInput, Problem
 from openbotkit.retrieval import filters
 from openbotkit.retrieval.embedders import Embedder, Vectors
 from openbotkit.retrieval.fusion import fuse_weighted
-from openbotkit.services import datasets
 from openbotkit.services.context import Ctx
-from openbotkit.store.tables import Record
+from openbotkit.store.tables import Dataset, Record
 
 Mode = Literal["hybrid", "dense", "lexical"]
 DEFAULT_MAX_RECORDS = 3
@@ -56,7 +55,7 @@ def _lexical_score(bm25: float) -> float:
 
 def search_records(
     ctx: Ctx,
-    dataset_id: str,
+    dataset: Dataset,
     query: str,
     *,
     filter: dict[str, Any] | None = None,
@@ -68,14 +67,14 @@ def search_records(
     `score` is the cosine similarity of query and record (0..1) in hybrid and dense mode, the
     ChatBotKit meaning that `searchMinScore` is set against; in lexical mode, a saturated BM25.
     Hybrid mode orders by the fused score, so a record that also matches the query's words can
-    come before one with a slightly higher cosine.
+    come before one with a slightly higher cosine. The caller has found `dataset` (and so
+    checked that it is the account's): it is not read again.
     """
     if mode not in ("hybrid", "dense", "lexical"):
         raise InvalidInput(
             f"mode {mode!r} is not one of hybrid, dense, lexical",
             details=[Problem("/mode", "enum", "hybrid | dense | lexical")],
         )
-    dataset = datasets.get(ctx, dataset_id)
     k = max_records or dataset.search_max_records or DEFAULT_MAX_RECORDS
     min_score = dataset.search_min_score or 0.0
     conds = filters.conditions(filter)
