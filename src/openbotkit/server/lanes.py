@@ -38,9 +38,12 @@ from openbotkit.store.db import watching_writer_waits
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Threads per lane (reads, writes) when OBK_SERVER_THREADS is not set.
+# Threads per lane (reads, writes) when OBK_SERVER_THREADS is not set. PostgreSQL's threads
+# also wait on round trips, so it has more; past that, each is one more taker of the process's
+# interpreter lock and one more hand-off (bench/load.py --postgres on 2 cores, similar machine
+# speed: p99 263 ms with 4, 361-368 ms with 8).
 SQLITE_THREADS = 2
-POSTGRES_THREADS = 8
+POSTGRES_THREADS = 4
 # Requests admitted at once per lane thread: enough to keep both lanes and the event loop busy.
 ADMITTED_PER_THREAD = 3
 # Requests admitted at once while a writer is stalled (see Lanes._writer_stalled).
