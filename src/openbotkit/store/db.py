@@ -126,9 +126,10 @@ def _postgres_engine(url: str, *, autocommit: bool = False) -> Engine:
 
     # Every statement is planned for its own values. After five runs of a prepared statement
     # (psycopg prepares what it runs often) PostgreSQL may switch to one generic plan for all
-    # values, and a generic plan cannot know how large the dataset being searched is: under
-    # bench/load.py --postgres a search took 14-16 ms of the server's CPU with generic plans and
-    # 3-4 ms with its own (the statements are still parsed once; only planning repeats).
+    # values, and a generic plan cannot know how large the dataset being searched is: measured
+    # one search at a time on a dataset of 540 records, a search took 14-16 ms of the server's
+    # CPU with generic plans and 3-4 ms with its own (statements are still parsed once; only
+    # planning repeats).
     @event.listens_for(engine, "connect")
     def _plan_for_each_values(dbapi_conn: Any, _record: Any) -> None:
         with dbapi_conn.cursor() as cur:
@@ -138,9 +139,10 @@ def _postgres_engine(url: str, *, autocommit: bool = False) -> Engine:
     # A connection the server (or a failover, or an idle timeout) closed is replaced, not handed
     # out: one that has been idle for a while is pinged as it is checked out. Not every one, as
     # pool_pre_ping would: under load a connection is back in use within milliseconds, and the
-    # ping was a round trip per unit of work (9% of the API's samples under bench/load.py
-    # --postgres). A connection that dies between two close uses fails that one request, as a
-    # request in flight does; the pool then replaces every connection opened before.
+    # ping was a round trip per unit of work (9% of the API's samples in a profile taken
+    # under bench/load.py --postgres). A connection that dies between two close uses fails
+    # that one request, as a request in flight does; the pool then replaces every connection
+    # opened before.
     @event.listens_for(engine.pool, "checkout")
     def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         if time.monotonic() - record.info.get(IDLE_SINCE, 0.0) <= PING_AFTER_IDLE_S:
