@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,16 +51,18 @@ def test_a_collector_disabled_by_its_owner_stays_disabled() -> None:
         gc.enable()
 
 
-def test_a_long_lived_runtime_settles_after_each_part_it_builds(
+def test_a_long_lived_runtime_settles_after_each_model_it_loads(
     tmp_path: Path, unfrozen: None
 ) -> None:
-    runtime = Runtime(Settings(home=tmp_path))
+    runtime = Runtime(Settings(home=tmp_path, cache_dir=Path(os.environ["OBK_CACHE_DIR"])))
     runtime.keep_heap_settled()
     gc.unfreeze()
-    assert runtime.blobs  # a part built from now on settles the heap again
+    assert runtime.blobs  # a light part: no full collection for it
+    assert gc.get_freeze_count() == 0
+    assert runtime.embedder  # a model loaded from now on settles the heap again
     assert gc.get_freeze_count() > 0
     gc.unfreeze()
-    assert runtime.blobs  # built once: nothing more to settle
+    assert runtime.embedder  # loaded once: nothing more to settle
     assert gc.get_freeze_count() == 0
     runtime.close()
 

@@ -10,7 +10,7 @@ request was answered anywhere for 100-180 ms, five times in 30 s. Those stalls m
 Two remedies:
 - `settle()` collects once and moves what is left into the permanent generation (gc.freeze),
   which later collections do not scan. A server and a job worker settle when they start and
-  after each heavy part is built (runtime.Runtime); they then scan only what they made since.
+  after each model is loaded (runtime.Runtime); they then scan only what they made since.
 - `pause()`/`resume()`: while a thread holds a database's write lock (store.db), no collection
   starts in this process; one that falls due runs right after the lock is given back, pausing
   this process alone, not every writer.
@@ -31,7 +31,7 @@ def settle() -> None:
 
     Call it where what is alive will stay alive: at start-up, after a model is loaded. An
     object frozen here that later becomes part of an unreachable cycle is never reclaimed, so
-    this is done a bounded number of times per process (start-up, and once per part built),
+    this is done a bounded number of times per process (start-up, and once per model loaded),
     never per request."""
     gc.collect()
     gc.freeze()

@@ -67,23 +67,27 @@ class Runtime:
                 found = self._built.get(name)
                 if found is None:
                     found = self._built[name] = build()
-                    self._built_one()
         return cast(T, found)
 
     def keep_heap_settled(self) -> None:
         """This process runs for long (a server, a job worker): settle its heap now and after
-        each part built from then on, language models included, so full garbage collections
-        scan only what the process made since (see openbotkit.heap)."""
+        each model loaded from then on (the embedder, each language model), so full garbage
+        collections scan only what the process made since (see openbotkit.heap)."""
         self._settling = True
         heap.settle()
 
-    def _built_one(self) -> None:
+    def _loaded(self, model: T) -> T:
+        """A model just loaded: its modules and tables stay for the process's life. Only
+        models settle the heap: the light parts (the index, the blob store, the URL key) bring
+        few objects, and a settle is a full collection that, when a part is first used inside
+        a write transaction, would run while SQLite's write lock is held."""
         if self._settling:
             heap.settle()
+        return model
 
     @property
     def embedder(self) -> Embedder:
-        return self._once("embedder", lambda: backends.embedder(self.settings))
+        return self._once("embedder", lambda: self._loaded(backends.embedder(self.settings)))
 
     @property
     def index(self) -> SearchIndex:
@@ -99,9 +103,7 @@ class Runtime:
             from openbotkit.models.routing import ModelRouter
 
             def provider(name: str, entry: Mapping[str, Any]) -> LLMProvider:
-                built = backends.provider(name, entry)
-                self._built_one()
-                return built
+                return self._loaded(backends.provider(name, entry))
 
             return ModelRouter(self.settings, provider, local=self._local_llm)
 

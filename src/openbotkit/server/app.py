@@ -142,7 +142,7 @@ def create_app(
     file-sync jobs in a background thread, so one `obk serve` is a whole installation. Tests
     pass their own `registry` to serve actions that exist only for them. `long_lived`: this
     process serves until it is stopped (`obk serve`), so its heap is settled when it starts and
-    after each part built (openbotkit.heap): short collection pauses under load."""
+    after each model it loads (openbotkit.heap): short collection pauses under load."""
     engine = engine or Engine(settings)
     if engine.local_paths:
         # `path` fields read and write the server's own disk: never for network clients.
