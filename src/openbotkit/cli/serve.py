@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import click
@@ -97,18 +99,27 @@ def serve(
         "timeout_keep_alive": keep_alive,
     }
     if workers > 1:
-        # Each process builds its own app (and job worker) from the same environment.
+        from openbotkit.server.balance import PEERS_ENV
+
+        # Each process builds its own app (and job worker) from the same environment, and
+        # publishes how many clients it holds in a folder they share (server/balance.py).
         os.environ["OBK_LOG_LEVEL"] = level
-        uvicorn.run(
-            "openbotkit.server.app:"
-            + ("app_from_env" if worker else "app_from_env_without_worker"),
-            factory=True,
-            workers=workers,
-            **served,
-            # A process answers the supervisor's pings only once its imports are done (seconds
-            # on a busy small machine); at uvicorn's 5 s it was killed and restarted in a loop.
-            timeout_worker_healthcheck=30,
-        )
+        peers = tempfile.mkdtemp(prefix="obk-serve-")
+        os.environ[PEERS_ENV] = peers
+        try:
+            uvicorn.run(
+                "openbotkit.server.app:"
+                + ("app_from_env" if worker else "app_from_env_without_worker"),
+                factory=True,
+                workers=workers,
+                **served,
+                # A process answers the supervisor's pings only once its imports are done
+                # (seconds on a busy small machine); at uvicorn's 5 s it was killed and
+                # restarted in a loop.
+                timeout_worker_healthcheck=30,
+            )
+        finally:
+            shutil.rmtree(peers, ignore_errors=True)
         return
     from openbotkit.server.app import create_app
 

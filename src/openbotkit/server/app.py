@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import anyio
 import orjson
 from sqlalchemy import select, text
 from starlette.applications import Starlette
@@ -27,6 +30,7 @@ from openbotkit.errors import ObkError
 from openbotkit.logs import configure_logging
 from openbotkit.server import wire_files  # noqa: F401 - registers the file wire adapters
 from openbotkit.server.access import AccessLog
+from openbotkit.server.balance import PEERS_ENV, ConnectionBalance, Peers
 from openbotkit.server.console import WidgetCors, console_routes
 from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
 from openbotkit.server.lanes import Lanes
@@ -107,11 +111,13 @@ def _probe_routes(engine: Engine) -> list[BaseRoute]:
     ]
 
 
-def _middleware(settings: Settings) -> list[Middleware]:
-    """The access log outermost (it sees every answer, preflights too), then CORS: for every
-    route when OBK_CORS_ORIGINS names the browser origins allowed to call the API (or is *),
-    else for the chat widget's routes only, from any origin."""
-    stack = [Middleware(AccessLog)]
+def _middleware(settings: Settings, balance: ConnectionBalance | None) -> list[Middleware]:
+    """The connection balance of a process among several (outermost), the access log (it sees
+    every answer, preflights too), then CORS: for every route when OBK_CORS_ORIGINS names the
+    browser origins allowed to call the API (or is *), else for the chat widget's routes only,
+    from any origin."""
+    stack = [Middleware(balance.middleware)] if balance else []
+    stack.append(Middleware(AccessLog))
     origins = settings.cors_origin_list
     if origins:
         stack.append(
@@ -137,12 +143,15 @@ def create_app(
     worker: bool = False,
     registry: Registry = REGISTRY,
     long_lived: bool = False,
+    peers: Path | None = None,
 ) -> Starlette:
     """The app for one engine (built from `settings` unless given). With `worker`, it also runs
     file-sync jobs in a background thread, so one `obk serve` is a whole installation. Tests
     pass their own `registry` to serve actions that exist only for them. `long_lived`: this
     process serves until it is stopped (`obk serve`), so its heap is settled when it starts and
-    after each model it loads (openbotkit.heap): short collection pauses under load."""
+    after each model it loads (openbotkit.heap): short collection pauses under load. `peers`:
+    the folder this process shares with the other API processes of its `obk serve`, to even
+    out their client connections (server/balance.py)."""
     engine = engine or Engine(settings)
     if engine.local_paths:
         # `path` fields read and write the server's own disk: never for network clients.
@@ -155,6 +164,7 @@ def create_app(
 
     mcp = mcp_endpoint(engine, registry)
     lanes = Lanes.for_store(engine.store.is_sqlite, settings.server_threads)
+    balance = ConnectionBalance(Peers(peers)) if peers else None
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -167,8 +177,11 @@ def create_app(
                 target=Worker(engine.runtime).run, args=(stop,), name="obk-worker", daemon=True
             )
             thread.start()
-        async with mcp.manager.run():
+        async with anyio.create_task_group() as rounds, mcp.manager.run():
+            if balance:
+                rounds.start_soon(balance.run)
             yield
+            rounds.cancel_scope.cancel()
         stop.set()
         if thread is not None:
             thread.join(timeout=30)
@@ -186,7 +199,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=_middleware(settings),
+        middleware=_middleware(settings, balance),
         exception_handlers={
             ObkError: on_obk_error,
             HTTPException: on_http_error,
@@ -201,11 +214,16 @@ def app_from_env() -> Starlette:
     """The factory `obk serve --workers N` hands to uvicorn: each worker reads the settings."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings, worker=True, long_lived=True)
+    return create_app(settings, worker=True, long_lived=True, peers=_peers())
 
 
 def app_from_env_without_worker() -> Starlette:
     """`obk serve --workers N --no-worker`: API processes only, `obk worker` runs the jobs."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings, worker=False, long_lived=True)
+    return create_app(settings, worker=False, long_lived=True, peers=_peers())
+
+
+def _peers() -> Path | None:
+    folder = os.environ.get(PEERS_ENV)
+    return Path(folder) if folder else None
