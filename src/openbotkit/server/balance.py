@@ -3,8 +3,8 @@
 The kernel gives each new connection to whichever process accepts it first, and that process
 keeps it for the connection's life. Clients that keep their connection open (SDKs, browsers, load
 generators) stay spread however they arrived: under `bench/load.py` one of 2 processes held 29 to
-32 of 51 connections in 6 of 19 runs, and its clients waited about 1.4 times as long as the
-other's, since each process gets the same share of the cores.
+32 of 51 connections in 6 of 19 runs; each process gets the same share of the cores, so its
+clients waited longer (about 1.6 times as long as the other's, in one traced run).
 
 So each process counts the clients it answered in the last second and publishes the count in a
 folder it shares with its siblings (the supervisor makes it). A process holding more than its
