@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from openbotkit.errors import InvalidInput, Problem
 
+# Set by `obk serve --workers N` for its API processes, not by users (server/balance.py).
+SERVE_PEERS_ENV = "OBK_SERVE_PEERS"
+
 # Environment variable -> Settings field. OBK_HOME and OBK_ALLOW_PRIVATE_URLS are read apart
 # (a default directory; a boolean). tests/test_docs.py checks the README documents each one.
 ENV_VARS: dict[str, str] = {
@@ -34,6 +37,7 @@ ENV_VARS: dict[str, str] = {
     "OBK_LOG_FORMAT": "log_format",
     "OBK_RETENTION_DAYS": "retention_days",
     "OBK_SERVER_THREADS": "server_threads",
+    SERVE_PEERS_ENV: "serve_peers",
     # Read before settings by the CLI's warm start (cli/warm.py); declared here to be validated.
     "OBK_CLI_WARM_SECONDS": "cli_warm_seconds",
     # An S3-compatible store is configured the way the AWS tools are.
@@ -85,9 +89,11 @@ class Settings(BaseModel):
     log_format: Literal["text", "json"] = "text"
     retention_days: Annotated[float, Field(ge=0)] = 30.0
     # Threads per server process that run reads, and as many that run writes; the process
-    # works on three times as many requests at once (server/lanes.py). Unset: 2 on SQLite, 8 on
+    # works on three times as many requests at once (server/lanes.py). Unset: 2 on SQLite, 4 on
     # PostgreSQL.
     server_threads: Annotated[int, Field(ge=1)] | None = None
+    # The folder the API processes of one `obk serve --workers N` share (server/balance.py).
+    serve_peers: Path | None = None
     # How long the connector CLI's warm process outlives its last call; 0: no warm process.
     cli_warm_seconds: Annotated[float, Field(ge=0)] = 600.0
 

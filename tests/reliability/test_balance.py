@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from openbotkit.server.balance import PEERS_ENV
+from openbotkit.settings import SERVE_PEERS_ENV
 from tests.reliability.serving import obk_serve
 
 CLIENTS = 12
@@ -42,7 +42,7 @@ def connections(pid: int, port: int) -> int:
 
 def peers_folder(pid: int) -> Path:
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    found = next(e for e in environ if e.startswith(PEERS_ENV.encode() + b"="))
+    found = next(e for e in environ if e.startswith(SERVE_PEERS_ENV.encode() + b"="))
     return Path(found.split(b"=", 1)[1].decode())
 
 

@@ -13,6 +13,7 @@ from openbotkit.cli.state import state
 from openbotkit.engine import LOCAL_ACCOUNT
 from openbotkit.logs import configure_logging
 from openbotkit.services import secrets
+from openbotkit.settings import SERVE_PEERS_ENV
 
 LEVELS = ["debug", "info", "warning", "error"]
 # How long an idle keep-alive connection stays open. uvicorn's own 5 s equals the idle expiry of
@@ -99,13 +100,11 @@ def serve(
         "timeout_keep_alive": keep_alive,
     }
     if workers > 1:
-        from openbotkit.server.balance import PEERS_ENV
-
         # Each process builds its own app (and job worker) from the same environment, and
         # publishes how many clients it holds in a folder they share (server/balance.py).
         os.environ["OBK_LOG_LEVEL"] = level
         peers = tempfile.mkdtemp(prefix="obk-serve-")
-        os.environ[PEERS_ENV] = peers
+        os.environ[SERVE_PEERS_ENV] = peers
         try:
             uvicorn.run(
                 "openbotkit.server.app:"

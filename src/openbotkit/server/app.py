@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,7 +29,7 @@ from openbotkit.errors import ObkError
 from openbotkit.logs import configure_logging
 from openbotkit.server import wire_files  # noqa: F401 - registers the file wire adapters
 from openbotkit.server.access import AccessLog
-from openbotkit.server.balance import PEERS_ENV, ConnectionBalance, Peers
+from openbotkit.server.balance import ConnectionBalance, Peers
 from openbotkit.server.console import WidgetCors, console_routes
 from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
 from openbotkit.server.lanes import Lanes
@@ -214,16 +213,11 @@ def app_from_env() -> Starlette:
     """The factory `obk serve --workers N` hands to uvicorn: each worker reads the settings."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings, worker=True, long_lived=True, peers=_peers())
+    return create_app(settings, worker=True, long_lived=True, peers=settings.serve_peers)
 
 
 def app_from_env_without_worker() -> Starlette:
     """`obk serve --workers N --no-worker`: API processes only, `obk worker` runs the jobs."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings, worker=False, long_lived=True, peers=_peers())
-
-
-def _peers() -> Path | None:
-    folder = os.environ.get(PEERS_ENV)
-    return Path(folder) if folder else None
+    return create_app(settings, worker=False, long_lived=True, peers=settings.serve_peers)

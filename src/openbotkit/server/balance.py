@@ -32,8 +32,6 @@ from pathlib import Path
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# The environment variable by which `obk serve --workers N` tells its processes the folder.
-PEERS_ENV = "OBK_SERVE_PEERS"
 ROUND_S = 0.5
 # A client that sent nothing for this long is not counted (it may have gone).
 ACTIVE_S = 1.0
@@ -117,7 +115,12 @@ class ConnectionBalance:
             log.debug("moving a client: this process holds %d, its share is %d", mine, share)
 
     async def run(self) -> None:
-        """Rounds until cancelled (the app's lifespan runs it)."""
+        """Rounds until cancelled (the app's lifespan runs it). A round that cannot reach the
+        folder (removed under a running server) moves nobody; serving goes on regardless."""
         while True:
             await anyio.sleep(ROUND_S)
-            self.rebalance()
+            try:
+                self.rebalance()
+            except OSError as exc:
+                self.to_move = 0
+                log.warning("connection balance skipped a round: %s", exc)
