@@ -4,13 +4,14 @@ publishes, the share it compares against, and the one client per round it moves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from pathlib import Path
 
 from starlette.types import Message, Receive, Scope, Send
 
-from openbotkit.server.balance import ACTIVE_S, STALE_S, ConnectionBalance, Peers
+from openbotkit.server.balance import ACTIVE_S, ROUND_S, STALE_S, ConnectionBalance, Peers
 
 
 class Clock:
@@ -105,3 +106,18 @@ def test_a_lone_process_moves_nothing(tmp_path: Path) -> None:
     alone.rebalance()
     assert alone.to_move == 0
     assert not any(closes(request(alone, ("127.0.0.1", p))) for p in range(20))
+
+
+def test_rounds_go_on_when_the_folder_is_gone(tmp_path: Path) -> None:
+    folder = tmp_path / "peers"
+    folder.mkdir()
+    balance = ConnectionBalance(Peers(folder, "me"))
+    balance.to_move = 1
+    folder.rmdir()  # removed under a running server
+
+    async def a_few_rounds() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(balance.run(), timeout=ROUND_S * 2.5)
+
+    asyncio.run(a_few_rounds())  # no error escapes the rounds
+    assert balance.to_move == 0
