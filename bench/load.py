@@ -81,9 +81,13 @@ def connections_by_process(pids: set[int], port: int) -> dict[int, int]:
                     inodes.add(fields[9])
     counts = {}
     for pid in pids:
-        with contextlib.suppress(OSError):
-            links = (os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir())
-            counts[pid] = sum(link[8:-1] in inodes for link in links if link.startswith("socket:"))
+        with contextlib.suppress(OSError):  # the process has gone
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+            counts[pid] = 0
+            for fd in fds:
+                with contextlib.suppress(OSError):  # closed since it was listed
+                    link = os.readlink(fd)
+                    counts[pid] += link.startswith("socket:[") and link[8:-1] in inodes
     return counts
 
 
