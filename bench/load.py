@@ -43,52 +43,17 @@ import httpx
 import numpy as np
 
 from http1 import Connection, Http1Error  # type: ignore[import-not-found]
-from serving import free_port, new_secret, wait_ready  # type: ignore[import-not-found]
+from serving import (  # type: ignore[import-not-found]
+    connections_by_process,
+    free_port,
+    new_secret,
+    process_tree,
+    wait_ready,
+)
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "robot payload battery charge warehouse shelf sensor route cargo lift dock".split()
-
-
-def process_tree(root: int) -> dict[int, tuple[int, bool]]:
-    """pid -> (resident bytes, whether it is an API process) of `root` and its descendants:
-    the uvicorn supervisor, its worker processes, and multiprocessing's resource tracker."""
-    found: dict[int, tuple[int, bool]] = {}
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            rss = int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1])
-            worker = b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-            found[pid] = (rss * 1024, worker)
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, StopIteration, ValueError):
-            continue
-    return found
-
-
-def connections_by_process(pids: set[int], port: int) -> dict[int, int]:
-    """How many established connections to `port` each of `pids` holds (read from /proc): the
-    kernel hands each new connection to one API process for its whole life."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-                    inodes.add(fields[9])
-    counts = {}
-    for pid in pids:
-        with contextlib.suppress(OSError):  # the process has gone
-            fds = list(Path(f"/proc/{pid}/fd").iterdir())
-            counts[pid] = 0
-            for fd in fds:
-                with contextlib.suppress(OSError):  # closed since it was listed
-                    link = os.readlink(fd)
-                    counts[pid] += link.startswith("socket:[") and link[8:-1] in inodes
-    return counts
 
 
 def load_average() -> list[float]:

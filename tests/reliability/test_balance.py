@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench.serving import connections_by_process, process_tree
+
 from openbotkit.settings import SERVE_PEERS_ENV
 from tests.reliability.serving import obk_serve
 
@@ -18,26 +20,12 @@ CLIENTS = 12
 
 
 def api_processes(supervisor: int) -> list[int]:
-    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
-    return [int(p) for p in children if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return [pid for pid, (_rss, api) in process_tree(supervisor).items() if api]
 
 
 def connections(pid: int, port: int) -> int:
     """Established connections to `port` that process `pid` holds."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-                inodes.add(fields[9])
-    held = 0
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        held += target.startswith("socket:[") and target[8:-1] in inodes
-    return held
+    return connections_by_process({pid}, port).get(pid, 0)
 
 
 def peers_folder(pid: int) -> Path:
