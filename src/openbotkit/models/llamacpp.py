@@ -23,11 +23,20 @@ from openbotkit.models.providers import (
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONTEXT_WINDOW = 2048
-# Generation runs at a lower CPU priority (nice +5; Linux keeps it per thread, and llama.cpp's
-# compute threads inherit it from the thread that starts them). A completion keeps both cores
-# busy for seconds: at equal priority, every API request on the machine waited behind it (p99
-# of plain reads in seconds under load); at lower priority it takes what they leave idle.
-GENERATION_NICE = 5
+# Generation runs at a lower CPU priority (nice +10; Linux keeps it per thread, and llama.cpp's
+# compute threads inherit it from the thread that starts them). A completion keeps a core busy
+# for seconds: at equal priority, every API request on the machine waited behind it (p99 of
+# plain reads in seconds under load); at lower priority it takes what they leave idle. Under
+# bench/load.py (50 clients, 2 cores) a completion took 6-10 s at +5 and 7-16 s at +10, and
+# the other requests were served about 10% faster at +10.
+GENERATION_NICE = 10
+# Threads that read the prompt (a batch of tokens: the work splits well, 1,430 tokens took 5 s on
+# two threads and 9 s on one) and that write the answer (one token at a time: a token is too
+# small a product to split, so a second thread mostly spins at llama.cpp's barrier; measured
+# idle, 47 tokens took 0.7 s on one thread or on two, and two burned twice the CPU, which under
+# load is taken from every other request on the machine).
+PROMPT_THREADS = 2
+GENERATION_THREADS = 1
 
 
 def bundled_model_path() -> Path:
@@ -62,14 +71,18 @@ class LlamaCppProvider:
 
     context_window = CONTEXT_WINDOW
 
-    def __init__(self, model: str = "smollm2", path: Path | None = None, threads: int = 2) -> None:
+    def __init__(self, model: str = "smollm2", path: Path | None = None) -> None:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.model = model
         self.path = path or bundled_model_path()
         self.llama = Llama(
-            model_path=str(self.path), n_ctx=CONTEXT_WINDOW, n_threads=threads, verbose=False
+            model_path=str(self.path),
+            n_ctx=CONTEXT_WINDOW,
+            n_threads=GENERATION_THREADS,
+            n_threads_batch=PROMPT_THREADS,
+            verbose=False,
         )
         eos = self.llama.token_eos()
         self.formatter = Jinja2ChatFormatter(
