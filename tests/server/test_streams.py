@@ -146,4 +146,4 @@ def test_client_going_away_closes_the_generator_on_a_worker_thread(served: Serve
     assert served.probe.produced == produced < 100
     # Closing may clean up (roll back, say): it must not block the event loop's thread.
     assert served.probe.closed_on != threading.current_thread().name
-    assert "AnyIO worker" in served.probe.closed_on
+    assert served.probe.closed_on.startswith("obk-long")  # the lane for long work

@@ -181,6 +181,7 @@ def create_app(
                 rounds.start_soon(balance.run)
             yield
             rounds.cancel_scope.cancel()
+        lanes.close()
         stop.set()
         if thread is not None:
             thread.join(timeout=30)

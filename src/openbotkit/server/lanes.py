@@ -25,12 +25,14 @@ and writers do not queue for one lock: the lanes are wider.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-import anyio.from_thread
-import anyio.to_thread
-from anyio import CapacityLimiter
+from anyio import CancelScope, CapacityLimiter
 
 from openbotkit.actions.registry import Effect
 from openbotkit.store.db import watching_writer_waits
@@ -53,38 +55,83 @@ STALLED_ADMISSION = 40
 LONG_THREADS = 16
 
 
+class Lane:
+    """A few threads for one kind of work; work waits for a free thread in arrival order.
+
+    A plain thread pool, not anyio's `to_thread`: on PostgreSQL every request makes this hop,
+    and anyio's bookkeeping around it (its run variables, cancel scopes, capacity limiter and a
+    condition-based queue) was about a quarter of the event loop's time under bench/load.py
+    --postgres (a sampling profile of the interpreter lock's holders)."""
+
+    def __init__(self, name: str, threads: int) -> None:
+        self.name = name
+        self.threads = threads
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ThreadPoolExecutor:
+        # Threads are started as work arrives, up to `threads`.
+        return ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix=f"obk-{self.name}")
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn(*args, **kwargs)` on one of the lane's threads, in the caller's context."""
+        context = contextvars.copy_context()
+
+        def call() -> T:
+            return context.run(fn, *args, **kwargs)
+
+        work = self.pool.submit(call)
+        try:
+            return await asyncio.wrap_future(work)
+        except asyncio.CancelledError:
+            # Work not yet started is dropped. Started work cannot be stopped: the caller waits
+            # for it, shielded from the cancel scope that keeps cancelling it, so a cancelled
+            # stream does not close its generator while a thread still runs it, and a cancelled
+            # request does not give its place up while its thread still works.
+            if not work.done():
+                with CancelScope(shield=True):
+                    await asyncio.wait([asyncio.wrap_future(work)])
+            raise
+
+    def close(self) -> None:
+        """Let the threads go; a later run (the app started again) starts new ones."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new_pool()
+
+
 class Lanes:
     """Admission and the read, write and long lanes of one server process."""
 
     def __init__(self, threads: int) -> None:
         self.admitted = threads * ADMITTED_PER_THREAD
         self.admit = CapacityLimiter(self.admitted)
-        self.read = CapacityLimiter(threads)
-        self.write = CapacityLimiter(threads)
-        self.long = CapacityLimiter(LONG_THREADS)
+        self.read = Lane("read", threads)
+        self.write = Lane("write", threads)
+        self.long = Lane("long", LONG_THREADS)
         self._stalled = 0  # writers now waiting past their patience for SQLite's write turn
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def for_store(cls, is_sqlite: bool, threads: int | None) -> Lanes:
         return cls(threads or (SQLITE_THREADS if is_sqlite else POSTGRES_THREADS))
 
-    def for_effect(self, effect: Effect) -> CapacityLimiter:
+    def for_effect(self, effect: Effect) -> Lane:
         return self.read if effect is Effect.READ else self.write
 
-    async def run(
-        self, lane: CapacityLimiter, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    async def run(self, lane: Lane, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args, **kwargs)` on a thread of `lane`, once the lane has room."""
+        self._loop = asyncio.get_running_loop()
 
         def work() -> T:
             with watching_writer_waits(self._tell):
                 return fn(*args, **kwargs)
 
-        return await anyio.to_thread.run_sync(work, limiter=lane)
+        return await lane.run(work)
 
     def _tell(self, stalled: bool) -> None:
         """On a lane's thread: a writer stalled, or got its turn after stalling."""
-        anyio.from_thread.run_sync(self._writer_stalled, stalled)
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the server has stopped
+            self._loop.call_soon_threadsafe(self._writer_stalled, stalled)
 
     def _writer_stalled(self, stalled: bool) -> None:
         """While any writer is stalled (another transaction, perhaps of another process, holds
@@ -95,8 +142,13 @@ class Lanes:
         self.admit.total_tokens = STALLED_ADMISSION if self._stalled else self.admitted
 
     @staticmethod
-    async def iterate(lane: CapacityLimiter, items: Iterator[T]) -> AsyncIterator[T]:
+    async def iterate(lane: Lane, items: Iterator[T]) -> AsyncIterator[T]:
         """Each next item of `items` taken on a thread of `lane`."""
         done = object()
-        while (item := await anyio.to_thread.run_sync(next, items, done, limiter=lane)) is not done:
+        while (item := await lane.run(next, items, done)) is not done:
             yield item  # type: ignore[misc]
+
+    def close(self) -> None:
+        """Let the lanes' threads go when the app stops (work not yet started is dropped)."""
+        for lane in (self.read, self.write, self.long):
+            lane.close()
