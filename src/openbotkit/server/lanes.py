@@ -8,16 +8,18 @@ it waited its turn at the interpreter behind dozens of other requests, and every
 waited behind it; the requests that need more CPU (a create that embeds, a search) shared the
 cores with everything else and came last (p99 of the mix 0.9 s, of a create 1.1 s).
 
-Here a process admits a few requests at a time, first come first served (`admit`); the others
-wait in the queue, where they cost nothing, so each waits about as long as any other and runs
-quickly once admitted. Admitted work that leaves the event loop runs in its lane: writes in one,
-reads in another, so writers queued for SQLite's single writer never hold up searches. Work
-that lasts seconds (a completion's generation, streamed or not; an evaluation, declared
-`long=True`) runs outside admission, in a third lane; and a request's body is read before
-admission, so neither a slow upload nor a long answer holds a place others wait for. And when a
-writer has waited long for SQLite's write lock (another process's long transaction holds it),
-admission widens until the writers get their turn, so the places taken by stalled writers do not
-stop the reads queued behind them.
+Here a process admits as many requests at a time as a lane has threads, first come first
+served (`admit`); the others wait in the queue, where they cost nothing, so each waits about as
+long as any other and runs quickly once admitted. Admitting more (three per thread, as before)
+only let more requests share the cores at once, which spread their times: under bench/load.py
+p99 was 2.1-2.5 times p50 with three per thread and 1.7-2.0 times with one, at the same
+throughput. Admitted work that leaves the event loop runs in its lane: writes in one, reads in
+another. Work that lasts seconds (a completion's generation, streamed or not; an evaluation,
+declared `long=True`) runs outside admission, in a third lane; and a request's body is read
+before admission, so neither a slow upload nor a long answer holds a place others wait for. And
+when a writer has waited long for SQLite's write lock (another process's long transaction holds
+it), admission widens until the writers get their turn: the stalled writers queue in their lane,
+and the reads queued behind them run in theirs.
 
 On PostgreSQL a thread spends most of a read waiting on the network, not on the interpreter,
 and writers do not queue for one lock: the lanes are wider.
@@ -46,8 +48,8 @@ T = TypeVar("T")
 # speed: p99 263 ms with 4, 361-368 ms with 8).
 SQLITE_THREADS = 2
 POSTGRES_THREADS = 4
-# Requests admitted at once per lane thread: enough to keep both lanes and the event loop busy.
-ADMITTED_PER_THREAD = 3
+# Requests admitted at once per lane thread (see above).
+ADMITTED_PER_THREAD = 1
 # Requests admitted at once while a writer is stalled (see Lanes._writer_stalled).
 STALLED_ADMISSION = 40
 # Long work (a generation waits on the model, one at a time per process, or on the client; an
