@@ -89,7 +89,7 @@ class Settings(BaseModel):
     log_format: Literal["text", "json"] = "text"
     retention_days: Annotated[float, Field(ge=0)] = 30.0
     # Threads per server process that run reads, and as many that run writes; the process
-    # works on that many requests at once (server/lanes.py). Unset: 2 on SQLite, 4 on
+    # works on that many requests at once (server/lanes.py). Unset: 2 on SQLite, 3 on
     # PostgreSQL.
     server_threads: Annotated[int, Field(ge=1)] | None = None
     # The folder the API processes of one `obk serve --workers N` share (server/balance.py).

@@ -42,12 +42,13 @@ from openbotkit.store.db import watching_writer_waits
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Threads per lane (reads, writes) when OBK_SERVER_THREADS is not set. PostgreSQL's threads
-# also wait on round trips, so it has more; past that, each is one more taker of the process's
-# interpreter lock and one more hand-off (bench/load.py --postgres on 2 cores, similar machine
-# speed: p99 263 ms with 4, 361-368 ms with 8).
+# Threads per lane (reads, writes) when OBK_SERVER_THREADS is not set, and so requests admitted
+# at once. PostgreSQL's threads also wait on round trips, so it has one more; past that, each is
+# one more taker of the process's interpreter lock and one more request sharing the cores
+# (bench/load.py --postgres --no-completion on 2 cores, alternated: p99 227-264 ms with 3,
+# 243-281 with 4, 275-280 with 6).
 SQLITE_THREADS = 2
-POSTGRES_THREADS = 4
+POSTGRES_THREADS = 3
 # Requests admitted at once per lane thread (see above).
 ADMITTED_PER_THREAD = 1
 # Requests admitted at once while a writer is stalled (see Lanes._writer_stalled).
