@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 
 from openbotkit.errors import ProviderError
-from openbotkit.models.llamacpp import LlamaCppProvider, bundled_model_path
+from openbotkit.models.llamacpp import (
+    PROMPT_THREADS,
+    LlamaCppProvider,
+    bundled_model_path,
+    prompt_threads,
+)
 from openbotkit.models.providers import ChatMessage, Finished, GenerationOptions, LLMProvider, Token
 
 
@@ -27,6 +33,26 @@ def test_streams_tokens_then_usage(local_llm: LLMProvider) -> None:
     assert tokens and isinstance(events[-1], Finished)
     assert events[-1].output_tokens == len(tokens) <= 8
     assert events[-1].input_tokens > 0
+
+
+def test_a_busy_machine_reads_the_prompt_on_one_thread(
+    local_llm: LLMProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.3, 0.3))
+    assert prompt_threads() == PROMPT_THREADS == 2
+    # The model's own two threads alone do not make the machine busy; one more per core does.
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 0.9, 1.0, 1.0))
+    assert prompt_threads() == PROMPT_THREADS
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.0, 1.0, 1.0))
+    assert prompt_threads() == 1
+    events = list(
+        local_llm.stream(
+            [ChatMessage("user", "Reply with the word hello.")],
+            GenerationOptions(max_tokens=8, temperature=0),
+        )
+    )
+    assert any(isinstance(e, Token) for e in events) and isinstance(events[-1], Finished)
 
 
 def test_closing_the_stream_stops_generation(local_llm: LLMProvider) -> None:

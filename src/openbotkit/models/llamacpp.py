@@ -26,17 +26,29 @@ CONTEXT_WINDOW = 2048
 # Generation runs at a lower CPU priority (nice +10; Linux keeps it per thread, and llama.cpp's
 # compute threads inherit it from the thread that starts them). A completion keeps a core busy
 # for seconds: at equal priority, every API request on the machine waited behind it (p99 of
-# plain reads in seconds under load); at lower priority it takes what they leave idle. Under
-# bench/load.py (50 clients, 2 cores) a completion took 6-10 s at +5 and 7-16 s at +10, and
-# the other requests were served about 10% faster at +10.
+# plain reads in seconds under load); at lower priority it takes what they leave idle.
 GENERATION_NICE = 10
-# Threads that read the prompt (a batch of tokens: the work splits well, 1,430 tokens took 5 s on
-# two threads and 9 s on one) and that write the answer (one token at a time: a token is too
-# small a product to split, so a second thread mostly spins at llama.cpp's barrier; measured
-# idle, 47 tokens took 0.7 s on one thread or on two, and two burned twice the CPU, which under
-# load is taken from every other request on the machine).
-PROMPT_THREADS = 2
+# Threads that write the answer: one token at a time is too small a product to split, so a
+# second thread mostly waits at llama.cpp's barrier (measured idle, 47 tokens took 0.7 s on one
+# thread or on two, and two burned twice the CPU).
 GENERATION_THREADS = 1
+# Threads that read the prompt, a batch of tokens that splits well (1,430 tokens took 5 s on two
+# threads and 9 s on one, idle): two while the machine is otherwise idle, one while it is busy.
+# On a busy machine a low-priority thread is often off its core, and llama.cpp's threads meet at
+# a barrier after every step, so two threads wait for each other: under bench/load.py (50
+# clients, 2 cores) a completion took 14 s with two and 1.3-1.7 s with one.
+PROMPT_THREADS = 2
+
+
+def prompt_threads() -> int:
+    """PROMPT_THREADS, or one while the machine is busy: its load (runnable threads, averaged
+    over the last minute) is at least one more than its cores. The model's own threads count
+    in that load, so one user's completions, back to back, keep two threads."""
+    try:
+        busy = os.getloadavg()[0] >= (os.cpu_count() or 1) + 1
+    except OSError:  # pragma: no cover - no load average on this OS
+        busy = False
+    return 1 if busy else PROMPT_THREADS
 
 
 def bundled_model_path() -> Path:
@@ -112,6 +124,8 @@ class LlamaCppProvider:
         with self.lock:
             chunks: Any = None
             try:
+                # llama-cpp-python has no public setter for a loaded model's threads.
+                self.llama._ctx.set_n_threads(GENERATION_THREADS, prompt_threads())
                 chunks = self.llama.create_completion(prompt, stream=True, **params)
                 for chunk in chunks:
                     if stop.is_set():
