@@ -129,7 +129,8 @@ def warm_up(env: dict[str, str], runtime: Path) -> int:
 
 def call_held_open(env: dict[str, str], server: int, **pipes: Any) -> subprocess.Popen[Any]:
     """A `create_bot` call whose input comes from stdin, held open so the running call can be
-    looked at; returned once the warm server runs it in a child."""
+    looked at; returned once the warm server runs it in a child, that is once a child of the
+    server has taken the call's stdin (a child that exists may not have it yet)."""
     proc = subprocess.Popen(
         [OBK, *RUN, "create_bot", "--data", "-"],
         env=env,
@@ -137,8 +138,20 @@ def call_held_open(env: dict[str, str], server: int, **pipes: Any) -> subprocess
         stdout=subprocess.PIPE,
         **pipes,
     )
-    wait_for(lambda: children_of(server))
+    stdin = os.readlink(f"/proc/{proc.pid}/fd/0")
+
+    def taken() -> bool:
+        return any(_stdin_of(child) == stdin for child in children_of(server))
+
+    wait_for(taken)
     return proc
+
+
+def _stdin_of(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/fd/0")
+    except OSError:  # gone meanwhile
+        return None
 
 
 def test_a_second_call_runs_in_a_child_of_the_warm_server(
