@@ -210,15 +210,18 @@ def create_app(
     return app
 
 
-def app_from_env() -> Starlette:
-    """The factory `obk serve --workers N` hands to uvicorn: each worker reads the settings."""
+def _app_from_env(worker: bool) -> Starlette:
+    """One API process of `obk serve --workers N`: each reads the settings from the environment."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings, worker=True, long_lived=True, peers=settings.serve_peers)
+    return create_app(settings, worker=worker, long_lived=True, peers=settings.serve_peers)
+
+
+def app_from_env() -> Starlette:
+    """The factory `obk serve --workers N` hands to uvicorn."""
+    return _app_from_env(worker=True)
 
 
 def app_from_env_without_worker() -> Starlette:
     """`obk serve --workers N --no-worker`: API processes only, `obk worker` runs the jobs."""
-    settings = Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings, worker=False, long_lived=True, peers=settings.serve_peers)
+    return _app_from_env(worker=False)

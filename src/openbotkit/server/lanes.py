@@ -49,8 +49,6 @@ T = TypeVar("T")
 # 243-281 with 4, 275-280 with 6).
 SQLITE_THREADS = 2
 POSTGRES_THREADS = 3
-# Requests admitted at once per lane thread (see above).
-ADMITTED_PER_THREAD = 1
 # Requests admitted at once while a writer is stalled (see Lanes._writer_stalled).
 STALLED_ADMISSION = 40
 # Long work (a generation waits on the model, one at a time per process, or on the client; an
@@ -95,6 +93,12 @@ class Lane:
                     await asyncio.wait([asyncio.wrap_future(work)])
             raise
 
+    async def iterate(self, items: Iterator[T]) -> AsyncIterator[T]:
+        """Each next item of `items` taken on one of the lane's threads."""
+        done = object()
+        while (item := await self.run(next, items, done)) is not done:
+            yield item  # type: ignore[misc]
+
     def close(self) -> None:
         """Let the threads go; a later run (the app started again) starts new ones."""
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -105,7 +109,7 @@ class Lanes:
     """Admission and the read, write and long lanes of one server process."""
 
     def __init__(self, threads: int) -> None:
-        self.admitted = threads * ADMITTED_PER_THREAD
+        self.admitted = threads  # as many as a lane has threads (see above)
         self.admit = CapacityLimiter(self.admitted)
         self.read = Lane("read", threads)
         self.write = Lane("write", threads)
@@ -143,13 +147,6 @@ class Lanes:
         those that arrive meanwhile are served; it narrows again once no writer is stalled."""
         self._stalled += 1 if stalled else -1
         self.admit.total_tokens = STALLED_ADMISSION if self._stalled else self.admitted
-
-    @staticmethod
-    async def iterate(lane: Lane, items: Iterator[T]) -> AsyncIterator[T]:
-        """Each next item of `items` taken on a thread of `lane`."""
-        done = object()
-        while (item := await lane.run(next, items, done)) is not done:
-            yield item  # type: ignore[misc]
 
     def close(self) -> None:
         """Let the lanes' threads go when the app stops (work not yet started is dropped)."""

@@ -189,7 +189,7 @@ class ActionEndpoint:
     ) -> AsyncIterator[bytes]:
         try:
             yield jsonl_line(first)
-            async for event in self.lanes.iterate(self.lanes.long, events):
+            async for event in self.lanes.long.iterate(events):
                 yield jsonl_line(event)
         except Exception as exc:
             yield error_line(exc)
