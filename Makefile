@@ -6,16 +6,27 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint typecheck pytest node clean
+.PHONY: setup run test lint lockcheck typecheck pytest node clean lock
 
 setup: $(STAMP)
 
-# torch is pinned in pyproject.toml (torch==2.13.0): a plain requirement would pull CUDA builds.
-$(STAMP): pyproject.toml
+# Exactly the locked files (requirements.lock: every package pinned with its hashes, written by
+# scripts/lock.py from pyproject.toml), then the project itself; `pip check` proves the lock is
+# complete. torch is pinned (torch==2.13.0, the CPU build): a plain requirement pulls CUDA builds.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	touch $(STAMP)
+
+# Re-resolve the lock after changing pyproject.toml's dependencies (needs pip-tools).
+lock: setup
+	$(BIN)/pip install --quiet 'pip-tools==7.7.0'
+	$(BIN)/python scripts/lock.py
+
+lockcheck: setup
+	$(BIN)/python scripts/lock.py --check
 
 run: setup
 	OBK_HOME=$${OBK_HOME:-$(CURDIR)/.obk} bash scripts/quickstart.sh
@@ -41,7 +52,7 @@ pytest: setup node
 	wait $$pg; pgrc=$$?; cat .pytest-postgresql.log; rm -f .pytest-postgresql.log; \
 	test $$rest -eq 0 -a $$pgrc -eq 0
 
-test: lint typecheck pytest
+test: lockcheck lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) .obk .pytest_cache .mypy_cache .ruff_cache tests/contract/node/node_modules
