@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from openbotkit.engine import Engine
+from openbotkit.models.bundled import SMOLLM2, ModelCache
 from openbotkit.models.llamacpp import LlamaCppProvider
 from openbotkit.models.providers import LLMProvider
 from openbotkit.retrieval.embedders import Embedder
@@ -30,6 +31,7 @@ from tests.pg import PostgresServer, start_server
 from tests.server.serving import free_port
 
 RunAction = Callable[..., dict[str, Any]]
+TEST_MODEL = SMOLLM2.name
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +50,9 @@ def _isolated_home(tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("OBK_CACHE_DIR", str(cache_dir))
     # No `obk` a test starts may leave a warm process behind (tests/cli/test_warm.py opts in).
     monkeypatch.setenv("OBK_CLI_WARM_SECONDS", "0")
+    # Tests that do not judge answers run on the small bundled model (tests/answers use the
+    # default one): same code path, a tenth of the time.
+    monkeypatch.setenv("OBK_DEFAULT_MODEL", TEST_MODEL)
 
 
 BACKENDS = ("sqlite", "postgresql")
@@ -133,7 +138,7 @@ def settings(tmp_path: Path, database_url: str | None, monkeypatch: pytest.Monke
     if database_url:
         # `obk` processes a test starts use the same database.
         monkeypatch.setenv("OBK_DATABASE_URL", database_url)
-    return Settings(home=tmp_path / "obk-home", database_url=database_url)
+    return Settings(home=tmp_path / "obk-home", database_url=database_url, default_model=TEST_MODEL)
 
 
 # -- blob stores: the local directory and S3 (moto's server, a real HTTP endpoint) -------------
@@ -211,9 +216,9 @@ def local_embedder(cache_dir: Path) -> Embedder:
 
 
 @pytest.fixture(scope="session")
-def local_llm() -> Iterator[LLMProvider]:
+def local_llm(cache_dir: Path) -> Iterator[LLMProvider]:
     """The bundled SmolLM2 through llama.cpp, loaded once for the whole test session."""
-    provider = LlamaCppProvider()
+    provider = LlamaCppProvider.bundled(SMOLLM2, ModelCache(cache_dir / "models"))
     yield provider
     provider.close()
 
@@ -223,7 +228,7 @@ def engine(
     settings: Settings, local_embedder: Embedder, local_llm: LLMProvider
 ) -> Iterator[Engine]:
     # The embedder and local model the runtime would build, loaded once and shared across tests.
-    eng = Engine(settings, embedder=local_embedder, local_llm=local_llm)
+    eng = Engine(settings, embedder=local_embedder, local_llms=[local_llm])
     yield eng
     eng.close()
 

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 BlobStoreFactory = Callable[[Settings, str], "BlobStore"]
 IndexFactory = Callable[[Settings], "SearchIndex"]
 EmbedderFactory = Callable[[Settings], "Embedder"]
-# A routing-table entry (model name, its settings) -> a provider for that model.
-ProviderFactory = Callable[[str, Mapping[str, Any]], "LLMProvider"]
+# A routing-table entry (model name, its settings) and the settings -> a provider for it.
+ProviderFactory = Callable[[str, Mapping[str, Any], Settings], "LLMProvider"]
 
 BLOB_STORES: dict[str, BlobStoreFactory] = {}
 INDEXES: dict[str, IndexFactory] = {}
@@ -91,13 +91,13 @@ def embedder(settings: Settings) -> Embedder:
     return _choose(EMBEDDERS, settings.embedder, "embedder", "OBK_EMBEDDER")(settings)
 
 
-def provider(name: str, entry: Mapping[str, Any]) -> LLMProvider:
+def provider(name: str, entry: Mapping[str, Any], settings: Settings) -> LLMProvider:
     kind = str(entry.get("provider"))
     factory = PROVIDERS.get(kind)
     if factory is None:
         known = ", ".join(sorted(PROVIDERS))
         raise ProviderError(f"model {name!r}: unknown provider {kind!r} (registered: {known})")
-    return factory(name, entry)
+    return factory(name, entry, settings)
 
 
 # -- the built-ins ---------------------------------------------------------------------------
@@ -161,14 +161,30 @@ def _openai_embedder(settings: Settings) -> Embedder:
 
 
 @register_provider("local")
-def _llamacpp(name: str, entry: Mapping[str, Any]) -> LLMProvider:
-    from openbotkit.models.llamacpp import LlamaCppProvider
+def _llamacpp(name: str, entry: Mapping[str, Any], settings: Settings) -> LLMProvider:
+    from pathlib import Path
 
-    return LlamaCppProvider()
+    from openbotkit.models.bundled import ModelCache, find_bundled
+    from openbotkit.models.llamacpp import IDLE_THREADS, LlamaCppProvider
+
+    if entry.get("path"):
+        path = Path(str(entry["path"])).expanduser()
+        if not path.is_file():
+            raise ProviderError(f"model {name!r}: no GGUF file at {path} (OBK_MODELS_FILE)")
+        return LlamaCppProvider(
+            name,
+            path,
+            context_window=int(entry.get("contextWindow", 4096)),
+            generation_threads=int(entry.get("threads", IDLE_THREADS)),
+        )
+    bundled = find_bundled(str(entry.get("bundled", name)))
+    if bundled is None:
+        raise ProviderError(f"model {name!r}: no bundled model {entry.get('bundled')!r}")
+    return LlamaCppProvider.bundled(bundled, ModelCache(settings.resolved_cache_dir / "models"))
 
 
 @register_provider("openai")
-def _openai_compat(name: str, entry: Mapping[str, Any]) -> LLMProvider:
+def _openai_compat(name: str, entry: Mapping[str, Any], settings: Settings) -> LLMProvider:
     from openbotkit.models.openai_compat import OpenAICompatProvider
 
     if not entry.get("baseUrl"):

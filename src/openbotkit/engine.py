@@ -6,7 +6,7 @@ each run is one transaction scoped to one account.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +37,11 @@ class Engine:
         settings: Settings,
         *,
         embedder: Embedder | None = None,
-        local_llm: LLMProvider | None = None,
+        local_llms: Sequence[LLMProvider] = (),
         local_paths: bool = False,
     ) -> None:
         self.runtime = Runtime(
-            settings, embedder=embedder, local_llm=local_llm, local_paths=local_paths
+            settings, embedder=embedder, local_llms=local_llms, local_paths=local_paths
         )
 
     @property

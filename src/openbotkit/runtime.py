@@ -13,7 +13,7 @@ import contextlib
 import os
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from openbotkit import backends, heap
@@ -39,7 +39,7 @@ class Runtime:
         settings: Settings,
         *,
         embedder: Embedder | None = None,
-        local_llm: LLMProvider | None = None,
+        local_llms: Sequence[LLMProvider] = (),
         index: SearchIndex | None = None,
         local_paths: bool = False,
     ) -> None:
@@ -53,7 +53,7 @@ class Runtime:
         self.auth_cache: dict[str, tuple[Key, float]] = {}
         self._lock = threading.RLock()
         self._built: dict[str, object] = {}
-        self._local_llm = local_llm
+        self._local_llms = tuple(local_llms)
         self._settling = False  # see keep_heap_settled
         for name, part in (("embedder", embedder), ("index", index)):
             if part is not None:
@@ -102,10 +102,10 @@ class Runtime:
         def build() -> ModelRouter:
             from openbotkit.models.routing import ModelRouter
 
-            def provider(name: str, entry: Mapping[str, Any]) -> LLMProvider:
-                return self._loaded(backends.provider(name, entry))
+            def provider(name: str, entry: Mapping[str, Any], settings: Settings) -> LLMProvider:
+                return self._loaded(backends.provider(name, entry, settings))
 
-            return ModelRouter(self.settings, provider, local=self._local_llm)
+            return ModelRouter(self.settings, provider, preloaded=self._local_llms)
 
         return self._once("models", build)
 

@@ -82,7 +82,7 @@ class Settings(BaseModel):
     aws_region: str | None = None
     # Completion
     models_file: Path | None = None
-    default_model: str = "smollm2"
+    default_model: str = "qwen2.5-1.5b"
     # Server: browser origins allowed by CORS (comma-separated, or *), logs, retention.
     cors_origins: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -9,17 +9,11 @@ import pytest
 
 from openbotkit.errors import ProviderError
 from openbotkit.models.llamacpp import (
-    PROMPT_THREADS,
+    IDLE_THREADS,
     LlamaCppProvider,
-    bundled_model_path,
     prompt_threads,
 )
 from openbotkit.models.providers import ChatMessage, Finished, GenerationOptions, LLMProvider, Token
-
-
-def test_the_gguf_comes_from_the_installed_package() -> None:
-    path = bundled_model_path()
-    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50_000_000
 
 
 def test_streams_tokens_then_usage(local_llm: LLMProvider) -> None:
@@ -40,10 +34,10 @@ def test_a_busy_machine_reads_the_prompt_on_one_thread(
 ) -> None:
     cores = os.cpu_count() or 1
     monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.3, 0.3))
-    assert prompt_threads() == PROMPT_THREADS == 2
+    assert prompt_threads() == IDLE_THREADS == 2
     # The model's own two threads alone do not make the machine busy; one more per core does.
     monkeypatch.setattr(os, "getloadavg", lambda: (cores + 0.9, 1.0, 1.0))
-    assert prompt_threads() == PROMPT_THREADS
+    assert prompt_threads() == IDLE_THREADS
     monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.0, 1.0, 1.0))
     assert prompt_threads() == 1
     events = list(

@@ -14,7 +14,7 @@ import pytest
 
 from openbotkit.engine import Engine
 from openbotkit.errors import ProviderError
-from openbotkit.models.llamacpp import bundled_model_path
+from openbotkit.models.bundled import SMOLLM2, ModelCache
 from openbotkit.models.openai_compat import OpenAICompatProvider
 from openbotkit.models.providers import ChatMessage, Finished, GenerationOptions, Token
 from openbotkit.retrieval.embedders import Embedder
@@ -23,7 +23,7 @@ from tests.server.serving import free_port
 
 
 @pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def llama_server(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[str]:
     port = free_port()
     log = (tmp_path_factory.mktemp("llama") / "server.log").open("w")
     proc = subprocess.Popen(
@@ -32,7 +32,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "-m",
             "llama_cpp.server",
             "--model",
-            str(bundled_model_path()),
+            str(ModelCache(cache_dir / "models").path(SMOLLM2)),
             "--host",
             "127.0.0.1",
             "--port",

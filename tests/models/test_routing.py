@@ -10,8 +10,10 @@ import pytest
 from openbotkit import backends
 from openbotkit.engine import Engine
 from openbotkit.errors import ProviderError
+from openbotkit.models.bundled import DEFAULT_MODEL, SMOLLM2, ModelCache
+from openbotkit.models.llamacpp import LlamaCppProvider
 from openbotkit.models.openai_compat import OpenAICompatProvider
-from openbotkit.models.providers import LLMProvider
+from openbotkit.models.providers import ChatMessage, Finished, GenerationOptions, LLMProvider
 from openbotkit.models.routing import ModelRouter
 from openbotkit.settings import Settings
 
@@ -26,10 +28,37 @@ def router_for(tmp_path: Path, name: str, text: str, **settings: str) -> ModelRo
     )
 
 
-def test_the_default_model_is_the_bundled_local_one(engine: Engine, local_llm: LLMProvider) -> None:
-    router = ModelRouter(engine.settings, backends.provider, local=local_llm)
-    assert router.resolve(None) is local_llm
-    assert router.resolve("smollm2") is local_llm
+def test_the_default_model_is_the_bundled_qwen() -> None:
+    assert Settings.from_env({}).default_model == "qwen2.5-1.5b" == DEFAULT_MODEL
+
+
+def test_each_name_of_a_bundled_model_shares_its_one_loaded_copy(
+    engine: Engine, local_llm: LLMProvider
+) -> None:
+    router = ModelRouter(engine.settings, backends.provider, preloaded=[local_llm])
+    assert router.resolve(None) is local_llm  # the tests' default: smollm2
+    assert router.resolve("smollm2") is router.resolve("smollm2-135m-instruct") is local_llm
+
+
+def test_a_local_entry_with_a_path_serves_that_gguf_with_its_own_template(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    gguf = ModelCache(cache_dir / "models").path(SMOLLM2)
+    entry = {"provider": "local", "path": str(gguf), "contextWindow": 1024, "threads": 1}
+    router = router_for(tmp_path, "models.json", json.dumps({"models": {"mine": entry}}))
+    provider = router.resolve("mine")
+    assert isinstance(provider, LlamaCppProvider)
+    assert (provider.model, provider.path, provider.context_window) == ("mine", gguf, 1024)
+    events = list(provider.stream([ChatMessage("user", "Say hi.")], GenerationOptions(4, 0)))
+    assert isinstance(events[-1], Finished) and events[-1].output_tokens > 0
+    provider.close()
+
+
+def test_a_local_entry_without_a_gguf_file_says_so(tmp_path: Path) -> None:
+    entry = {"provider": "local", "path": str(tmp_path / "missing.gguf")}
+    router = router_for(tmp_path, "models.json", json.dumps({"models": {"mine": entry}}))
+    with pytest.raises(ProviderError, match="no GGUF file at"):
+        router.resolve("mine")
 
 
 @pytest.mark.parametrize(

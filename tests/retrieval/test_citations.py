@@ -44,17 +44,17 @@ def test_supported_sentences_cite_a_verbatim_quote_and_invented_ones_do_not(
     local_embedder: Embedder,
 ) -> None:
     answer = (
-        "The Zephyr-9 can carry up to 42 kilograms. "
+        "The Zephyr-9 robot has a maximum payload of 42 kilograms. "
         f"{INVENTED} "
-        "The office opens at 9am on weekdays."
+        "The office is open from 9am to 5pm."
     )
     out = align(answer, [ROBOT, OFFICE], local_embedder)
     cited = {answer[c.start : c.end]: c for c in out.citations}
     assert set(cited) == {
-        "The Zephyr-9 can carry up to 42 kilograms.",
-        "The office opens at 9am on weekdays.",
+        "The Zephyr-9 robot has a maximum payload of 42 kilograms.",
+        "The office is open from 9am to 5pm.",
     }
-    robot = cited["The Zephyr-9 can carry up to 42 kilograms."]
+    robot = cited["The Zephyr-9 robot has a maximum payload of 42 kilograms."]
     assert (robot.record_id, robot.dataset_id, robot.source) == (
         "rec-robot",
         "ds-1",
@@ -78,6 +78,64 @@ def test_a_wrong_figure_is_unsupported_however_similar_the_words(
     out = align(answer, [ROBOT], local_embedder)
     assert out.citations == [] and out.unsupported == [(0, len(answer))]
     assert out.grounding == 0.0
+
+
+def test_a_paraphrase_in_other_words_reads_as_unsupported(local_embedder: Embedder) -> None:
+    """Support is strict: words the record does not hold are not vouched for, even where a
+    person would call them a paraphrase (the side to err on for a trust figure)."""
+    out = align("The Zephyr-9 can carry up to 42 kilograms.", [ROBOT], local_embedder)
+    assert (out.citations, out.grounding) == ([], 0.0)
+
+
+ORCHIDS = SourceRecord(
+    "rec-orchids",
+    "ds-1",
+    None,
+    "The Orrin-5 greenhouse keeps its orchids at exactly 23 degrees Celsius.",
+)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The orchids are not in the sun.",  # the console's example: on topic, not stated
+        "The Orrin-5 greenhouse keeps its orchids at exactly 24 degrees Celsius.",
+        "The Orrin-5 greenhouse does not keep its orchids at 23 degrees Celsius.",
+        "The Orrin-5 greenhouse keeps and sells its orchids at 23 degrees Celsius.",
+        "The Orrin-6 greenhouse keeps its orchids at exactly 23 degrees Celsius.",
+    ],
+)
+def test_a_sentence_the_record_does_not_state_is_unsupported(
+    answer: str, local_embedder: Embedder
+) -> None:
+    out = align(answer, [ORCHIDS], local_embedder)
+    assert (out.citations, out.grounding) == ([], 0.0)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The Orrin-5 greenhouse keeps its orchids at 23 degrees Celsius.",
+        "23 degrees Celsius.",
+        "Exactly 23 degrees Celsius, in the Orrin-5 greenhouse.",
+    ],
+)
+def test_a_sentence_the_record_states_is_supported(answer: str, local_embedder: Embedder) -> None:
+    out = align(answer, [ORCHIDS], local_embedder)
+    assert out.grounding == 1.0 and out.citations[0].record_id == "rec-orchids"
+
+
+@pytest.mark.parametrize(
+    "answer", ["I don't know.", "I do not know.", "I couldn't find that in the information I have."]
+)
+def test_a_refusal_is_neither_supported_nor_unsupported(
+    answer: str, local_embedder: Embedder
+) -> None:
+    assert align(answer, [ORCHIDS], local_embedder).as_meta() == {
+        "citations": [],
+        "unsupported": [],
+        "grounding": None,
+    }
 
 
 @pytest.mark.slow

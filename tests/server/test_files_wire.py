@@ -32,7 +32,7 @@ def engine(
     blob_settings: Callable[..., Settings], local_embedder: Embedder, local_llm: LLMProvider
 ) -> Iterator[Engine]:
     """The shared engine, on the local or the S3 blob store."""
-    eng = Engine(blob_settings(), embedder=local_embedder, local_llm=local_llm)
+    eng = Engine(blob_settings(), embedder=local_embedder, local_llms=[local_llm])
     yield eng
     eng.close()
 
@@ -333,7 +333,7 @@ def test_a_direct_upload_gets_its_hash_when_a_sync_first_reads_it(
     """Bytes PUT straight to the store are hashed by the sync that first reads them, so syncing
     the same bytes again is recognised as unchanged; new bytes of the same size are not."""
     settings = blob_settings(home=tmp_path / "h", sync_min_interval_s=0)
-    engine = Engine(settings, embedder=local_embedder, local_llm=local_llm)
+    engine = Engine(settings, embedder=local_embedder, local_llms=[local_llm])
     client = Client(engine)
 
     def put(file_id: str, body: bytes) -> None:

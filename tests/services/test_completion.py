@@ -216,7 +216,7 @@ def test_stateless_complete_reads_its_attachments_and_accepts_contact_and_namesp
             resolve_hosts={"docs.test": ("127.0.0.1",)},
         ),
         embedder=local_embedder,
-        local_llm=local_llm,
+        local_llms=[local_llm],
     )
     run = make_runner(engine, "alice")
     try:

@@ -113,7 +113,7 @@ def source(
     eng = Engine(
         Settings(home=tmp_path / "source-home"),
         embedder=local_embedder,
-        local_llm=local_llm,
+        local_llms=[local_llm],
         local_paths=True,  # populate() uploads from local files
     )
     yield eng, populate(eng, tmp_path)

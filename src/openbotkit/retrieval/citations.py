@@ -1,18 +1,27 @@
-"""Citations: which sentences of an answer the records in its prompt support, and where.
+"""Citations: which sentences of an answer the records in its prompt state, and where.
 
 After a completion, every sentence of the answer is compared with every sentence of the records
 that were put in the prompt. A sentence is supported by the record sentence that scores best, if
-that score reaches `SUPPORT_THRESHOLD`; the record sentence is then quoted verbatim (a slice of
-the record's text), so anyone can check the claim against the record later. Sentences nothing
-supports are reported as `unsupported` spans, and `grounding` is the supported share of the
-answer's characters.
+that score reaches `SUPPORT_THRESHOLD` and the record sentence *states* it (below); the record
+sentence is then quoted verbatim (a slice of the record's text), so anyone can check the claim
+against the record later. Sentences nothing supports are reported as `unsupported` spans, and
+`grounding` is the supported share of the answer's characters.
 
 The score mixes meaning and wording: `COSINE_WEIGHT` x the cosine of the two sentences' embeddings
 (the installation's embedder, passed in) plus the rest x the share of the answer sentence's
-content words found in the record sentence. Wording catches a claim hidden inside a long record
-sentence, whose embedding the rest of the sentence dilutes; meaning catches paraphrase. A figure
-the record sentence does not state (a number in the answer that is not in the quote) is never
-supported, however similar the rest: a wrong number is the typical unfaithful answer.
+content words found in the record sentence. A similar sentence is not yet one that says the same
+thing: "The orchids are not in the sun." is close in meaning to "The greenhouse keeps its orchids
+at 23 degrees", and "The e-bike is assembled and repaired in Cornorros" to "The e-bike is
+assembled in Cornorros". So a record sentence states a claim only when, besides the score,
+  - every figure of the claim is in it (a wrong number is the typical unfaithful answer),
+  - every content word of the claim is in it, up to inflection ("meets"/"meet",
+    "assembled"/"assembles"): an added clause or attribute is not supported by its neighbours,
+  - it negates when the claim negates, and not otherwise.
+This makes support strict: a paraphrase with other words reads as unsupported. That is the side
+to err on, since `grounding` tells a reader how far to trust an answer.
+
+An answer that refuses ("I don't know") makes no claim: it is neither supported nor unsupported,
+and its grounding is None.
 
 It is computed from text alone, so it works the same for every language model.
 """
@@ -34,11 +43,11 @@ if TYPE_CHECKING:
 # numpy is imported by the functions that compute: every action module imports this one (through
 # completion), and the connector's plain reads start without numpy.
 
-# Measured by bench/citations.py on the SciFact subset (82 claims): each claim against the
-# abstracts that support or refute it (positives, 91 pairs), against a random other abstract
-# (shuffled) and against the non-evidence abstract sharing the most words with it (hard
-# negatives: on-topic text that does not say it, like a retriever's near misses). The weight
-# has the best ROC AUC against both (0.937 shuffled, 0.830 hard; pure cosine 0.938 / 0.827,
+# Measured by bench/citations.py on the SciFact subset (82 claims), before the "states" rules
+# were added: each claim against the abstracts that support or refute it (positives, 91
+# pairs), against a random other abstract (shuffled) and against the non-evidence abstract
+# sharing the most words with it (hard negatives: on-topic text that does not say it, like a
+# retriever's near misses). The weight has the best ROC AUC against both (0.937 shuffled, 0.830 hard; pure cosine 0.938 / 0.827,
 # pure word overlap 0.942 / 0.717). The threshold has the best Youden's J against the hard
 # negatives: 82% of positives pass it, 32% of hard negatives and 2% of shuffled ones.
 COSINE_WEIGHT = 0.75
@@ -51,17 +60,30 @@ SUPPORT_THRESHOLD = 0.5
 _IN_LINE = re.compile(r"\S.*?(?:[.!?]+[\"'”’)\]]*(?=\s+(?![a-z])|\s*$)|$)")
 _LIST_MARKER = re.compile(r"[ \t]*(?:(?:[-*•]|\d{1,3}[.)])[ \t]+)?")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|none|nothing|nobody|neither|nor|without|cannot)\b|n[’']t\b", re.I
+)
+# Endings that inflect one word ("assembles", "assembled", "assembling" -> "assembl"); longest
+# first. Anything finer than inflection is for the embedding to see.
+_SUFFIXES = ("ing", "ed", "es", "s")
+# What a refusal says (the prompt asks for "I don't know."; models vary the words).
+_REFUSAL = re.compile(
+    r"^\W*(?:i\s+(?:do\s+not|don[’']t)\s+know|i\s+(?:could\s+not|couldn[’']t|cannot|can[’']t)"
+    r"\s+find|(?:the|this)\s+information\s+is\s+not|there\s+is\s+no\s+information)",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
 class Sentence:
-    """A sentence of a text: its span, and the words and figures matching compares."""
+    """A sentence of a text: its span, and the words, figures and negation matching compares."""
 
     start: int
     end: int
     text: str
     terms: frozenset[str]
     numbers: frozenset[str]
+    negated: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,7 +111,8 @@ class Citation:
 class Alignment:
     citations: list[Citation]
     unsupported: list[tuple[int, int]]
-    grounding: float
+    # The supported share of the answer's characters; None for a refusal (it claims nothing).
+    grounding: float | None
 
     def as_meta(self) -> dict[str, Any]:
         """The message meta keys, in the API's camelCase."""
@@ -111,10 +134,18 @@ class Alignment:
 
 
 def _stem(word: str) -> str:
-    # Plural and singular count as the same word; anything finer is for the embedding to see.
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
+    """The word without an inflecting ending, keeping at least three letters."""
+    if word.endswith("ss"):
+        return word
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
     return word
+
+
+def is_refusal(answer: str) -> bool:
+    """Whether an answer says it cannot answer ("I don't know", "I couldn't find ...")."""
+    return bool(_REFUSAL.match(answer))
 
 
 def _numbers(text: str) -> frozenset[str]:
@@ -132,9 +163,20 @@ def sentences(text: str) -> list[Sentence]:
             if any(ch.isalnum() for ch in body):
                 start = offset + match.start()
                 terms = frozenset(_stem(t) for t in query_terms(body))
-                out.append(Sentence(start, start + len(body), body, terms, _numbers(body)))
+                negated = bool(_NEGATION.search(body))
+                out.append(Sentence(start, start + len(body), body, terms, _numbers(body), negated))
         offset += len(line) + 1
     return out
+
+
+def states(evidence: Sentence, claim: Sentence) -> bool:
+    """Whether the evidence sentence holds every figure and content word of the claim, and
+    negates exactly when the claim does."""
+    return (
+        claim.numbers <= evidence.numbers
+        and claim.terms <= evidence.terms
+        and claim.negated == evidence.negated
+    )
 
 
 def lexical_support(claim: Sentence, evidence: Sentence) -> float:
@@ -152,15 +194,15 @@ def support_matrix(
     cosine_weight: float = COSINE_WEIGHT,
 ) -> npt.NDArray[np.float64]:
     """Scores in 0..1, claims x evidence: weighted cosine plus lexical support, 0 where the
-    claim states a figure the evidence sentence does not."""
+    evidence sentence does not state the claim (see `states`)."""
     import numpy as np
 
     if not claims or not evidence:
         return np.zeros((len(claims), len(evidence)))
     cosine = np.clip(claim_vectors @ evidence_vectors.T, 0.0, 1.0).astype(np.float64)
     lexical = np.array([[lexical_support(c, e) for e in evidence] for c in claims])
-    figures = np.array([[c.numbers <= e.numbers for e in evidence] for c in claims])
-    return np.asarray((cosine_weight * cosine + (1 - cosine_weight) * lexical) * figures)
+    stated = np.array([[states(e, c) for e in evidence] for c in claims])
+    return np.asarray((cosine_weight * cosine + (1 - cosine_weight) * lexical) * stated)
 
 
 def align(
@@ -173,6 +215,8 @@ def align(
     """Cite, for each sentence of `answer`, the record sentence that supports it best."""
     import numpy as np
 
+    if is_refusal(answer):
+        return Alignment([], [], None)
     claims = sentences(answer)
     evidence: list[Sentence] = []
     owner: list[SourceRecord] = []

@@ -118,6 +118,7 @@ def _prepare(
     # Documents the request attached (spec: attachments) are facts before any found record.
     facts = list(documents)
     match_instruction = mismatch_instruction = None
+    consulted = False
     if config.dataset_id:
         query = next((t.text for t in reversed(history) if t.role == "user"), "")
         if query.strip():
@@ -129,7 +130,8 @@ def _prepare(
             facts += [r.text for r in found]
             match_instruction = dataset.match_instruction
             mismatch_instruction = dataset.mismatch_instruction
-    if facts or mismatch_instruction:
+            consulted = True
+    if facts or consulted:
         context = context_block(facts, match_instruction, mismatch_instruction)
     messages = build_messages(
         provider,
