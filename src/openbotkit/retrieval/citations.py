@@ -43,11 +43,11 @@ if TYPE_CHECKING:
 # numpy is imported by the functions that compute: every action module imports this one (through
 # completion), and the connector's plain reads start without numpy.
 
-# Measured by bench/citations.py on the SciFact subset (82 claims), before the "states" rules
-# were added: each claim against the abstracts that support or refute it (positives, 91
-# pairs), against a random other abstract (shuffled) and against the non-evidence abstract
-# sharing the most words with it (hard negatives: on-topic text that does not say it, like a
-# retriever's near misses). The weight has the best ROC AUC against both (0.937 shuffled, 0.830 hard; pure cosine 0.938 / 0.827,
+# Measured by bench/citations.py on the SciFact subset (82 claims), before the "states" rules were
+# added: each claim against the abstracts that support or refute it (positives, 91 pairs), against a
+# random other abstract (shuffled) and against the non-evidence abstract sharing the most words with
+# it (hard negatives: on-topic text that does not say it, like a retriever's near misses). The
+# weight has the best ROC AUC against both (0.937 shuffled, 0.830 hard; pure cosine 0.938 / 0.827,
 # pure word overlap 0.942 / 0.717). The threshold has the best Youden's J against the hard
 # negatives: 82% of positives pass it, 32% of hard negatives and 2% of shuffled ones.
 COSINE_WEIGHT = 0.75
