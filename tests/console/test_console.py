@@ -165,6 +165,9 @@ def test_widget_routes_answer_cross_origin_and_others_do_not(settings: Settings)
         }
         ok = httpx.options(origin + "/api/v1/conversation/abc/complete", headers=preflight)
         assert ok.status_code == 204
+        session = origin + "/api/v1/conversation/abc/session/create"
+        opened = httpx.options(session, headers=preflight)
+        assert opened.headers["access-control-allow-origin"] == "*"
         assert ok.headers["access-control-allow-origin"] == "*"
         assert "authorization" in ok.headers["access-control-allow-headers"]
         other = httpx.options(origin + "/api/v1/bot/list", headers=preflight)
