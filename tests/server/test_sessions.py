@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from openbotkit import ids
 from openbotkit.access import Effect
+from openbotkit.actions import REGISTRY, Action
 from openbotkit.ids import now_ms
 from openbotkit.services import conversations
 from openbotkit.services.context import Ctx
@@ -296,3 +297,86 @@ def test_conversations_made_in_the_same_millisecond_have_unrelated_ids(api: Api)
 def random_bits(ident: str) -> int:
     """The 80 random bits at the end of an id."""
     return int("".join(f"{ids.ALPHABET.index(c):05b}" for c in ident[-ids.RANDOM_CHARS :]), 2)
+
+
+# What a public key and a session token may call; every other action of the registry is
+# refused to them (the tests below try each one, with ids they could know).
+PUBLIC_ACTIONS = {"create_conversation", "create_conversation_session", "fetch_bot"}
+BODIES: dict[str, dict[str, Any]] = {
+    "create_conversation_message": {"type": "user", "text": "x"},
+    "send_conversation": {"text": "x"},
+    "complete_conversation": {"text": "x"},
+    "complete_messages": {"messages": [{"type": "user", "text": "x"}]},
+    "attach_dataset_file": {"type": "source"},
+    "create_dataset_record": {"text": "x"},
+    "evaluate_dataset": {"queries": [{"query": "x", "relevant": ["r"]}]},
+    "search_dataset": {"search": "x"},
+}
+
+
+class Reach:
+    """One of each resource the page's bot has, named the way a visitor could learn them."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.conversation, session = page.start()
+        self.session = session["token"]
+        said = page.call(
+            "POST",
+            f"/conversation/{self.conversation}/message/create",
+            self.session,
+            json={"type": "user", "text": "hi"},
+        )
+        api = page.api
+        self.file = api.make("/file/create")
+        api.make(f"/dataset/{page.dataset}/file/{self.file}/attach", {"type": "source"})
+        self.ids = {
+            "botId": page.bot,
+            "conversationId": self.conversation,
+            "messageId": said.json()["id"],
+            "datasetId": page.dataset,
+            "fileId": self.file,
+            "recordId": api.make(f"/dataset/{page.dataset}/record/create", {"text": "r"}),
+            "jobId": "job",
+            "tokenId": "token",
+        }
+
+    def call(self, act: Action, token: str) -> httpx.Response:
+        path = act.path
+        for name in act.path_params:
+            path = path.replace(f"{{{name}}}", self.ids[name])
+        if act.method == "GET":
+            return self.page.call("GET", path, token)
+        return self.page.call("POST", path, token, json=BODIES.get(act.name, {}))
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+def test_public_key_is_refused_every_other_action(page: Page) -> None:
+    reach = Reach(page)
+    others = [act for act in REGISTRY if act.name not in PUBLIC_ACTIONS]
+    assert len(others) == len(REGISTRY) - len(PUBLIC_ACTIONS)
+    for act in others:
+        resp = reach.call(act, page.key)
+        assert resp.status_code == 403, (act.name, resp.text)
+        assert resp.json()["code"] == "SCOPE_MISSING", act.name
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+def test_session_token_is_refused_every_action_but_its_conversations(page: Page) -> None:
+    reach = Reach(page)
+    for act in REGISTRY:
+        if act.in_session:
+            continue
+        resp = reach.call(act, reach.session)
+        assert resp.status_code == 403, (act.name, resp.text)
+        assert resp.json()["code"] == "SCOPE_MISSING", act.name
+    allowed = sorted(act.name for act in REGISTRY if act.in_session)
+    assert allowed == [
+        "complete_conversation",
+        "create_conversation_message",
+        "fetch_conversation",
+        "fetch_conversation_message",
+        "list_conversation_messages",
+        "receive_conversation",
+        "send_conversation",
+    ]
