@@ -117,7 +117,8 @@
       try {
         await answerInto(answer, text, await conversation())
       } catch (err) {
-        // The session ended early (its key was revoked or expired): once more, in a new one.
+        // The session ended before its time (it expired meanwhile, or its conversation is
+        // gone): once more, in a new conversation.
         if (err.status !== 401 || answer.textContent) throw err
         chat = null
         await answerInto(answer, text, await conversation())

@@ -1,11 +1,11 @@
 """Console sessions and the one-time links that start them.
 
-`obk serve --open` (or `obk secret link`) prints a sign-in link: a secret of kind `signin` that authenticates nothing
-by itself, lives SIGNIN_LINK_S seconds, and is traded once (`redeem`) for a console session: a
-secret of kind `console` that expires after OBK_CONSOLE_SESSION_S seconds and that sign-out
-revokes. Only the operator's machine makes links (there is no API for it), so a page cannot
-sign a visitor in to someone else's account by handing it a link of its own making (login
-CSRF): a key pasted in a link is not a link.
+`obk serve --open` (or `obk secret link`) prints a sign-in link: a secret of kind `signin` that
+authenticates nothing by itself, lives SIGNIN_LINK_S seconds, and is traded once (`redeem`) for
+a console session: a secret of kind `console` that expires after OBK_CONSOLE_SESSION_S seconds
+and that sign-out revokes. Only the operator's machine makes links (there is no API for it), so
+a page cannot sign a visitor in to someone else's account by handing it a link of its own
+making (login CSRF): a key pasted in a link is not a link.
 """
 
 from __future__ import annotations
