@@ -8,7 +8,13 @@ runtime remembers authenticated keys, and the services check a key's limits
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass
+
+
+def token_hash(token: str) -> str:
+    """What is stored of a secret or session token: its SHA-256, in hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Effect(enum.StrEnum):
@@ -42,10 +48,19 @@ class Key:
     datasets: frozenset[str] | None = None
     budget_tokens: int | None = None
     expires_at: int | None = None
+    # A conversation session token: it reaches this conversation alone (services/keys.py).
+    conversation: str | None = None
 
     @property
     def limited(self) -> bool:
-        return self.bots is not None or self.datasets is not None
+        return self.bots is not None or self.datasets is not None or self.conversation is not None
+
+    @property
+    def public(self) -> bool:
+        """A limited key that may not reconfigure what it is limited to (scope below
+        destructive): the kind a web page holds. It starts conversations and their sessions, it
+        does not choose the model, backstory, dataset or limits, and never sees a backstory."""
+        return self.limited and self.scope is not Effect.DESTRUCTIVE
 
     @property
     def unrestricted(self) -> bool:
@@ -55,7 +70,9 @@ class Key:
     def describe(self) -> str:
         """`scope write, bots b1, datasets none` (error messages and `obk secret list`)."""
         parts = [f"scope {self.scope.value}"]
-        if self.limited:
+        if self.conversation is not None:
+            parts.append(f"a session of conversation {self.conversation} only")
+        elif self.limited:
             parts.append("bots " + (", ".join(sorted(self.bots or ())) or "none"))
             parts.append("datasets " + (", ".join(sorted(self.datasets or ())) or "none"))
         return ", ".join(parts)

@@ -147,5 +147,14 @@ def _authorize(ctx: Ctx, key: Key, act: Action, inp: BaseModel) -> None:
     """The key's limits against what the registry says this call does and names."""
     if key.unrestricted:  # nothing to check: skip reading the input's resource fields
         return
-    call = Call(act.name, act.effect_for(inp), act.target, act.creates, act.resources(inp))
+    call = Call(
+        act.name,
+        act.effect_for(inp),
+        act.target,
+        act.creates,
+        act.resources(inp),
+        configures=act.configures(inp),
+        in_session=act.in_session,
+        starts_session=act.starts_session,
+    )
     authorize(ctx, key, call)

@@ -37,6 +37,7 @@ ENV_VARS: dict[str, str] = {
     "OBK_LOG_FORMAT": "log_format",
     "OBK_RETENTION_DAYS": "retention_days",
     "OBK_SERVER_THREADS": "server_threads",
+    "OBK_CONSOLE_SESSION_S": "console_session_s",
     SERVE_PEERS_ENV: "serve_peers",
     # Read before settings by the CLI's warm start (cli/warm.py); declared here to be validated.
     "OBK_CLI_WARM_SECONDS": "cli_warm_seconds",
@@ -92,6 +93,8 @@ class Settings(BaseModel):
     # works on that many requests at once (server/lanes.py). Unset: 2 on SQLite, 3 on
     # PostgreSQL.
     server_threads: Annotated[int, Field(ge=1)] | None = None
+    # Seconds a console session (started from an `obk serve --open` link) lasts.
+    console_session_s: Annotated[float, Field(gt=0)] = 43_200.0
     # The folder the API processes of one `obk serve --workers N` share (server/balance.py).
     serve_peers: Path | None = None
     # How long the connector CLI's warm process outlives its last call; 0: no warm process.

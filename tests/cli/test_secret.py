@@ -9,8 +9,11 @@ from click.testing import CliRunner
 
 from openbotkit.cli.app import cli
 from openbotkit.cli.secret import parse_duration
-from openbotkit.errors import InvalidInput, NotFound
+from openbotkit.engine import Engine
+from openbotkit.errors import InvalidInput, NotAuthenticated, NotFound
 from openbotkit.ids import now_ms
+from openbotkit.services import consoles
+from openbotkit.settings import Settings
 
 
 def obk(*args: str) -> str:
@@ -86,3 +89,18 @@ def test_unknown_bot_makes_no_key() -> None:
     result = CliRunner().invoke(cli, ["secret", "create", "--account", "a", "--bot", "@nope"])
     assert isinstance(result.exception, NotFound)
     assert json.loads(obk("secret", "list", "--json"))["items"] == []
+
+
+def test_link_prints_a_one_time_console_sign_in_link() -> None:
+    printed = obk("secret", "link", "--url", "https://obk.example/").strip()
+    assert printed.startswith("https://obk.example/#signin=")
+    link_id, token = printed.split("#signin=", 1)[1].split(".", 1)
+    listed = json.loads(obk("secret", "list", "--account", "local", "--json"))["items"]
+    assert [s["name"] for s in listed if s["id"] == link_id] == [consoles.LINK_NAME]
+    engine = Engine(Settings.from_env())
+    try:
+        assert consoles.redeem(engine.runtime, link_id, token).token.startswith("obk_")
+        with pytest.raises(NotAuthenticated, match="links work once"):
+            consoles.redeem(engine.runtime, link_id, token)
+    finally:
+        engine.close()

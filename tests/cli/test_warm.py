@@ -197,7 +197,7 @@ def test_warm_calls_print_what_cold_calls_print(env: dict[str, str], runtime: Pa
         assert warm.stderr == cold.stderr, name
     created = [obk(e, *RUN, "create_bot", "--data", '{"name": "x"}') for e in (cold_env, env)]
     assert [c.returncode for c in created] == [0, 0]
-    shapes = [re.sub(r'"[0-9a-z]{26}"', '"ID"', c.stdout) for c in created]
+    shapes = [re.sub(r'"[0-9a-z]{30}"', '"ID"', c.stdout) for c in created]
     assert shapes[0] == shapes[1] and created[0].stdout != created[1].stdout
     assert servers(runtime) == [server]
 

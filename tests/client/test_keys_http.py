@@ -82,8 +82,11 @@ def test_connector_cli_envelope_names_the_code(
 def test_spent_budget_is_insufficient_credit_streamed_or_not(engine: Engine, origin: str) -> None:
     owner = backend(engine, origin)
     bot = call(owner, "create_bot", {"model": "smollm2/maxTokens=4/temperature=0"})["id"]
-    b = backend(engine, origin, bots=[bot], scope=Effect.WRITE, budget_tokens=1)
-    conv = call(b, "create_conversation", {"botId": bot})["id"]
+    page = backend(engine, origin, bots=[bot], scope=Effect.WRITE, budget_tokens=1)
+    conv = call(page, "create_conversation", {"botId": bot})["id"]
+    # The page's key talks through the conversation's session, which spends its budget.
+    session = call(page, "create_conversation_session", {"conversationId": conv})
+    b = HttpBackend(origin, session["token"])
     first = call(b, "complete_conversation", {"conversationId": conv, "text": "Hi"})
     assert first["usage"]["token"] > 1
     act = REGISTRY.get("complete_conversation")

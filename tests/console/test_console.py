@@ -14,8 +14,10 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from openbotkit.access import Effect
 from openbotkit.engine import Engine
 from openbotkit.server.app import create_app
+from openbotkit.services import consoles
 from openbotkit.services.secrets import create_secret
 from openbotkit.settings import Settings
 from tests.console.browser import Watched, chromium, watch
@@ -100,22 +102,30 @@ def test_a_wrong_secret_is_refused_with_the_servers_message(
         assert w.errors and all("401" in e for e in w.errors), w.errors
 
 
-def test_sign_in_link_works_once(settings: Settings, browser: Browser) -> None:
-    from openbotkit.cli.serve import SIGN_IN_KEY_NAME
-
+def test_sign_in_link_works_once_and_sign_out_revokes(settings: Settings, browser: Browser) -> None:
     engine = Engine(settings)
-    info, token = create_secret(engine.runtime, "local", SIGN_IN_KEY_NAME)
+    link_id, token = consoles.create_link(engine.runtime, "local")
     with serve_in_thread(create_app(settings, engine)) as origin:
         w = watch(browser)
-        w.page.goto(f"{origin}/#signin={info.id}.{token}")
+        w.page.goto(f"{origin}/#signin={link_id}.{token}")
         expect(w.page.get_by_role("heading", name="Bots")).to_be_visible()
         assert "signin" not in w.page.url
         own = w.page.evaluate("sessionStorage.getItem('obk.secret')")
         assert own and own != token
         w.assert_no_errors()
-        # The link's key was revoked when it was used.
-        r = httpx.get(origin + "/api/v1/bot/list", headers={"Authorization": f"Bearer {token}"})
-        assert r.status_code == 401
+        # The link was spent: a second tab opening it is refused and stays signed out.
+        v = watch(browser)
+        v.page.goto(f"{origin}/#signin={link_id}.{token}")
+        expect(v.page.get_by_role("alert")).to_contain_text("only once")
+        assert v.page.evaluate("sessionStorage.getItem('obk.secret')") is None
+        # Signing out revokes the session's key on the server, not only in the tab.
+        auth = {"Authorization": f"Bearer {own}"}
+        assert httpx.get(origin + "/api/v1/team/list", headers=auth).status_code == 200
+        w.page.get_by_role("button", name="Sign out").click()
+        expect(w.page.get_by_label("API secret", exact=True)).to_be_visible()
+        assert w.page.evaluate("sessionStorage.getItem('obk.secret')") is None
+        assert httpx.get(origin + "/api/v1/team/list", headers=auth).status_code == 401
+        w.assert_no_errors()
 
 
 def test_files_dropped_on_the_page_upload_and_download_unchanged(
@@ -155,6 +165,9 @@ def test_widget_routes_answer_cross_origin_and_others_do_not(settings: Settings)
         }
         ok = httpx.options(origin + "/api/v1/conversation/abc/complete", headers=preflight)
         assert ok.status_code == 204
+        session = origin + "/api/v1/conversation/abc/session/create"
+        opened = httpx.options(session, headers=preflight)
+        assert opened.headers["access-control-allow-origin"] == "*"
         assert ok.headers["access-control-allow-origin"] == "*"
         assert "authorization" in ok.headers["access-control-allow-headers"]
         other = httpx.options(origin + "/api/v1/bot/list", headers=preflight)
@@ -293,3 +306,45 @@ def test_a_newcomer_builds_a_bot_that_answers_from_a_file_and_embeds_it(
             )
             v.shot("widget")
             v.assert_no_errors()
+
+
+def test_widget_talks_through_a_session_of_its_own_conversation(
+    engine: Engine, settings: Settings, browser: Browser
+) -> None:
+    bot = engine.execute(
+        "create_bot",
+        {"model": "smollm2/maxTokens=8/temperature=0", "backstory": "Be brief."},
+        account="local",
+    )["id"]
+    _, key = create_secret(engine.runtime, "local", bots=[bot], scope=Effect.WRITE)
+    with serve_in_thread(create_app(settings, engine)) as origin:
+        snippet = f'<script src="{origin}/widget.js" data-bot-id="{bot}" data-key="{key}"></script>'
+
+        async def host_page(_request: object) -> HTMLResponse:
+            return HTMLResponse(
+                '<!doctype html><html><head><title>Shop</title><link rel="icon" href="data:,">'
+                f"</head><body><h1>Shop</h1>{snippet}</body></html>"
+            )
+
+        with serve_in_thread(Starlette(routes=[Route("/", host_page)])) as other:
+            v = watch(browser)
+            v.page.goto(other + "/")
+            v.page.get_by_role("button", name="Open chat").click()
+            for question in ("Hello!", "And again?"):
+                v.page.get_by_label("Message", exact=True).fill(question)
+                v.page.get_by_role("button", name="Send").click()
+                expect(v.page.get_by_role("button", name="Send")).to_be_enabled(timeout=60_000)
+            expect(v.page.locator(".msg.bot")).to_have_count(2)
+            v.assert_no_errors()
+            chat = v.page.evaluate(f"JSON.parse(sessionStorage.getItem('obk.widget.{bot}'))")
+        assert chat["token"].startswith("obks_")
+        # One conversation, both exchanges in it, reached with the session token alone.
+        auth = {"Authorization": f"Bearer {chat['token']}"}
+        path = f"/api/v1/conversation/{chat['conversationId']}/message/list"
+        texts = [m["text"] for m in httpx.get(origin + path, headers=auth).json()["items"]]
+        assert texts[0::2] == ["Hello!", "And again?"] and len(texts) == 4
+        listed = httpx.get(origin + "/api/v1/conversation/list", headers=auth)
+        assert listed.status_code == 403
+        # The page's key itself cannot read the conversation it started.
+        public = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(origin + path, headers=public).status_code == 403

@@ -1,5 +1,6 @@
 """A public page's key through ChatBotKit's official Python SDK against `obk serve`: it starts
-conversations with its bot and completes them, and nothing else."""
+conversations with its bot and opens their sessions, and nothing else; the session token
+converses in that one conversation."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import subprocess
 from typing import Any
 
+import httpx
 import pytest
 from chatbotkit import ChatBotKit
 
@@ -56,12 +58,20 @@ def test_public_page_key_converses_with_its_bot_and_does_nothing_else(
         "5000",
     )
 
+    sessions: dict[str, str] = {}
+
     async def visitor(cbk: ChatBotKit) -> None:
         conv = await cbk.conversation.create({"botId": ids["bot"]})
-        answer = await cbk.conversation.complete(conv.id, {"text": "Hello!"})
-        assert answer.text and answer.usage.token > 0
-        events = [e async for e in cbk.conversation.complete(conv.id, {"text": "Bye"}).stream()]
-        assert events[-1].type.value == "result"
+        # The SDK has no method for it: the route is ChatBotKit's (and the Node SDK's).
+        opened = httpx.post(
+            f"{live_server.url}/api/v1/conversation/{conv.id}/session/create",
+            headers={"Authorization": f"Bearer {made['token']}"},
+            json={"durationInSeconds": 600},
+        )
+        assert opened.status_code == 200, opened.text
+        sessions.update(conversation=conv.id, token=opened.json()["token"])
+        bot = await cbk.bot.fetch(ids["bot"])
+        assert bot.id == ids["bot"] and bot.backstory is None  # the operator's stays hidden
         refusals = [
             cbk.bot.update(ids["bot"], {"backstory": "Leak everything."}),
             cbk.bot.delete(ids["bot"]),
@@ -72,6 +82,11 @@ def test_public_page_key_converses_with_its_bot_and_does_nothing_else(
             cbk.conversation.create({}),
             cbk.conversation.create({"botId": ids["other"]}),
             cbk.conversation.create({"botId": ids["bot"], "datasetId": ids["dataset"]}),
+            cbk.conversation.create({"botId": ids["bot"], "model": "smollm2/maxTokens=65536"}),
+            cbk.conversation.create({"botId": ids["bot"], "backstory": "Obey me."}),
+            cbk.conversation.fetch(conv.id),
+            cbk.conversation.fetch(ids["theirs"]),
+            cbk.conversation.complete(conv.id, {"text": "Hello!"}),
             cbk.conversation.delete(conv.id),
             cbk.dataset.list(),
             cbk.dataset.fetch(ids["dataset"]),
@@ -81,7 +96,27 @@ def test_public_page_key_converses_with_its_bot_and_does_nothing_else(
             err = await api_error(call)
             assert err.status_code == 403 and err.code == "SCOPE_MISSING", err
 
+    async def session(cbk: ChatBotKit) -> None:
+        conv_id = sessions["conversation"]
+        answer = await cbk.conversation.complete(conv_id, {"text": "Hello!"})
+        assert answer.text and answer.usage.token > 0
+        events = [e async for e in cbk.conversation.complete(conv_id, {"text": "Bye"}).stream()]
+        assert events[-1].type.value == "result"
+        assert (await cbk.conversation.fetch(conv_id)).id == conv_id
+        refusals = [
+            cbk.conversation.fetch(ids["theirs"]),
+            cbk.conversation.complete(ids["theirs"], {"text": "Hi"}),
+            cbk.conversation.list(),
+            cbk.conversation.create({"botId": ids["bot"]}),
+            cbk.conversation.update(conv_id, {"model": "smollm2/maxTokens=65536"}),
+            cbk.bot.fetch(ids["bot"]),
+        ]
+        for call in refusals:
+            err = await api_error(call)
+            assert err.status_code == 403 and err.code == "SCOPE_MISSING", err
+
     with_sdk(live_server, visitor, token=made["token"])
+    with_sdk(live_server, session, token=sessions["token"])
     listed = obk_secret(live_server, "list", "--account", "account-a")["items"]
     widget = next(s for s in listed if s["id"] == made["id"])
     assert widget["scope"] == "write" and widget["bots"] == [ids["bot"]]

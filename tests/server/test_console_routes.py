@@ -16,11 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from openbotkit.engine import Engine
 from openbotkit.ids import now_ms
 from openbotkit.server.app import create_app
-from openbotkit.services.secrets import create_secret
+from openbotkit.services import consoles
+from openbotkit.services.secrets import create_secret, list_secrets
 from openbotkit.settings import Settings
 from tests.cli.test_connector import OBK
 from tests.server.serving import free_port
@@ -234,10 +236,120 @@ def test_serve_open_prints_a_link_that_signs_in_the_local_account(tmp_path: Path
                 assert time.monotonic() < deadline and proc.poll() is None
                 time.sleep(0.2)
         assert page.status_code == 200 and "openbotkit" in page.text
-        team = httpx.get(origin + "api/v1/team/list", headers={"Authorization": f"Bearer {token}"})
+        # The link is no API key: the console trades it, once, for a session of the local account.
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(origin + "api/v1/team/list", headers=auth).status_code == 401
+        session = httpx.post(origin + "console/signin", json={"link": f"{link[2]}.{token}"})
+        assert session.status_code == 200, session.text
+        own = {"Authorization": f"Bearer {session.json()['token']}"}
+        team = httpx.get(origin + "api/v1/team/list", headers=own)
         assert team.json()["items"][0]["name"] == "local"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+class Console:
+    """The console's session routes, called as the console's page calls them."""
+
+    def __init__(self, client: Client, engine: Engine) -> None:
+        self.client = client
+        self.engine = engine
+
+    def link(self) -> str:
+        link_id, token = consoles.create_link(self.engine.runtime, "local")
+        return f"{link_id}.{token}"
+
+    def sign_in(self, link: str) -> httpx.Response:
+        http = self.client.http
+        return self.client.loop.run_until_complete(
+            http.post("/console/signin", json={"link": link})
+        )
+
+    def sign_out(self, token: str) -> httpx.Response:
+        return self.client.request("POST", "/console/signout", token)
+
+    def team(self, token: str) -> httpx.Response:
+        return self.client.request("GET", "/api/v1/team/list", token)
+
+
+@pytest.fixture
+def console(settings: Settings) -> Iterator[Console]:
+    engine = Engine(settings)
+    c = Client(engine, "local")
+    yield Console(c, engine)
+    c.close()
+    engine.close()
+
+
+def test_sign_in_link_works_once_and_is_no_key(console: Console) -> None:
+    link = console.link()
+    link_token = link.split(".", 1)[1]
+    assert console.team(link_token).status_code == 401  # a link authenticates nothing itself
+    first = console.sign_in(link)
+    assert first.status_code == 200, first.text
+    session = first.json()
+    assert session["token"].startswith("obk_") and session["token"] != link_token
+    hours = (session["expiresAt"] - now_ms()) / 3_600_000
+    assert 11.9 < hours <= 12  # OBK_CONSOLE_SESSION_S's default
+    assert console.team(session["token"]).json()["items"][0]["name"] == "local"
+    again = console.sign_in(link)
+    assert again.status_code == 401
+    assert "links work once" in again.json()["message"]
+    kinds = {s.name for s in list_secrets(console.engine.runtime, "local") if s.revoked_at}
+    assert kinds == {consoles.LINK_NAME}  # the link is spent, the session is not
+
+
+def test_sign_in_link_is_short_lived(console: Console) -> None:
+    link = console.link()
+    with console.engine.store.session() as session:
+        expire = sa.text("UPDATE secrets SET expires_at = :past WHERE kind = 'signin'")
+        session.execute(expire, {"past": now_ms() - 1})
+    assert console.sign_in(link).status_code == 401
+    assert (consoles.SIGNIN_LINK_S, console.engine.settings.console_session_s) == (600, 43_200)
+
+
+def test_an_api_key_in_a_sign_in_link_signs_no_one_in(console: Console) -> None:
+    """Login CSRF: a page sends a visitor to `#signin=ID.KEY` with a key of the attacker's own
+    account; the console must not sign the visitor in to it."""
+    info, key = create_secret(console.engine.runtime, "mallory")
+    for link in (f"{info.id}.{key}", f"x.{key}", key, "", "a.b"):
+        resp = console.sign_in(link)
+        assert resp.status_code in (400, 401), (link, resp.text)
+    assert console.team(key).status_code == 200  # the key itself is left as it was
+    bad = console.client.loop.run_until_complete(
+        console.client.http.post("/console/signin", json={"link": 5})
+    )
+    assert bad.status_code == 400 and bad.json()["details"][0]["pointer"] == "/link"
+
+
+def test_sign_out_revokes_the_console_session_and_only_that(console: Console) -> None:
+    token = console.sign_in(console.link()).json()["token"]
+    assert console.team(token).status_code == 200  # now remembered by the process for 5 s
+    out = console.sign_out(token)
+    assert out.status_code == 200 and out.json() == {"revoked": True}
+    resp = console.team(token)
+    assert resp.status_code == 401 and resp.json()["code"] == "NOT_AUTHENTICATED"
+    # Signing out with an API key typed into the console forgets it; the key stays valid.
+    typed = console.client.token
+    assert console.sign_out(typed).json() == {"revoked": False}
+    assert console.team(typed).status_code == 200
+
+
+def test_console_sessions_expire(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "h", console_session_s=1)
+    engine = Engine(settings)
+    c = Client(engine, "local")
+    try:
+        console = Console(c, engine)
+        made = console.sign_in(console.link()).json()
+        assert made["expiresAt"] - now_ms() <= 1000
+        assert console.team(made["token"]).status_code == 200
+        time.sleep(max(0.0, (made["expiresAt"] - now_ms()) / 1000) + 0.05)
+        resp = console.team(made["token"])
+        assert resp.status_code == 401 and resp.json()["code"] == "CREDENTIAL_EXPIRED"
+    finally:
+        c.close()
+        engine.close()

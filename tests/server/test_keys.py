@@ -149,12 +149,12 @@ def test_dataset_limited_key_reaches_records_and_its_own_files(api: Api) -> None
     refused(api.call("GET", f"/file/{loose_file}/fetch", token), f"file {loose_file}")
     attach = f"/dataset/{ds}/file/{loose_file}/attach"
     refused(api.call("POST", attach, token, json={"type": "source"}), f"file {loose_file}")
-    # A new bot is outside the key's list even when it names the key's dataset; a conversation
-    # over the dataset belongs to it, so the key may start one and reach it afterwards.
+    # A new bot is outside the key's list even when it names the key's dataset; choosing what a
+    # conversation answers from is the bot's configuration, not a write key's.
     new_bot = {"datasetId": ds}
     refused(api.call("POST", "/bot/create", token, json=new_bot), "without bot or dataset limits")
-    conv = api.call("POST", "/conversation/create", token, json={"datasetId": ds}).json()["id"]
-    assert api.call("GET", f"/conversation/{conv}/fetch", token).json()["datasetId"] == ds
+    over = {"datasetId": ds}
+    refused(api.call("POST", "/conversation/create", token, json=over), "may not set datasetId")
     # Write scope on a listed dataset: its content, not its own settings.
     refused(
         api.call("POST", f"/dataset/{ds}/update", token, json={"name": "x"}),
@@ -188,9 +188,12 @@ def test_team_list_is_for_keys_without_resource_limits(api: Api) -> None:
 @pytest.mark.slow
 def test_budget_stops_completions_before_generating(api: Api) -> None:
     bot = api.make("/bot/create", {"model": "smollm2/maxTokens=8/temperature=0"})
-    token = api.key(bots=[bot], scope=Effect.WRITE, budget_tokens=5)
+    key = api.key(bots=[bot], scope=Effect.WRITE, budget_tokens=5)
     other = api.key(scope=Effect.WRITE)
-    conv = api.call("POST", "/conversation/create", token, json={"botId": bot}).json()["id"]
+    conv = api.call("POST", "/conversation/create", key, json={"botId": bot}).json()["id"]
+    # The key's conversations are reached through their sessions, which spend its budget.
+    opened = api.call("POST", f"/conversation/{conv}/session/create", key, json={})
+    token = opened.json()["token"]
     first = api.call("POST", f"/conversation/{conv}/complete", token, json={"text": "Hi!"})
     assert first.status_code == 200, first.text
     spent = first.json()["usage"]["token"]
@@ -206,8 +209,12 @@ def test_budget_stops_completions_before_generating(api: Api) -> None:
         )
         assert resp.status_code == 402 and resp.json()["code"] == "INSUFFICIENT_CREDIT"
         assert "budget is spent" in resp.json()["message"]
-    refused_messages = {"messages": [{"type": "user", "text": "x"}], "botId": bot}
-    resp = api.call("POST", "/conversation/complete", token, json=refused_messages)
+    # A new session of a new conversation is the same key's budget.
+    again = api.call("POST", "/conversation/create", key, json={"botId": bot}).json()["id"]
+    fresh = api.call("POST", f"/conversation/{again}/session/create", key, json={})
+    resp = api.call(
+        "POST", f"/conversation/{again}/complete", fresh.json()["token"], json={"text": "Hi"}
+    )
     assert resp.status_code == 402
     after = api.call("GET", f"/conversation/{conv}/message/list", token).json()["items"]
     assert len(after) == count  # nothing generated, nothing stored

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from openbotkit.access import Key
+
 MAX_TAKE = 100
 
 
@@ -171,6 +173,32 @@ class BotConfigFields(Input):
     skillset_id: str | None = None
     privacy: bool | None = None
     moderation: bool | None = None
+
+
+# The fields of BotConfigFields: what a public key may not give (services/keys.py), since they
+# pick what the operator pays for (model and its limits) and what the bot says (backstory,
+# dataset, skillset).
+CONFIG_FIELDS = tuple(BotConfigFields.model_fields)
+
+
+def configured_fields(inp: BaseModel) -> list[str]:
+    """The bot configuration fields (by alias) an input gives, null included."""
+    if not isinstance(inp, BotConfigFields):
+        return []
+    given = inp.model_fields_set
+    fields = type(inp).model_fields
+    return [fields[name].alias or name for name in CONFIG_FIELDS if name in given]
+
+
+ViewT = TypeVar("ViewT", bound=BaseModel)
+
+
+def public_view(key: Key | None, out: ViewT) -> ViewT:
+    """What a caller sees of a bot or conversation: a public key (a web page's, or a
+    conversation session's) never sees the backstory, the operator's instructions."""
+    if key is not None and key.public and getattr(out, "backstory", None) is not None:
+        return out.model_copy(update={"backstory": None})
+    return out
 
 
 class MetaFilterMixin(BaseModel):

@@ -15,6 +15,7 @@ from openbotkit.actions.base import (
     MetaFilterMixin,
     Resource,
     Visibility,
+    public_view,
 )
 from openbotkit.actions.registry import Effect, action
 from openbotkit.services import bots, crud
@@ -76,7 +77,7 @@ def list_bots(ctx: Ctx, inp: ListBotsInput) -> ListOutput[BotOutput]:
 @action("fetch_bot", Effect.READ, "GET /bot/{botId}/fetch")
 def fetch_bot(ctx: Ctx, inp: BotRef) -> BotOutput:
     """Fetch one bot with its configuration."""
-    return BotOutput.model_validate(bots.read(ctx, inp.bot_id))
+    return public_view(ctx.key, BotOutput.model_validate(bots.read(ctx, inp.bot_id)))
 
 
 @action("create_bot", Effect.WRITE, "POST /bot/create")

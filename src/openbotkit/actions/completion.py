@@ -113,6 +113,7 @@ def stream_complete(scope: AccountScope, inp: CompleteConversationInput) -> Even
     open_world=True,  # the model may be a remote one
     own_transactions=True,
     stream=stream_complete,
+    session=True,
 )
 def complete_conversation(scope: AccountScope, inp: CompleteConversationInput) -> CompleteOutput:
     """Send a message (optional) and get the bot's answer, grounded in its dataset."""
@@ -206,6 +207,7 @@ def stream_send(scope: AccountScope, inp: SendInput) -> Events:
     "POST /conversation/{conversationId}/send",
     own_transactions=True,
     stream=stream_send,
+    session=True,
 )
 def send_conversation(scope: AccountScope, inp: SendInput) -> CreateMessageOutput:
     """Add the user's message to a conversation; `receive_conversation` gets the answer."""
@@ -234,6 +236,7 @@ def stream_receive(scope: AccountScope, inp: ReceiveInput) -> Events:
     open_world=True,  # the model may be a remote one
     own_transactions=True,
     stream=stream_receive,
+    session=True,
 )
 def receive_conversation(scope: AccountScope, inp: ReceiveInput) -> ReceiveOutput:
     """Get the bot's answer to the conversation as it stands."""

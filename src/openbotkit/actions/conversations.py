@@ -17,9 +17,11 @@ from openbotkit.actions.base import (
     MetaFilterMixin,
     Output,
     Resource,
+    Timestamp,
+    public_view,
 )
 from openbotkit.actions.registry import Effect, action
-from openbotkit.services import citations, conversations, crud
+from openbotkit.services import citations, conversations, crud, sessions
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Conversation, Message
 
@@ -127,10 +129,11 @@ def list_conversations(ctx: Ctx, inp: ListConversationsInput) -> ListOutput[Conv
     return CONVERSATION_PAGE(items=rows, cursor=cursor)
 
 
-@action("fetch_conversation", Effect.READ, "GET /conversation/{conversationId}/fetch")
+@action("fetch_conversation", Effect.READ, "GET /conversation/{conversationId}/fetch", session=True)
 def fetch_conversation(ctx: Ctx, inp: ConversationRef) -> ConversationOutput:
     """Fetch one conversation."""
-    return ConversationOutput.model_validate(conversations.get(ctx, inp.conversation_id))
+    found = ConversationOutput.model_validate(conversations.get(ctx, inp.conversation_id))
+    return public_view(ctx.key, found)
 
 
 @action("create_conversation", Effect.WRITE, "POST /conversation/create")
@@ -159,6 +162,36 @@ def update_conversation(ctx: Ctx, inp: UpdateConversationInput) -> IdOutput:
 def delete_conversation(ctx: Ctx, inp: ConversationRef) -> IdOutput:
     """Delete a conversation and its messages."""
     return IdOutput(id=conversations.delete(ctx, inp.conversation_id))
+
+
+class CreateSessionInput(ConversationRef):
+    duration_in_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=sessions.MAX_SESSION_S,
+        description=f"How long the token works: seconds, default {sessions.DEFAULT_SESSION_S},"
+        f" at most {sessions.MAX_SESSION_S}; never past the expiry of the key opening it.",
+    )
+
+
+class CreateSessionOutput(Output):
+    token: str = Field(
+        description="A Bearer token that reaches this conversation alone: read it and its"
+        " messages, add messages, complete it. Shown only in this answer."
+    )
+    expires_at: Timestamp
+
+
+@action(
+    "create_conversation_session",
+    Effect.WRITE,
+    "POST /conversation/{conversationId}/session/create",
+    starts_session=True,
+)
+def create_conversation_session(ctx: Ctx, inp: CreateSessionInput) -> CreateSessionOutput:
+    """Open a session of a conversation: a short-lived token for that conversation alone."""
+    expires_at, token = sessions.create(ctx, inp.conversation_id, inp.duration_in_seconds)
+    return CreateSessionOutput(token=token, expires_at=expires_at)
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -216,7 +249,10 @@ class CreateMessageOutput(Output):
 
 
 @action(
-    "list_conversation_messages", Effect.READ, "GET /conversation/{conversationId}/message/list"
+    "list_conversation_messages",
+    Effect.READ,
+    "GET /conversation/{conversationId}/message/list",
+    session=True,
 )
 def list_conversation_messages(ctx: Ctx, inp: ListMessagesInput) -> ListOutput[MessageOutput]:
     """List a conversation's messages, oldest first."""
@@ -231,6 +267,7 @@ def list_conversation_messages(ctx: Ctx, inp: ListMessagesInput) -> ListOutput[M
     "fetch_conversation_message",
     Effect.READ,
     "GET /conversation/{conversationId}/message/{messageId}/fetch",
+    session=True,
 )
 def fetch_conversation_message(ctx: Ctx, inp: MessageRef) -> MessageOutput:
     """Fetch one message of a conversation."""
@@ -268,6 +305,7 @@ def verify_message(ctx: Ctx, inp: MessageRef) -> VerifyMessageOutput:
     "create_conversation_message",
     Effect.WRITE,
     "POST /conversation/{conversationId}/message/create",
+    session=True,
 )
 def create_conversation_message(ctx: Ctx, inp: CreateMessageInput) -> CreateMessageOutput:
     """Append a message to a conversation without generating a reply."""

@@ -13,6 +13,7 @@ MODULES: dict[str, str] = {
     "create_conversation": "openbotkit.actions.conversations",
     "update_conversation": "openbotkit.actions.conversations",
     "delete_conversation": "openbotkit.actions.conversations",
+    "create_conversation_session": "openbotkit.actions.conversations",
     "list_conversation_messages": "openbotkit.actions.conversations",
     "fetch_conversation_message": "openbotkit.actions.conversations",
     "verify_message": "openbotkit.actions.conversations",

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from openbotkit.access import Effect as Effect  # re-exported: actions declare effects here
-from openbotkit.actions.base import local_only_fields
+from openbotkit.actions.base import configured_fields, local_only_fields
 from openbotkit.actions.index import MODULES
 from openbotkit.errors import InvalidInput, Problem, UnknownAction
 
@@ -161,6 +161,21 @@ class Action:
             if isinstance(value, str) and value:
                 named.append((kind, value))
         return named
+
+    def configures(self, inp: BaseModel) -> list[str]:
+        """The bot configuration fields (model, backstory, datasetId, ...) an input gives."""
+        return configured_fields(inp)
+
+    @property
+    def in_session(self) -> bool:
+        """A conversation session token may call it: declared `session=True` on the actions
+        that read a conversation and its messages, add to it and complete it."""
+        return bool(self.extensions.get("session"))
+
+    @property
+    def starts_session(self) -> bool:
+        """It opens a conversation session (declared `starts_session=True`)."""
+        return bool(self.extensions.get("starts_session"))
 
     def parse_input(self, data: Any) -> BaseModel:
         """Validate raw JSON-like input; errors name each field (JSON pointer) and rule."""

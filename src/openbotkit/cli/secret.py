@@ -13,7 +13,8 @@ from openbotkit.access import Effect
 from openbotkit.cli.state import state
 from openbotkit.errors import InvalidInput, Problem
 from openbotkit.ids import now_ms
-from openbotkit.services import secrets
+from openbotkit.services import consoles, secrets
+from openbotkit.services.accounts import LOCAL_ACCOUNT
 
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(?:(\d+)([wdhms]))+")
@@ -151,3 +152,19 @@ def revoke(secret_id: str) -> None:
     """Revoke a secret: requests with it are refused from now on."""
     secrets.revoke(state().engine.runtime, secret_id)
     click.echo(f"revoked {secret_id}")
+
+
+@secret.command("link")
+@click.option(
+    "--account", default=LOCAL_ACCOUNT, show_default=True, help="Account the link signs in to."
+)
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8080/",
+    show_default=True,
+    help="The console's address, as the browser reaches it.",
+)
+def link(account: str, url: str) -> None:
+    """Print a one-time console sign-in link (good for ten minutes), as `obk serve --open` does."""
+    link_id, token = consoles.create_link(state().engine.runtime, account)
+    click.echo(f"{url.split('#', 1)[0]}#signin={link_id}.{token}")

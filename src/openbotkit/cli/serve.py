@@ -12,7 +12,7 @@ import click
 from openbotkit.cli.state import state
 from openbotkit.engine import LOCAL_ACCOUNT
 from openbotkit.logs import configure_logging
-from openbotkit.services import secrets
+from openbotkit.services import consoles
 from openbotkit.settings import SERVE_PEERS_ENV
 
 LEVELS = ["debug", "info", "warning", "error"]
@@ -24,18 +24,15 @@ LEVELS = ["debug", "info", "warning", "error"]
 KEEP_ALIVE_S = 75
 
 
-SIGN_IN_KEY_NAME = "console sign-in link"
-
-
 def sign_in_link(host: str, port: int) -> str:
-    """A link carrying a fresh key of the local account in its fragment (never sent to the
-    server, so never in a log). The console trades it at once for a key of its own and
-    revokes it, so the link works once."""
-    info, token = secrets.create_secret(state().engine.runtime, LOCAL_ACCOUNT, SIGN_IN_KEY_NAME)
+    """A one-time link signing the browser in to the console as the local account, for ten
+    minutes (services/consoles.py). It travels in the fragment, never sent to the server as a
+    URL (so never in a log): the console posts it once to trade it for a session."""
+    link_id, token = consoles.create_link(state().engine.runtime, LOCAL_ACCOUNT)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     if ":" in shown:
         shown = f"[{shown}]"
-    return f"http://{shown}:{port}/#signin={info.id}.{token}"
+    return f"http://{shown}:{port}/#signin={link_id}.{token}"
 
 
 @click.command()

@@ -8,6 +8,29 @@ export const session = {
   signOut () { sessionStorage.removeItem(KEY) }
 }
 
+/** Trade a one-time sign-in link (`obk serve --open`) for a console session: `{id, token,
+ * expiresAt}`. Only links the server's operator made are accepted. */
+export async function redeemSignInLink (link) {
+  const res = await fetch(new URL('/console/signin', location.origin), {
+    method: 'POST',
+    headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
+    body: JSON.stringify({ link })
+  })
+  if (!res.ok) throw await failure(res)
+  return res.json()
+}
+
+/** Sign out: the server revokes the tab's console session (a typed-in API key stays valid),
+ * then the tab forgets its secret. */
+export async function signOutEverywhere () {
+  const secret = session.secret
+  session.signOut()
+  if (!secret) return
+  try {
+    await fetch(new URL('/console/signout', location.origin), { method: 'POST', headers: headers({}, secret) })
+  } catch { /* offline: the session still expires on its own */ }
+}
+
 /** An error answered by the API: its message, code and field details (JSON pointers). */
 export class ApiError extends Error {
   constructor (status, body) {

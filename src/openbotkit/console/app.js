@@ -1,5 +1,5 @@
 // The console shell: sign-in, navigation, and a page per hash route (#/bots, #/datasets/ID...).
-import { get, post, session } from './api.js'
+import { get, redeemSignInLink, session, signOutEverywhere } from './api.js'
 import { field, formAlert, h, onSubmit } from './ui.js'
 import bots from './pages/bots.js'
 import playground from './pages/playground.js'
@@ -34,13 +34,10 @@ function signInPage (message) {
   secret.focus()
 }
 
-/** A one-time link from `obk serve --open`: trade its key for one of our own, revoke it. */
+/** A one-time link from `obk serve --open`: the server trades it for a console session. */
 async function redeemLink (value) {
   history.replaceState(null, '', location.pathname + '#/bots')
-  const dot = value.indexOf('.')
-  const [linkId, linkToken] = [value.slice(0, dot), value.slice(dot + 1)]
-  const own = await post('/token/create', { name: 'console session' }, { secret: linkToken })
-  await post(`/token/${encodeURIComponent(linkId)}/revoke`, {}, { secret: own.token })
+  const own = await redeemSignInLink(value)
   session.signIn(own.token)
 }
 
@@ -57,8 +54,8 @@ function shell (name) {
   return main
 }
 
-function signOut () {
-  session.signOut()
+async function signOut () {
+  await signOutEverywhere()
   team = null
   history.replaceState(null, '', location.pathname)
   signInPage()

@@ -1,6 +1,8 @@
 // openbotkit chat widget: <script src="https://HOST/widget.js" data-bot-id="BOT" data-key="KEY"></script>
 // adds a chat bubble talking to that bot on any page. The key should be one that can only talk
-// to that bot (the console's Embed button makes one). Self-contained: no imports, shadow DOM.
+// to that bot (the console's Embed button makes one): with it the widget starts a conversation
+// and opens that conversation's session, then talks with the session token, which reaches that
+// one conversation alone and expires. Self-contained: no imports, shadow DOM.
 (() => {
   const script = document.currentScript
   if (!script) return
@@ -9,7 +11,9 @@
   const key = script.dataset.key
   const title = script.dataset.title || 'Chat'
   const storeKey = `obk.widget.${botId}`
-  let conversationId = sessionStorage.getItem(storeKey)
+  // {conversationId, token, expiresAt} of this tab's conversation, while its session lasts.
+  let chat = null
+  try { chat = JSON.parse(sessionStorage.getItem(storeKey)) } catch { /* none kept */ }
 
   const host = document.createElement('div')
   host.setAttribute('data-openbotkit-widget', '')
@@ -64,18 +68,31 @@
     return el
   }
 
-  async function api (path, body, accept = 'application/json') {
+  async function api (path, body, { accept = 'application/json', token = key } = {}) {
     const res = await fetch(`${origin}/api/v1${path}`, {
       method: body === undefined ? 'GET' : 'POST',
-      headers: { Authorization: `Bearer ${key}`, Accept: accept, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      headers: { Authorization: `Bearer ${token}`, Accept: accept, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body)
     })
     if (!res.ok) {
-      let message = `request failed (${res.status})`
-      try { message = (await res.json()).message || message } catch { /* keep the status */ }
-      throw new Error(message)
+      let body = {}
+      try { body = await res.json() } catch { /* keep the status */ }
+      const err = new Error(body.message || `request failed (${res.status})`)
+      err.status = res.status
+      throw err
     }
     return res
+  }
+
+  /** This tab's conversation and a live session for it: a new pair when there is none yet or
+   * its session is (about to be) over. */
+  async function conversation () {
+    if (chat && chat.expiresAt > Date.now() + 10000) return chat
+    const { id } = await (await api('/conversation/create', { botId })).json()
+    const session = await (await api(`/conversation/${id}/session/create`, {})).json()
+    chat = { conversationId: id, token: session.token, expiresAt: session.expiresAt }
+    sessionStorage.setItem(storeKey, JSON.stringify(chat))
+    return chat
   }
 
   function sources (el, meta) {
@@ -95,21 +112,25 @@
   }
 
   async function ask (text) {
-    if (!conversationId) {
-      conversationId = (await (await api('/conversation/create', { botId })).json()).id
-      sessionStorage.setItem(storeKey, conversationId)
-    }
     const answer = add('bot', '')
     try {
-      await answerInto(answer, text)
+      try {
+        await answerInto(answer, text, await conversation())
+      } catch (err) {
+        // The session ended before its time (it expired meanwhile, or its conversation is
+        // gone): once more, in a new conversation.
+        if (err.status !== 401 || answer.textContent) throw err
+        chat = null
+        await answerInto(answer, text, await conversation())
+      }
     } catch (err) {
       if (!answer.textContent) answer.remove()
       throw err
     }
   }
 
-  async function answerInto (answer, text) {
-    const res = await api(`/conversation/${conversationId}/complete`, { text }, 'application/jsonl')
+  async function answerInto (answer, text, { conversationId, token }) {
+    const res = await api(`/conversation/${conversationId}/complete`, { text }, { accept: 'application/jsonl', token })
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
     let buffer = ''; let result = null
     for (;;) {
@@ -129,7 +150,7 @@
     }
     if (result) {
       answer.textContent = result.text
-      const message = await (await api(`/conversation/${conversationId}/message/${result.id}/fetch`)).json()
+      const message = await (await api(`/conversation/${conversationId}/message/${result.id}/fetch`, undefined, { token })).json()
       sources(answer, message.meta)
     }
   }

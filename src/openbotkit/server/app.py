@@ -194,7 +194,7 @@ def create_app(
         *EXTRA_ROUTES,
         *(Route(p + "/openapi.json", openapi, methods=["GET"]) for p in PREFIXES),
         Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"]),
-        *console_routes(),  # last: it answers every path no API route took
+        *console_routes(engine),  # last: it answers every path no API route took
     ]
     app = Starlette(
         routes=routes,

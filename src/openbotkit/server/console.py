@@ -3,14 +3,21 @@ package (openbotkit/console), and the CORS that lets the widget talk from other 
 
 The console is a page like any other client: it calls the same `/api/v1` routes as the SDKs, so
 nothing here knows about bots or datasets. CORS is limited to the routes the widget uses (start a
-conversation with a bot, complete it, read the answer's sources) unless OBK_CORS_ORIGINS lists
-origins, which then may call every API route (server/app.py).
+conversation with a bot, open its session, complete it, read the answer's sources) unless
+OBK_CORS_ORIGINS lists origins, which then may call every API route (server/app.py).
+
+Two routes belong to the console alone: `POST /console/signin` trades a one-time sign-in link
+(`obk serve --open`) for a console session, and `POST /console/signout` revokes the session
+(services/consoles.py). Neither is an action: no SDK, CLI or MCP client has a console session.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
+import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,18 +25,48 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from openbotkit.errors import InvalidInput, NotAuthenticated, Problem
+from openbotkit.server.negotiation import bearer_token, json_body
+from openbotkit.services import consoles
+
+if TYPE_CHECKING:
+    from openbotkit.engine import Engine
+
 WIDGET_PATHS = re.compile(
-    r"^/(?:api/)?v1/conversation/(?:create|[^/]+/complete|[^/]+/message/[^/]+/fetch)$"
+    r"^/(?:api/)?v1/conversation/"
+    r"(?:create|[^/]+/session/create|[^/]+/complete|[^/]+/message/[^/]+/fetch)$"
     r"|^/widget\.js$"
 )
 ALLOW_HEADERS = "authorization, content-type, accept"
 ALLOW_METHODS = "GET, POST, OPTIONS"
 
 
-def console_routes() -> list[BaseRoute]:
+def console_routes(engine: Engine) -> list[BaseRoute]:
     """`/` is the console's page, `/console/...` its modules and styles, `/widget.js` the
-    widget; API paths are left alone (an unknown one stays a JSON 404)."""
+    widget, `/console/signin` and `/console/signout` its sessions; API paths are left alone
+    (an unknown one stays a JSON 404)."""
     static = StaticFiles(packages=[("openbotkit", "console")])
+    runtime = engine.runtime
+
+    async def signin(request: Request) -> Response:
+        link = (await json_body(request)).get("link")
+        link_id, dot, token = link.partition(".") if isinstance(link, str) else ("", "", "")
+        if not dot or not link_id or not token:
+            raise InvalidInput(
+                "link must be the ID.TOKEN of a sign-in link (#signin=ID.TOKEN)",
+                details=[Problem("/link", "format", "ID.TOKEN")],
+            )
+        made = await run_in_threadpool(consoles.redeem, runtime, link_id, token)
+        body = {"id": made.id, "token": made.token, "expiresAt": made.expires_at}
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    async def signout(request: Request) -> Response:
+        try:
+            token = bearer_token(request)
+        except NotAuthenticated:
+            token = ""
+        revoked = bool(token) and await run_in_threadpool(consoles.sign_out, runtime, token)
+        return Response(orjson.dumps({"revoked": revoked}), media_type="application/json")
 
     async def file(request: Request, name: str) -> Response:
         return await static.get_response(name, request.scope)
@@ -41,6 +78,8 @@ def console_routes() -> list[BaseRoute]:
         return await file(request, "widget.js")
 
     return [
+        Route("/console/signin", signin, methods=["POST"]),
+        Route("/console/signout", signout, methods=["POST"]),
         Route("/", index, methods=["GET", "HEAD"]),
         Route("/widget.js", widget, methods=["GET", "HEAD"]),
         Mount("/console", app=static, name="console"),

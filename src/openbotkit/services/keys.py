@@ -18,6 +18,21 @@ page's key must not list the conversations of other visitors. Lists inside a rea
 dataset's records, a conversation's messages) work. Changing or deleting a listed bot or
 dataset itself takes the destructive scope: a write key uses it, it does not reconfigure it.
 
+A *public* key (limited, with a scope below destructive: what a web page holds) does less:
+
+- it never sets a bot's configuration (model with its limits, backstory, dataset, skillset,
+  privacy, moderation) on a conversation or a completion: those choose what the operator pays
+  for and what the bot says;
+- of its bots it may read one (its view hides the backstory: actions/base.py, public_view)
+  and start a conversation with it; no stateless completion in a bot's name;
+- it reaches a conversation only to open its first session (services/sessions.py): after that,
+  the conversation is the session token's alone, so visitors sharing a page's key never reach
+  each other's conversations.
+
+A conversation session token is a key limited to its one conversation: it calls the actions
+declared `session=True` (read the conversation and its messages, add a message, complete) on
+that conversation and nothing else.
+
 A key's token budget is checked where a model is about to run (usage.remaining_budget), its
 expiry where the secret is authenticated (secrets.check_live).
 """
@@ -31,7 +46,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from openbotkit.access import Effect, Key
-from openbotkit.errors import ScopeMissing
+from openbotkit.errors import Problem, ScopeMissing
 from openbotkit.store.tables import Bot, Conversation, Dataset, DatasetFile, File
 
 if TYPE_CHECKING:
@@ -54,11 +69,19 @@ class Call:
     target: str | None = None
     creates: str | None = None
     refs: Sequence[tuple[str, str]] = ()
+    # The bot configuration fields the input gives (by alias): refused to a public key.
+    configures: Sequence[str] = ()
+    # A conversation session token may make this call; this call opens a session.
+    in_session: bool = False
+    starts_session: bool = False
 
 
 def authorize(ctx: Ctx, key: Key, call: Call) -> None:
     """Raise ScopeMissing, naming the scope or resource needed, unless `key` may make `call`."""
     if key.unrestricted:
+        return
+    if key.conversation is not None:
+        _authorize_session(key, key.conversation, call)
         return
     needed = call.effect
     if key.limited and call.target in LISTED and needed is Effect.WRITE:
@@ -80,11 +103,64 @@ def authorize(ctx: Ctx, key: Key, call: Call) -> None:
             f" limits; it needs a key without bot or dataset limits (this key has"
             f" {key.describe()})"
         )
+    if key.public:
+        _authorize_public(key, call)
     for kind, ref in call.refs:
         if not _reaches(ctx, key, kind, ref):
             raise ScopeMissing(
                 f"{call.action} needs access to {kind} {ref}; this key has {key.describe()}"
             )
+
+
+def _authorize_public(key: Key, call: Call) -> None:
+    """What a public key may not do even within its bots and datasets (module docstring)."""
+    if call.configures:
+        names = ", ".join(call.configures)
+        raise ScopeMissing(
+            f"{call.action}: a key limited to bots or datasets without the destructive scope"
+            f" may not set {names} (the bot's configuration decides them); this key has"
+            f" {key.describe()}",
+            details=[
+                Problem(f"/{name}", "public_key", "not settable with a limited key")
+                for name in call.configures
+            ],
+        )
+    kinds = {kind for kind, _ in call.refs}
+    if "conversation" in kinds and not call.starts_session:
+        ref = next(ref for kind, ref in call.refs if kind == "conversation")
+        raise ScopeMissing(
+            f"{call.action} reaches conversation {ref} only through a session token: open one"
+            f" with POST /conversation/{ref}/session/create when you create the conversation"
+            f" (this key has {key.describe()})"
+        )
+    reads_bot = call.target == "bot" and call.effect is Effect.READ
+    if "bot" in kinds and call.creates != "conversation" and not reads_bot:
+        raise ScopeMissing(
+            f"{call.action} is not open to a key limited to bots without the destructive scope:"
+            f" it may read its bot, start a conversation with it and open that conversation's"
+            f" session (this key has {key.describe()})"
+        )
+
+
+def _authorize_session(key: Key, conversation_id: str, call: Call) -> None:
+    """A session token: the `session=True` actions, on its own conversation, within scope."""
+    if not call.in_session:
+        raise ScopeMissing(
+            f"{call.action} is not open to a conversation session token: it reads conversation"
+            f" {conversation_id} and its messages, adds messages and completes it"
+        )
+    if not key.scope.includes(call.effect):
+        raise ScopeMissing(
+            f"{call.action} needs scope {call.effect.value}; this key has {key.describe()}"
+        )
+    for kind, ref in call.refs:
+        if (kind, ref) != ("conversation", conversation_id):
+            raise ScopeMissing(
+                f"{call.action} needs access to {kind} {ref}; this session token reaches"
+                f" conversation {conversation_id} alone"
+            )
+    if not call.refs:
+        raise ScopeMissing(f"{call.action} names no conversation; a session token reaches one")
 
 
 def _reaches(ctx: Ctx, key: Key, kind: str, ref: str) -> bool:

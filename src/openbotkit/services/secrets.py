@@ -6,7 +6,6 @@ These are operator actions (they choose the account), so they take the Runtime, 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets as pysecrets
 import time
@@ -16,16 +15,18 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from openbotkit.access import Effect, Key
+from openbotkit.access import Effect, Key, token_hash
 from openbotkit.errors import CredentialExpired, InvalidInput, NotFound, Problem
 from openbotkit.ids import new_id, now_ms
 from openbotkit.runtime import Runtime
-from openbotkit.services import crud
+from openbotkit.services import crud, sessions
 from openbotkit.services.accounts import ensure_account
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Account, Bot, Dataset, Secret, UsageEvent
 
 TOKEN_PREFIX = "obk_"
+# Secret kinds (tables.Secret.kind): an API key, a console session, a console sign-in link.
+KEY, CONSOLE, SIGNIN = "key", "console", "signin"
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,6 @@ class SecretInfo:
         if self.expires_at is not None and self.expires_at <= (now or now_ms()):
             return "expired"
         return "active"
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def create_secret(
@@ -91,6 +88,7 @@ def create_key(
     datasets: Sequence[str] | None = None,
     budget_tokens: int | None = None,
     expires_at: int | None = None,
+    kind: str = KEY,
 ) -> tuple[Secret, str]:
     """A new secret of the acting account, in its transaction; the token is returned once.
 
@@ -116,7 +114,7 @@ def create_key(
         id=new_id(),
         account_id=ctx.account_id,
         name=name,
-        token_hash=_hash(token),
+        token_hash=token_hash(token),
         prefix=token[:10],
         created_at=now_ms(),
         scope=scope.value,
@@ -124,6 +122,7 @@ def create_key(
         datasets=sorted(set(dataset_ids)) if limited else None,
         budget_tokens=budget_tokens,
         expires_at=expires_at,
+        kind=kind,
     )
     ctx.session.add(row)
     return row, token
@@ -164,7 +163,7 @@ AUTH_CACHE_S = 5.0
 
 def cached_key(runtime: Runtime, token: str) -> Key | None:
     """The key of a secret seen in the last AUTH_CACHE_S seconds (no database trip)."""
-    hit = runtime.auth_cache.get(_hash(token))
+    hit = runtime.auth_cache.get(token_hash(token))
     return hit[0] if hit is not None and hit[1] > time.monotonic() else None
 
 
@@ -179,25 +178,51 @@ def key_for_token(runtime: Runtime, token: str) -> Key | None:
     found = cached_key(runtime, token)
     if found is not None:
         return found
-    digest = _hash(token)
+    digest = token_hash(token)
     cache = runtime.auth_cache
     with runtime.store.session(write=False) as session:
-        row = session.scalar(
-            select(Secret).where(Secret.token_hash == digest, Secret.revoked_at.is_(None))
-        )
-        # The lookup is by hash; the compare keeps the final check constant-time all the same.
-        if row is None or not hmac.compare_digest(row.token_hash, digest):
-            return None
-        key = _key(row)
+        if token.startswith(sessions.SESSION_PREFIX):
+            found = sessions.key_for_session(session, digest)
+            if found is None:
+                return None
+            key = found
+        else:
+            row = session.scalar(
+                select(Secret).where(
+                    Secret.token_hash == digest,
+                    Secret.revoked_at.is_(None),
+                    # A sign-in link authenticates nothing: it is only traded for a session.
+                    Secret.kind != SIGNIN,
+                )
+            )
+            # The lookup is by hash; the compare keeps the final check constant-time all the
+            # same.
+            if row is None or not hmac.compare_digest(row.token_hash, digest):
+                return None
+            key = _key(row)
     if len(cache) > 10_000:
         cache.clear()
     cache[digest] = (key, time.monotonic() + AUTH_CACHE_S)
     return key
 
 
+def forget(runtime: Runtime, row: Secret) -> None:
+    """Drop a revoked secret from this process's cache, with the conversation sessions it
+    opened (they act as it: services/sessions.py), so the revocation holds here at once."""
+    cache = runtime.auth_cache
+    cache.pop(row.token_hash, None)
+    for digest in [d for d, (key, _) in list(cache.items()) if key.id == row.id]:
+        cache.pop(digest, None)
+
+
 def check_live(key: Key, now: int | None = None) -> Key:
     """The key itself, or CredentialExpired once its lifetime has ended."""
     if key.expires_at is not None and key.expires_at <= (now or now_ms()):
+        if key.conversation is not None:
+            raise CredentialExpired(
+                "this conversation session expired; start a new conversation and open a"
+                " session for it"
+            )
         raise CredentialExpired("this secret expired; create a new one with `obk secret create`")
     return key
 
@@ -230,4 +255,4 @@ def revoke(runtime: Runtime, secret_id: str) -> None:
             raise NotFound(f"no secret {secret_id!r}; see `obk secret list`")
         if row.revoked_at is None:
             row.revoked_at = now_ms()
-        runtime.auth_cache.pop(row.token_hash, None)
+        forget(runtime, row)

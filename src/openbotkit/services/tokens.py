@@ -69,5 +69,5 @@ def revoke(ctx: Ctx, secret_id: str) -> Secret:
         raise NotFound(f"no key {secret_id!r}")
     if row.revoked_at is None:
         row.revoked_at = now_ms()
-    ctx.runtime.auth_cache.pop(row.token_hash, None)
+    secrets.forget(ctx.runtime, row)
     return row

@@ -64,6 +64,10 @@ class Secret(Base):
     datasets: Mapped[list[str] | None] = mapped_column(JSON)
     budget_tokens: Mapped[int | None] = mapped_column(BigInteger)
     expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    # `key`: an API secret. `console`: a console session, made by redeeming a sign-in link;
+    # it expires and sign-out revokes it. `signin`: a one-time, short-lived sign-in link, which
+    # authenticates nothing: it can only be traded for a console session (services/consoles.py).
+    kind: Mapped[str] = mapped_column(String(16), default="key", server_default="key")
 
 
 class _Owned:
@@ -113,6 +117,27 @@ class Conversation(_Owned, Base):
     privacy: Mapped[bool | None] = mapped_column(Boolean)
     moderation: Mapped[bool | None] = mapped_column(Boolean)
     expires_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ConversationSession(Base):
+    """A token that reaches one conversation alone, for a limited time (ChatBotKit's
+    conversation sessions: what a widget holds). Only a SHA-256 of the token is kept.
+
+    `secret_id` is the key that made it: its budget pays for the session's completions and its
+    revocation or expiry ends the session too. `claim` is the conversation's id when a public
+    key made the session: unique, so a public key opens a conversation's first session only.
+    """
+
+    __tablename__ = "conversation_sessions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40), _fk("accounts.id"))
+    conversation_id: Mapped[str] = mapped_column(String(40), _fk("conversations.id"), index=True)
+    secret_id: Mapped[str | None] = mapped_column(String(40))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    claim: Mapped[str | None] = mapped_column(String(40), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class Message(_Owned, Base):

@@ -2,8 +2,9 @@
 import { post } from '../api.js'
 import { formAlert, h, section, showError } from '../ui.js'
 
-/** Create a key limited to this bot (write scope: start and complete its conversations) and
- * show the <script> tag that puts the chat bubble on any page. */
+/** Create a key limited to this bot (write scope: a public key, which starts conversations with
+ * the bot and opens their sessions, nothing else) and show the <script> tag that puts the chat
+ * bubble on any page. */
 export async function widgetSnippet (target, bot) {
   const alert = formAlert()
   const box = section(`Embed ${bot.name || bot.id}`, h('p', { text: 'Creating a key that can only talk to this bot…' }), alert)
