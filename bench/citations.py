@@ -40,6 +40,7 @@ from openbotkit.retrieval.citations import (
     align,
     sentences,
     support_matrix,
+    supported,
 )
 from openbotkit.retrieval.embedders import Vectors
 from openbotkit.retrieval.evaluation import read_corpus, read_qrels, read_queries
@@ -167,6 +168,26 @@ def main() -> int:
         print(
             f"score medians: positives {statistics.median(pos):.3f}, "
             f"shuffled {statistics.median(rand):.3f}, hard {statistics.median(near):.3f}"
+        )
+        # What align() decides (the score is 0 where no sentence states the claim).
+        pos_ok = [
+            supported(claims[q], best_support(claims[q], corpus[d], embedder, COSINE_WEIGHT))
+            for q in claims
+            for d in sorted(qrels[q])
+        ]
+        rand_ok = [
+            supported(
+                claims[q], best_support(claims[q], corpus[shuffled[q]], embedder, COSINE_WEIGHT)
+            )
+            for q in claims
+        ]
+        near_ok = [
+            supported(claims[q], best_support(claims[q], corpus[hard[q]], embedder, COSINE_WEIGHT))
+            for q in claims
+        ]
+        print(
+            f"marked supported by align(): positives {sum(pos_ok) / len(pos_ok):.3f}, "
+            f"shuffled {sum(rand_ok) / len(rand_ok):.3f}, hard {sum(near_ok) / len(near_ok):.3f}"
         )
 
         # Latency as a completion pays it: fresh sentences (no cache), three abstracts.

@@ -1,9 +1,8 @@
 """Citations: which sentences of an answer the records in its prompt state, and where.
 
 After a completion, every sentence of the answer is compared with every sentence of the records
-that were put in the prompt. A sentence is supported by the record sentence that scores best, if
-that score reaches `SUPPORT_THRESHOLD` and the record sentence *states* it (below); the record
-sentence is then quoted verbatim (a slice of the record's text), so anyone can check the claim
+that were put in the prompt. A sentence is supported by the record sentence that scores best
+among those that *state* it (below); the record sentence is then quoted verbatim (a slice of the record's text), so anyone can check the claim
 against the record later. Sentences nothing supports are reported as `unsupported` spans, and
 `grounding` is the supported share of the answer's characters.
 
@@ -18,7 +17,9 @@ assembled in Cornorros". So a record sentence states a claim only when, besides 
     "assembled"/"assembles"): an added clause or attribute is not supported by its neighbours,
   - it negates when the claim negates, and not otherwise.
 This makes support strict: a paraphrase with other words reads as unsupported. That is the side
-to err on, since `grounding` tells a reader how far to trust an answer.
+to err on, since `grounding` tells a reader how far to trust an answer. The score then only
+picks the quote among the sentences that state a claim, and decides for a claim with no content
+word or figure ("Yes, it is."), which must reach `SUPPORT_THRESHOLD`.
 
 An answer that refuses ("I don't know") makes no claim: it is neither supported nor unsupported,
 and its grounding is None.
@@ -179,6 +180,17 @@ def states(evidence: Sentence, claim: Sentence) -> bool:
     )
 
 
+def supported(claim: Sentence, score: float, threshold: float = SUPPORT_THRESHOLD) -> bool:
+    """Whether a claim is supported by the evidence sentence that gave it `score` (0 when that
+    sentence does not state it). A claim with content words or figures, all of them stated, is
+    supported: a short right answer ("Duncorfen", "494 watt-hours") is far in meaning from its
+    record's whole sentence, so its cosine says nothing. One with none ("Yes, it is.") needs
+    the score."""
+    if score <= 0.0:
+        return False
+    return bool(claim.terms or claim.numbers) or score >= threshold
+
+
 def lexical_support(claim: Sentence, evidence: Sentence) -> float:
     """The share of the claim's content words that the evidence contains (0 without any)."""
     if not claim.terms:
@@ -235,7 +247,7 @@ def align(
     unsupported: list[tuple[int, int]] = []
     for i, claim in enumerate(claims):
         best = int(np.argmax(scores[i])) if evidence else -1
-        if best >= 0 and scores[i, best] >= threshold:
+        if best >= 0 and supported(claim, float(scores[i, best]), threshold):
             record, quote = owner[best], evidence[best]
             citations.append(
                 Citation(
