@@ -2,14 +2,17 @@
 
 Streamed as spec events (completeBegin, token..., usage, completeEnd, result). The model runs
 outside any write transaction; the exchange is stored in one transaction at the end, so a
-request that fails (or whose client goes away) stores nothing and can simply be retried.
+request that fails (or whose client goes away) stores nothing and can simply be retried. Its
+tokens are charged all the same: reserved from the key's budget before the model runs, charged
+as used when the stream ends, however it ends (`_metered`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import select
 
@@ -161,6 +164,71 @@ def _generate(prepared: Prepared, answer: list[str], finished: list[Finished]) -
     yield {"type": "completeEnd", "data": {}}
 
 
+@runtime_checkable
+class ChatTokenizer(Protocol):
+    """A provider that tokenizes a whole chat as its model reads it (the local models)."""
+
+    def prompt_tokens(self, messages: list[ChatMessage]) -> list[int]: ...
+
+
+# Tokens a chat format adds around each message (role markers, separators), for a provider
+# that counts texts only: an upper bound for the formats in use (ChatML adds 5).
+CHAT_MARKUP_TOKENS = 8
+
+
+def prompt_tokens(prepared: Prepared) -> int:
+    """What the prompt costs: exact where the provider tokenizes the whole chat, otherwise its
+    estimate for each message plus the chat format's markers (a remote model's reported count
+    is charged in the end)."""
+    provider = prepared.provider
+    if isinstance(provider, ChatTokenizer):
+        return len(provider.prompt_tokens(prepared.messages))
+    per_message = (provider.count_tokens(m.content) + CHAT_MARKUP_TOKENS for m in prepared.messages)
+    return sum(per_message) + CHAT_MARKUP_TOKENS
+
+
+@dataclass
+class Meter:
+    """One generation as it goes: the answer so far, how it ended, and its hold on the key's
+    budget."""
+
+    prepared: Prepared
+    hold: usage.Hold
+    answer: list[str] = field(default_factory=list)
+    finished: list[Finished] = field(default_factory=list)
+
+    @property
+    def end(self) -> Finished:
+        return self.finished[-1] if self.finished else Finished("stop", 0, 0)
+
+    def used(self) -> int:
+        """Tokens to charge: as the model reported them; for a stream that stopped early, the
+        prompt and the answer so far; nothing when the model produced nothing (it failed
+        before its first token, or never started)."""
+        if self.finished:
+            return self.end.input_tokens + self.end.output_tokens
+        if not self.answer:
+            return 0
+        provider = self.prepared.provider
+        return prompt_tokens(self.prepared) + provider.count_tokens("".join(self.answer))
+
+
+@contextmanager
+def _metered(scope: AccountScope, prepared: Prepared) -> Iterator[Meter]:
+    """Reserve the prompt and the answer from the key's budget before the model runs (the
+    answer capped at what is left, InsufficientCredit when nothing is); however the block ends
+    (the stream's end, a client gone and the generator closed, an error), what was used is
+    charged exactly once and the rest of the reservation released."""
+    hold = usage.reserve(scope, lambda: prompt_tokens(prepared), prepared.options.max_tokens)
+    if hold.output_limit is not None:
+        prepared.options = replace(prepared.options, max_tokens=hold.output_limit)
+    meter = Meter(prepared, hold)
+    try:
+        yield meter
+    finally:
+        hold.settle(meter.used())
+
+
 def history_limit(ctx: Ctx, config: BotConfig) -> int:
     """How many earlier messages a turn reads: the model string's `interactionMaxMessages`
     (bounded by the parser) or the default. Long conversations cost the same per turn."""
@@ -213,25 +281,26 @@ def converse(
                 details=[Problem("/text", "required", "nothing to answer")],
             )
         prepared = _prepare(ctx, config, history)
-    answer: list[str] = []
-    finished: list[Finished] = []
-    yield from _generate(prepared, answer, finished)
-    end = finished[-1] if finished else Finished("stop", 0, 0)
-    reply = "".join(answer).strip()
-    meta = prepared.answer_meta(reply)
-    meta["usage"] = {"inputTokensUsed": end.input_tokens, "outputTokensUsed": end.output_tokens}
-    with scope.transaction() as ctx:
-        conversation = conversations.get(ctx, conversation_id)
-        if text is not None:
-            user = {"type": "user", "text": text, "entities": list(entities)}
-            conversations.add_message(ctx, conversation, user)
-        bot_message = conversations.add_message(
-            ctx,
-            conversation,
-            {"type": "bot", "text": reply, "meta": meta},
-        )
-        usage.record(ctx, "tokens", end.input_tokens + end.output_tokens)
-        message_id = bot_message.id
+    with _metered(scope, prepared) as meter:
+        yield from _generate(prepared, meter.answer, meter.finished)
+        end = meter.end
+        reply = "".join(meter.answer).strip()
+        meta = prepared.answer_meta(reply)
+        meta["usage"] = {
+            "inputTokensUsed": end.input_tokens,
+            "outputTokensUsed": end.output_tokens,
+        }
+        with meter.hold.charging(meter.used()) as ctx:
+            conversation = conversations.get(ctx, conversation_id)
+            if text is not None:
+                user = {"type": "user", "text": text, "entities": list(entities)}
+                conversations.add_message(ctx, conversation, user)
+            bot_message = conversations.add_message(
+                ctx,
+                conversation,
+                {"type": "bot", "text": reply, "meta": meta},
+            )
+            message_id = bot_message.id
     result: dict[str, Any] = {
         "id": message_id,
         "text": reply,
@@ -283,14 +352,12 @@ def complete_messages(
     documents = attachment_texts(scope, attachments)
     with scope.transaction(write=False) as ctx:
         prepared = _prepare(ctx, _config(ctx, bot_id, inline), history, documents)
-    answer: list[str] = []
-    finished: list[Finished] = []
-    yield from _generate(prepared, answer, finished)
-    end = finished[-1] if finished else Finished("stop", 0, 0)
-    reply = "".join(answer).strip()
-    meta = prepared.answer_meta(reply)
-    with scope.transaction() as ctx:
-        usage.record(ctx, "tokens", end.input_tokens + end.output_tokens)
+    with _metered(scope, prepared) as meter:
+        yield from _generate(prepared, meter.answer, meter.finished)
+        end = meter.end
+        reply = "".join(meter.answer).strip()
+        meta = prepared.answer_meta(reply)
+        meter.hold.settle(meter.used())
     yield {
         "type": "result",
         "data": {
