@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,11 +16,14 @@ from sqlalchemy import select
 
 from openbotkit.access import Effect
 from openbotkit.engine import Engine
+from openbotkit.models.providers import LLMProvider
+from openbotkit.retrieval.embedders import Embedder
 from openbotkit.server.app import create_app
 from openbotkit.services.secrets import create_secret
 from openbotkit.services.usage import BUDGET_METRICS
+from openbotkit.settings import Settings
 from openbotkit.store.tables import UsageEvent
-from tests.server.serving import serve_in_thread
+from tests.server.serving import free_port, serve_in_thread
 from tests.server.test_keys import Api
 
 pytestmark = pytest.mark.slow
@@ -122,3 +126,29 @@ def test_a_client_that_leaves_a_streamed_answer_is_charged(engine: Engine) -> No
                 assert rows[0][1] < budget
             listed = http.get(f"{path}/message/list", headers=headers).json()
             assert listed["items"] == []  # the unfinished exchange was not stored
+
+
+def test_a_model_that_fails_before_answering_charges_nothing(
+    settings: Settings, tmp_path: Path, local_embedder: Embedder, local_llm: LLMProvider
+) -> None:
+    # A remote model whose endpoint is closed: the completion fails after its reservation.
+    table = tmp_path / "models.json"
+    down = {"provider": "openai", "baseUrl": f"http://127.0.0.1:{free_port()}/v1", "model": "m"}
+    table.write_text(json.dumps({"models": {"down": down}}))
+    engine = Engine(
+        Settings(**{**settings.model_dump(), "models_file": table}),
+        embedder=local_embedder,
+        local_llm=local_llm,
+    )
+    api = Api(engine)
+    try:
+        bot = api.make("/bot/create", {"model": "down/maxTokens=16"})
+        key_id, token = key(engine, bots=[bot], scope=Effect.WRITE, budget_tokens=100)
+        body = {"botId": bot, "messages": [{"type": "user", "text": "Hi!"}]}
+        for _ in range(3):  # three reservations of ~50 tokens would not fit if any were kept
+            resp = api.call("POST", "/conversation/complete", token, json=body)
+            assert resp.status_code == 502 and resp.json()["code"] == "BAD_GATEWAY", resp.text
+        assert ledger(engine, key_id) == []  # each reservation was released whole
+    finally:
+        api.client.close()
+        engine.close()

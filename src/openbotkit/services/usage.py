@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from openbotkit.errors import InsufficientCredit, Problem, ScopeMissing
 from openbotkit.ids import now_ms
@@ -115,11 +115,15 @@ class Hold:
         if self.event_id is None:
             record(ctx, "tokens", tokens)
             return
+        mine = UsageEvent.id == self.event_id
+        if not tokens:
+            ctx.session.execute(delete(UsageEvent).where(mine))
+            return
         # The reservation's own row becomes the charge: the rest of the reservation is
         # released in the same write, and a completion is one row of the ledger.
         ctx.session.execute(
             update(UsageEvent)
-            .where(UsageEvent.id == self.event_id)
+            .where(mine)
             .values(metric="tokens", amount=tokens, created_at=now_ms())
         )
 
