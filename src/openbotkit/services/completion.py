@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from sqlalchemy import select
 
@@ -31,6 +31,7 @@ from openbotkit.retrieval.citations import SourceRecord, align
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.services import bots, conversations, datasets, usage
 from openbotkit.services.context import AccountScope, Ctx
+from openbotkit.services.metering import Meter, metered
 from openbotkit.services.search import search_records
 from openbotkit.store.tables import Message
 
@@ -164,69 +165,14 @@ def _generate(prepared: Prepared, answer: list[str], finished: list[Finished]) -
     yield {"type": "completeEnd", "data": {}}
 
 
-@runtime_checkable
-class ChatTokenizer(Protocol):
-    """A provider that tokenizes a whole chat as its model reads it (the local models)."""
-
-    def prompt_tokens(self, messages: list[ChatMessage]) -> list[int]: ...
-
-
-# Tokens a chat format adds around each message (role markers, separators), for a provider
-# that counts texts only: an upper bound for the formats in use (ChatML adds 5).
-CHAT_MARKUP_TOKENS = 8
-
-
-def prompt_tokens(prepared: Prepared) -> int:
-    """What the prompt costs: exact where the provider tokenizes the whole chat, otherwise its
-    estimate for each message plus the chat format's markers (a remote model's reported count
-    is charged in the end)."""
-    provider = prepared.provider
-    if isinstance(provider, ChatTokenizer):
-        return len(provider.prompt_tokens(prepared.messages))
-    per_message = (provider.count_tokens(m.content) + CHAT_MARKUP_TOKENS for m in prepared.messages)
-    return sum(per_message) + CHAT_MARKUP_TOKENS
-
-
-@dataclass
-class Meter:
-    """One generation as it goes: the answer so far, how it ended, and its hold on the key's
-    budget."""
-
-    prepared: Prepared
-    hold: usage.Hold
-    answer: list[str] = field(default_factory=list)
-    finished: list[Finished] = field(default_factory=list)
-
-    @property
-    def end(self) -> Finished:
-        return self.finished[-1] if self.finished else Finished("stop", 0, 0)
-
-    def used(self) -> int:
-        """Tokens to charge: as the model reported them; for a stream that stopped early, the
-        prompt and the answer so far; nothing when the model produced nothing (it failed
-        before its first token, or never started)."""
-        if self.finished:
-            return self.end.input_tokens + self.end.output_tokens
-        if not self.answer:
-            return 0
-        provider = self.prepared.provider
-        return prompt_tokens(self.prepared) + provider.count_tokens("".join(self.answer))
-
-
 @contextmanager
 def _metered(scope: AccountScope, prepared: Prepared) -> Iterator[Meter]:
-    """Reserve the prompt and the answer from the key's budget before the model runs (the
-    answer capped at what is left, InsufficientCredit when nothing is); however the block ends
-    (the stream's end, a client gone and the generator closed, an error), what was used is
-    charged exactly once and the rest of the reservation released."""
-    hold = usage.reserve(scope, lambda: prompt_tokens(prepared), prepared.options.max_tokens)
-    if hold.output_limit is not None:
-        prepared.options = replace(prepared.options, max_tokens=hold.output_limit)
-    meter = Meter(prepared, hold)
-    try:
+    """A Meter for this completion (see metering.metered), its answer capped at what the
+    key's budget leaves."""
+    with metered(scope, prepared.provider, prepared.messages, prepared.options.max_tokens) as meter:
+        if meter.hold.output_limit is not None:
+            prepared.options = replace(prepared.options, max_tokens=meter.hold.output_limit)
         yield meter
-    finally:
-        hold.settle(meter.used())
 
 
 def history_limit(ctx: Ctx, config: BotConfig) -> int:
