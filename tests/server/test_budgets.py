@@ -121,9 +121,9 @@ def test_a_client_that_leaves_a_streamed_answer_is_charged(engine: Engine) -> No
                 time.sleep(0.05)
             # One row: the reservation (if any) became the charge of what was generated.
             assert len(rows) == 1 and rows[0][0] == "tokens"
-            assert rows[0][1] > 3  # the prompt and the tokens sent
-            if budget is not None:
-                assert rows[0][1] < budget
+            # The prompt (~38 tokens) and the few tokens made before the server saw the client
+            # go: well under the ~238 reserved (measured: 41 and 42).
+            assert 3 < rows[0][1] < 200
             listed = http.get(f"{path}/message/list", headers=headers).json()
             assert listed["items"] == []  # the unfinished exchange was not stored
 
