@@ -140,7 +140,7 @@ def test_token_limits_out_of_range_name_the_field(client: Client, field: str, va
     assert len(client.request("GET", "/api/v1/token/list").json()["items"]) == 1  # none made
 
 
-def test_a_token_limited_to_a_bot_talks_to_it_and_manages_no_keys(client: Client) -> None:
+def test_a_token_limited_to_a_bot_talks_to_it_and_makes_no_wider_keys(client: Client) -> None:
     bot = client.request("POST", "/api/v1/bot/create", json={"name": "Front desk"}).json()["id"]
     made = client.request(
         "POST",
@@ -159,7 +159,7 @@ def test_a_token_limited_to_a_bot_talks_to_it_and_manages_no_keys(client: Client
         refused = client.request(method, path, token=limited, json={} if method == "POST" else None)
         assert refused.status_code == 403, path
         assert refused.json()["code"] == "SCOPE_MISSING"
-    # A write key without resource limits may not mint keys either (it would mint a full one).
+    # A write key without resource limits may not mint a full key (the default scope).
     writer = client.request("POST", "/api/v1/token/create", json={"scope": "write"}).json()
     refused = client.request("POST", "/api/v1/token/create", token=writer["token"], json={})
     assert refused.status_code == 403

@@ -188,7 +188,8 @@ def test_team_list_is_for_keys_without_resource_limits(api: Api) -> None:
 @pytest.mark.slow
 def test_budget_stops_completions_before_generating(api: Api) -> None:
     bot = api.make("/bot/create", {"model": "smollm2/maxTokens=8/temperature=0"})
-    key = api.key(bots=[bot], scope=Effect.WRITE, budget_tokens=5)
+    # Room for one answer: the prompt (~30 tokens) and 8 more; then not even a prompt fits.
+    key = api.key(bots=[bot], scope=Effect.WRITE, budget_tokens=60)
     other = api.key(scope=Effect.WRITE)
     conv = api.call("POST", "/conversation/create", key, json={"botId": bot}).json()["id"]
     # The key's conversations are reached through their sessions, which spend its budget.
@@ -197,7 +198,7 @@ def test_budget_stops_completions_before_generating(api: Api) -> None:
     first = api.call("POST", f"/conversation/{conv}/complete", token, json={"text": "Hi!"})
     assert first.status_code == 200, first.text
     spent = first.json()["usage"]["token"]
-    assert spent > 5  # the prompt counts too; the answer was capped at the 5 tokens left
+    assert 8 < spent <= 60  # the prompt counts too
     count = len(api.call("GET", f"/conversation/{conv}/message/list", token).json()["items"])
     for accept in ("application/json", "application/jsonl"):
         resp = api.call(
@@ -225,3 +226,134 @@ def test_budget_stops_completions_before_generating(api: Api) -> None:
     assert sorted(used.values())[-2:] == sorted([spent, more.json()["usage"]["token"]])
     usage = api.call("GET", "/usage/fetch").json()
     assert usage["tokens"] == spent + more.json()["usage"]["token"]
+
+
+def wider(resp: httpx.Response, *pointers: str) -> None:
+    """403 scope_missing from create_token, naming each field that was too wide."""
+    refused(resp, "wider than this one")
+    assert sorted(d["pointer"] for d in resp.json()["details"]) == sorted(pointers), resp.text
+
+
+def made_key(api: Api, key_id: str) -> dict[str, Any]:
+    items = api.call("GET", "/token/list").json()["items"]
+    return dict(next(k for k in items if k["id"] == key_id))
+
+
+def test_a_narrower_scope_makes_keys_of_that_scope_at_most(api: Api) -> None:
+    token = api.key(scope=Effect.WRITE)
+    wider(api.call("POST", "/token/create", token, json={}), "/scope")  # default: destructive
+    wider(api.call("POST", "/token/create", token, json={"scope": "destructive"}), "/scope")
+    made = api.call("POST", "/token/create", token, json={"scope": "read"})
+    assert made.status_code == 200, made.text
+    assert made_key(api, made.json()["id"])["scope"] == "read"
+    # The made key works, within its own scope.
+    assert api.call("GET", "/bot/list", made.json()["token"]).status_code == 200
+    refused(api.call("POST", "/bot/create", made.json()["token"], json={}), "needs scope write")
+
+
+def test_a_bot_limited_key_makes_keys_within_its_bots_only(api: Api) -> None:
+    mine = api.make("/bot/create", {"alias": "mine"})
+    other = api.make("/bot/create")
+    ds = api.make("/dataset/create")
+    token = api.key(bots=[mine])
+    wider(api.call("POST", "/token/create", token, json={}), "/bots")
+    wider(api.call("POST", "/token/create", token, json={"bots": [mine, other]}), "/bots/1")
+    wider(api.call("POST", "/token/create", token, json={"datasets": [ds]}), "/datasets/0")
+    # An unknown id is refused the same way as one that exists: no existence oracle.
+    wider(api.call("POST", "/token/create", token, json={"bots": ["nope"]}), "/bots/0")
+    made = api.call("POST", "/token/create", token, json={"bots": ["@mine"], "scope": "write"})
+    assert made.status_code == 200, made.text
+    shown = made_key(api, made.json()["id"])
+    assert shown["bots"] == [mine] and shown["datasets"] == [] and shown["scope"] == "write"
+    refused(api.call("GET", f"/bot/{other}/fetch", made.json()["token"]), f"bot {other}")
+
+
+def test_a_key_with_a_budget_gives_part_of_it_to_the_keys_it_makes(api: Api) -> None:
+    token = api.key(budget_tokens=100)
+    wider(api.call("POST", "/token/create", token, json={}), "/budgetTokens")
+    wider(api.call("POST", "/token/create", token, json={"budgetTokens": 101}), "/budgetTokens")
+    made = api.call("POST", "/token/create", token, json={"budgetTokens": 60})
+    assert made.status_code == 200, made.text
+    assert made_key(api, made.json()["id"])["budgetTokens"] == 60
+    # The 60 were taken from the maker: 40 are left to give (or to spend).
+    wider(api.call("POST", "/token/create", token, json={"budgetTokens": 41}), "/budgetTokens")
+    assert api.call("POST", "/token/create", token, json={"budgetTokens": 40}).is_success
+    resp = api.call("POST", "/token/create", token, json={"budgetTokens": 1})
+    wider(resp, "/budgetTokens")
+    assert "0 of 100" in resp.json()["message"]
+
+
+def test_a_key_that_expires_makes_keys_that_expire_no_later(api: Api) -> None:
+    token = api.key(expires_at=now_ms() + 3_600_000)
+    wider(api.call("POST", "/token/create", token, json={}), "/expiresIn")
+    wider(api.call("POST", "/token/create", token, json={"expiresIn": 7200}), "/expiresIn")
+    made = api.call("POST", "/token/create", token, json={"expiresIn": 600})
+    assert made.status_code == 200, made.text
+    assert made_key(api, made.json()["id"])["expiresAt"] <= now_ms() + 600_000
+
+
+def test_every_too_wide_field_is_named_at_once(api: Api) -> None:
+    bot = api.make("/bot/create")
+    token = api.key(bots=[bot], scope=Effect.WRITE, budget_tokens=10, expires_at=now_ms() + 60_000)
+    resp = api.call("POST", "/token/create", token, json={})
+    wider(resp, "/scope", "/bots", "/budgetTokens", "/expiresIn")
+    assert len(api.call("GET", "/token/list").json()["items"]) == 2  # the app's and this one
+
+
+def cite(record_id: str, dataset_id: str, quote: str) -> dict[str, Any]:
+    return {"start": 0, "end": 1, "recordId": record_id, "datasetId": dataset_id, "quote": quote}
+
+
+def test_verify_confirms_nothing_outside_the_keys_reach(api: Api) -> None:
+    public_ds = api.make("/dataset/create")
+    secret_ds = api.make("/dataset/create")
+    shown = api.make(f"/dataset/{public_ds}/record/create", {"text": "Opening hours: 9 to 5."})
+    hidden = api.make(f"/dataset/{secret_ds}/record/create", {"text": "The vault code is 4321."})
+    bot = api.make("/bot/create", {"datasetId": public_ds})
+    token = api.key(bots=[bot], scope=Effect.WRITE)
+    conv = api.call("POST", "/conversation/create", token, json={"botId": bot}).json()["id"]
+    # Citations as an answer would carry them (written here with the account's own key).
+    guesses = [cite(hidden, secret_ds, "4321"), cite(shown, public_ds, "9 to 5")]
+    msg = api.make(
+        f"/conversation/{conv}/message/create",
+        {"type": "bot", "text": "x", "meta": {"citations": guesses}},
+    )
+    path = f"/conversation/{conv}/message/{msg}/verify"
+    owner = api.call("POST", path, json={}).json()
+    assert [c["ok"] for c in owner["citations"]] == [True, True]
+    limited = api.call("POST", path, token, json={}).json()
+    # The record in the key's bot's dataset checks out; the guess about the other dataset's
+    # record does not, though it is right: the key learns nothing about it.
+    assert [c["ok"] for c in limited["citations"]] == [False, True]
+    wrong = cite(hidden, secret_ds, "9999")
+    api.call(
+        "POST", f"/conversation/{conv}/message/{msg}/update", json={"meta": {"citations": [wrong]}}
+    )
+    assert api.call("POST", path, token, json={}).json()["citations"][0]["ok"] is False
+
+
+def test_a_limited_key_writes_no_citations(api: Api) -> None:
+    ds = api.make("/dataset/create")
+    bot = api.make("/bot/create", {"datasetId": ds})
+    token = api.key(bots=[bot], scope=Effect.WRITE)
+    conv = api.call("POST", "/conversation/create", token, json={"botId": bot}).json()["id"]
+    create = f"/conversation/{conv}/message/create"
+    for field, value in [
+        ("citations", [cite("r", ds, "q")]),
+        ("sources", ["r"]),
+        ("sourceRecords", [{"id": "r"}]),
+    ]:
+        body = {"type": "bot", "text": "x", "meta": {field: value, "note": 1}}
+        resp = api.call("POST", create, token, json=body)
+        assert resp.status_code == 400 and resp.json()["code"] == "BAD_REQUEST", resp.text
+        assert [d["pointer"] for d in resp.json()["details"]] == [f"/meta/{field}"]
+    msg = api.call("POST", create, token, json={"type": "user", "text": "hi", "meta": {"a": 1}})
+    assert msg.status_code == 200
+    update = f"/conversation/{conv}/message/{msg.json()['id']}/update"
+    resp = api.call("POST", update, token, json={"meta": {"citations": []}})
+    assert resp.status_code == 400
+    assert [d["pointer"] for d in resp.json()["details"]] == ["/meta/citations"]
+    listed = api.call("GET", f"/conversation/{conv}/message/list", token).json()["items"]
+    assert [m.get("meta") for m in listed] == [{"a": 1}]
+    # A key without resource limits may (it reaches every record anyway).
+    assert api.call("POST", update, json={"meta": {"citations": []}}).is_success

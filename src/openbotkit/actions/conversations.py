@@ -309,6 +309,7 @@ def verify_message(ctx: Ctx, inp: MessageRef) -> VerifyMessageOutput:
 )
 def create_conversation_message(ctx: Ctx, inp: CreateMessageInput) -> CreateMessageOutput:
     """Append a message to a conversation without generating a reply."""
+    citations.refuse_record_fields(ctx, inp.meta)
     conversation = conversations.get(ctx, inp.conversation_id)
     fields = inp.set_fields(exclude={"conversation_id"})
     fields["entities"] = [e.model_dump(exclude_none=True) for e in inp.entities or []]
@@ -326,6 +327,7 @@ def create_conversation_message(ctx: Ctx, inp: CreateMessageInput) -> CreateMess
 )
 def update_conversation_message(ctx: Ctx, inp: UpdateMessageInput) -> IdOutput:
     """Change a message's type, text, entities, name, description or meta."""
+    citations.refuse_record_fields(ctx, inp.meta)
     fields = inp.set_fields(exclude={"conversation_id", "message_id"})
     if "entities" in fields:
         fields["entities"] = [e.model_dump(exclude_none=True) for e in inp.entities or []]

@@ -1,8 +1,8 @@
 """API keys of the acting account, over the API (the console's Keys page).
 
 `obk secret` manages keys of any account from the machine itself; these actions let a signed-in
-user manage their own account's keys. They are marked `credentials=True`: a key that may do less
-than everything (a scoped key) must not be able to mint or revoke keys.
+user manage their own account's keys. They are marked `credentials=True`. A key makes only keys
+at most as wide as itself (services/tokens.py); listing and revoking take a key without limits.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class RevokeTokenOutput(Output):
 
 @action("create_token", Effect.WRITE, "POST /token/create", credentials=True)
 def create_token(ctx: Ctx, inp: CreateTokenInput) -> CreateTokenOutput:
-    """Create an API key for this account, limited or not; its secret is shown only once."""
+    """Create an API key for this account, no wider than the calling key; its secret shows once."""
     row, token = tokens.create(
         ctx,
         inp.name,

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from openbotkit.errors import InvalidInput, Problem
 from openbotkit.services import conversations
 from openbotkit.services.context import Ctx
-from openbotkit.store.tables import Record
+from openbotkit.store.tables import Bot, Conversation, Record
 
 
 @dataclass(frozen=True)
@@ -51,20 +51,69 @@ def _cited(meta: dict[str, Any] | None, message_id: str) -> list[tuple[str, str 
     return out
 
 
+# Fields of a message's meta that name records: the platform writes them on its answers.
+RECORD_FIELDS = ("citations", "sources", "sourceRecords")
+
+
+def refuse_record_fields(ctx: Ctx, meta: dict[str, Any] | None) -> None:
+    """InvalidInput naming each field, when a key limited to bots and datasets writes meta that
+    names records (citations, sources) into a message: only the platform's answers carry them,
+    and a written citation would make verify_message an oracle for records' text."""
+    key = ctx.key
+    if key is None or not key.limited or not meta:
+        return
+    given = [name for name in RECORD_FIELDS if name in meta]
+    if given:
+        raise InvalidInput(
+            "meta."
+            + ", meta.".join(given)
+            + " name records: only the platform's own answers carry them, and a key limited to"
+            " bots and datasets may not write them",
+            details=[
+                Problem(f"/meta/{name}", "forbidden", "written by answers only") for name in given
+            ],
+        )
+
+
+def reachable_datasets(ctx: Ctx, conversation: Conversation) -> set[str] | None:
+    """The datasets whose records the acting key may have confirmed (None: all the account's).
+
+    A key limited to bots and datasets reaches its datasets, its bots' datasets, and the one
+    the conversation answers from (its answers already quote that dataset's records)."""
+    key = ctx.key
+    if key is None or not key.limited:
+        return None
+    reach = set(key.datasets or ())
+    bot_ids = set(key.bots or ())
+    if bot_ids:
+        reach.update(
+            d
+            for d in ctx.session.scalars(
+                select(Bot.dataset_id).where(Bot.account_id == ctx.account_id, Bot.id.in_(bot_ids))
+            )
+            if d
+        )
+    if conversation.dataset_id:
+        reach.add(conversation.dataset_id)
+    return reach
+
+
 def verify(ctx: Ctx, conversation_ref: str, message_id: str) -> list[CitationCheck]:
     """Each citation of the message, in order, with whether its record (same account, same
-    dataset) still contains its quote verbatim. A deleted record fails its citations."""
-    message = conversations.get_message(ctx, conversation_ref, message_id)
+    dataset, within the acting key's reach) still contains its quote verbatim. A deleted record
+    fails its citations, as does one the key does not reach: a guess about a record elsewhere
+    learns nothing."""
+    conversation = conversations.get(ctx, conversation_ref)
+    message = conversations.get_message(ctx, conversation.id, message_id)
     cited = _cited(message.meta, message.id)
     ids = {record_id for record_id, _, _ in cited}
-    rows = {
-        r.id: (r.dataset_id, r.text)
-        for r in ctx.session.execute(
-            select(Record.id, Record.dataset_id, Record.text).where(
-                Record.account_id == ctx.account_id, Record.id.in_(ids)
-            )
-        )
-    }
+    query = select(Record.id, Record.dataset_id, Record.text).where(
+        Record.account_id == ctx.account_id, Record.id.in_(ids)
+    )
+    reach = reachable_datasets(ctx, conversation)
+    if reach is not None:
+        query = query.where(Record.dataset_id.in_(reach))
+    rows = {r.id: (r.dataset_id, r.text) for r in ctx.session.execute(query)}
     checks = []
     for record_id, dataset_id, quote in cited:
         row = rows.get(record_id)

@@ -2,13 +2,16 @@
 
 Streamed as spec events (completeBegin, token..., usage, completeEnd, result). The model runs
 outside any write transaction; the exchange is stored in one transaction at the end, so a
-request that fails (or whose client goes away) stores nothing and can simply be retried.
+request that fails (or whose client goes away) stores nothing and can simply be retried. Its
+tokens are charged all the same: reserved from the key's budget before the model runs, charged
+as used when the stream ends, however it ends (`_metered`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -28,6 +31,7 @@ from openbotkit.retrieval.citations import SourceRecord, align
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.services import bots, conversations, datasets, usage
 from openbotkit.services.context import AccountScope, Ctx
+from openbotkit.services.metering import Meter, metered
 from openbotkit.services.search import search_records
 from openbotkit.store.tables import Message
 
@@ -163,6 +167,16 @@ def _generate(prepared: Prepared, answer: list[str], finished: list[Finished]) -
     yield {"type": "completeEnd", "data": {}}
 
 
+@contextmanager
+def _metered(scope: AccountScope, prepared: Prepared) -> Iterator[Meter]:
+    """A Meter for this completion (see metering.metered), its answer capped at what the
+    key's budget leaves."""
+    with metered(scope, prepared.provider, prepared.messages, prepared.options.max_tokens) as meter:
+        if meter.hold.output_limit is not None:
+            prepared.options = replace(prepared.options, max_tokens=meter.hold.output_limit)
+        yield meter
+
+
 def history_limit(ctx: Ctx, config: BotConfig) -> int:
     """How many earlier messages a turn reads: the model string's `interactionMaxMessages`
     (bounded by the parser) or the default. Long conversations cost the same per turn."""
@@ -215,25 +229,26 @@ def converse(
                 details=[Problem("/text", "required", "nothing to answer")],
             )
         prepared = _prepare(ctx, config, history)
-    answer: list[str] = []
-    finished: list[Finished] = []
-    yield from _generate(prepared, answer, finished)
-    end = finished[-1] if finished else Finished("stop", 0, 0)
-    reply = "".join(answer).strip()
-    meta = prepared.answer_meta(reply)
-    meta["usage"] = {"inputTokensUsed": end.input_tokens, "outputTokensUsed": end.output_tokens}
-    with scope.transaction() as ctx:
-        conversation = conversations.get(ctx, conversation_id)
-        if text is not None:
-            user = {"type": "user", "text": text, "entities": list(entities)}
-            conversations.add_message(ctx, conversation, user)
-        bot_message = conversations.add_message(
-            ctx,
-            conversation,
-            {"type": "bot", "text": reply, "meta": meta},
-        )
-        usage.record(ctx, "tokens", end.input_tokens + end.output_tokens)
-        message_id = bot_message.id
+    with _metered(scope, prepared) as meter:
+        yield from _generate(prepared, meter.answer, meter.finished)
+        end = meter.end
+        reply = "".join(meter.answer).strip()
+        meta = prepared.answer_meta(reply)
+        meta["usage"] = {
+            "inputTokensUsed": end.input_tokens,
+            "outputTokensUsed": end.output_tokens,
+        }
+        with meter.hold.charging(meter.used()) as ctx:
+            conversation = conversations.get(ctx, conversation_id)
+            if text is not None:
+                user = {"type": "user", "text": text, "entities": list(entities)}
+                conversations.add_message(ctx, conversation, user)
+            bot_message = conversations.add_message(
+                ctx,
+                conversation,
+                {"type": "bot", "text": reply, "meta": meta},
+            )
+            message_id = bot_message.id
     result: dict[str, Any] = {
         "id": message_id,
         "text": reply,
@@ -285,14 +300,12 @@ def complete_messages(
     documents = attachment_texts(scope, attachments)
     with scope.transaction(write=False) as ctx:
         prepared = _prepare(ctx, _config(ctx, bot_id, inline), history, documents)
-    answer: list[str] = []
-    finished: list[Finished] = []
-    yield from _generate(prepared, answer, finished)
-    end = finished[-1] if finished else Finished("stop", 0, 0)
-    reply = "".join(answer).strip()
-    meta = prepared.answer_meta(reply)
-    with scope.transaction() as ctx:
-        usage.record(ctx, "tokens", end.input_tokens + end.output_tokens)
+    with _metered(scope, prepared) as meter:
+        yield from _generate(prepared, meter.answer, meter.finished)
+        end = meter.end
+        reply = "".join(meter.answer).strip()
+        meta = prepared.answer_meta(reply)
+        meter.hold.settle(meter.used())
     yield {
         "type": "result",
         "data": {

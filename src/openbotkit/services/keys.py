@@ -17,6 +17,8 @@ conversation belongs to the bot it names): it must not learn what else exists, a
 page's key must not list the conversations of other visitors. Lists inside a reachable resource (a
 dataset's records, a conversation's messages) work. Changing or deleting a listed bot or
 dataset itself takes the destructive scope: a write key uses it, it does not reconfigure it.
+A limited key may make another key (`create_token`), never wider than itself
+(services/tokens.py checks every limit).
 
 A *public* key (limited, with a scope below destructive: what a web page holds) does less:
 
@@ -33,8 +35,9 @@ A conversation session token is a key limited to its one conversation: it calls 
 declared `session=True` (read the conversation and its messages, add a message, complete) on
 that conversation and nothing else.
 
-A key's token budget is checked where a model is about to run (usage.remaining_budget), its
-expiry where the secret is authenticated (secrets.check_live).
+A key's token budget is reserved where a model is about to run (usage.reserve) and charged as
+used when the completion ends; its expiry is checked where the secret is authenticated
+(secrets.check_live).
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ if TYPE_CHECKING:
 LISTED = ("bot", "dataset")
 # Kinds a limited key may create: a new one belongs to the bot (or dataset) its input names.
 OWNED = ("conversation",)
+# Kinds a limited key may create whose limits the service bounds by the key's own: a new key
+# is never wider than the one that makes it (services/tokens.py).
+BOUNDED = ("token",)
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,7 @@ def authorize(ctx: Ctx, key: Key, call: Call) -> None:
         raise ScopeMissing(
             f"{call.action} needs scope {needed.value}; this key has {key.describe()}{why}"
         )
-    if not key.limited:
+    if not key.limited or call.creates in BOUNDED:
         return
     if not call.refs or (call.creates is not None and call.creates not in OWNED):
         raise ScopeMissing(
@@ -161,6 +167,11 @@ def _authorize_session(key: Key, conversation_id: str, call: Call) -> None:
             )
     if not call.refs:
         raise ScopeMissing(f"{call.action} names no conversation; a session token reaches one")
+
+
+def reaches(ctx: Ctx, key: Key, kind: str, ref: str) -> bool:
+    """Whether a limited `key` reaches a bot, dataset, conversation or file (id or @alias)."""
+    return _reaches(ctx, key, kind, ref)
 
 
 def _reaches(ctx: Ctx, key: Key, kind: str, ref: str) -> bool:

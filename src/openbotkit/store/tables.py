@@ -269,7 +269,10 @@ class DatasetFile(Base):
 
 
 class UsageEvent(Base):
-    """An append-only ledger of what an account used; inserts never contend with each other."""
+    """A ledger of what an account used; inserts never contend with each other. A
+    completion on a key with a budget first inserts a `reserved` row, which becomes its
+    `tokens` charge when it ends (services/usage.py); `granted` rows are budget a key gave
+    to keys it made. Only tokens, conversations and messages are the account's usage."""
 
     __tablename__ = "usage_events"
     __table_args__ = (
@@ -281,7 +284,8 @@ class UsageEvent(Base):
     account_id: Mapped[str] = mapped_column(String(40), _fk("accounts.id"))
     # The secret the use came through (null from the CLI and the Python API): a key's budget.
     secret_id: Mapped[str | None] = mapped_column(String(40))
-    metric: Mapped[str] = mapped_column(String(32))  # tokens | conversations | messages
+    # tokens | conversations | messages | reserved | granted
+    metric: Mapped[str] = mapped_column(String(32))
     amount: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
 
