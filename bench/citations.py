@@ -38,15 +38,14 @@ from openbotkit.retrieval.citations import (
     Sentence,
     SourceRecord,
     align,
+    is_supported,
     sentences,
     support_matrix,
-    supported,
 )
 from openbotkit.retrieval.embedders import Vectors
 from openbotkit.retrieval.evaluation import read_corpus, read_qrels, read_queries
 from openbotkit.retrieval.onnx_embedder import OnnxEmbedder
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact-subset"
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 THRESHOLDS = tuple(round(0.30 + 0.05 * i, 2) for i in range(11))
 
@@ -113,7 +112,7 @@ def hard_negatives(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("beir_dir", nargs="?", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("beir_dir", type=Path, help="a claim collection in BEIR layout (SciFact)")
     args = parser.parse_args()
     root: Path = args.beir_dir
     corpus_text = read_corpus(root / "corpus.jsonl")
@@ -171,18 +170,20 @@ def main() -> int:
         )
         # What align() decides (the score is 0 where no sentence states the claim).
         pos_ok = [
-            supported(claims[q], best_support(claims[q], corpus[d], embedder, COSINE_WEIGHT))
+            is_supported(claims[q], best_support(claims[q], corpus[d], embedder, COSINE_WEIGHT))
             for q in claims
             for d in sorted(qrels[q])
         ]
         rand_ok = [
-            supported(
+            is_supported(
                 claims[q], best_support(claims[q], corpus[shuffled[q]], embedder, COSINE_WEIGHT)
             )
             for q in claims
         ]
         near_ok = [
-            supported(claims[q], best_support(claims[q], corpus[hard[q]], embedder, COSINE_WEIGHT))
+            is_supported(
+                claims[q], best_support(claims[q], corpus[hard[q]], embedder, COSINE_WEIGHT)
+            )
             for q in claims
         ]
         print(

@@ -2,9 +2,10 @@
 
 After a completion, every sentence of the answer is compared with every sentence of the records
 that were put in the prompt. A sentence is supported by the record sentence that scores best
-among those that *state* it (below); the record sentence is then quoted verbatim (a slice of the record's text), so anyone can check the claim
-against the record later. Sentences nothing supports are reported as `unsupported` spans, and
-`grounding` is the supported share of the answer's characters.
+among those that *state* it (below); the record sentence is then quoted verbatim (a slice of the
+record's text), so anyone can check the claim against the record later. Sentences nothing
+supports are reported as `unsupported` spans, and `grounding` is the supported share of the
+answer's characters.
 
 The score mixes meaning and wording: `COSINE_WEIGHT` x the cosine of the two sentences' embeddings
 (the installation's embedder, passed in) plus the rest x the share of the answer sentence's
@@ -180,7 +181,7 @@ def states(evidence: Sentence, claim: Sentence) -> bool:
     )
 
 
-def supported(claim: Sentence, score: float, threshold: float = SUPPORT_THRESHOLD) -> bool:
+def is_supported(claim: Sentence, score: float, threshold: float = SUPPORT_THRESHOLD) -> bool:
     """Whether a claim is supported by the evidence sentence that gave it `score` (0 when that
     sentence does not state it). A claim with content words or figures, all of them stated, is
     supported: a short right answer ("Duncorfen", "494 watt-hours") is far in meaning from its
@@ -247,7 +248,7 @@ def align(
     unsupported: list[tuple[int, int]] = []
     for i, claim in enumerate(claims):
         best = int(np.argmax(scores[i])) if evidence else -1
-        if best >= 0 and supported(claim, float(scores[i, best]), threshold):
+        if best >= 0 and is_supported(claim, float(scores[i, best]), threshold):
             record, quote = owner[best], evidence[best]
             citations.append(
                 Citation(
