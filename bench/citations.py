@@ -3,7 +3,7 @@ weight and threshold chosen from that, and what the alignment costs.
 
     .venv/bin/python bench/citations.py [BEIR_DIR]
 
-On a BEIR-layout claim collection (default: ../shared/eval/scifact-subset, SciFact: scientific
+On a BEIR-layout claim collection (SciFact: scientific
 claims and the abstracts that are their evidence), each claim is scored (retrieval/citations.py:
 the best sentence of a passage) against
   - its evidence abstracts (positives),

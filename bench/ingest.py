@@ -30,7 +30,6 @@ from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import Record
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact-subset"
 
 
 def ingest(
@@ -72,7 +71,7 @@ def ingest(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("beir_dir", nargs="?", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("beir_dir", type=Path, help="a collection in BEIR layout (SciFact)")
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--per-file", type=int, default=100)
     parser.add_argument(

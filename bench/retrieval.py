@@ -3,7 +3,7 @@
     .venv/bin/python bench/retrieval.py [BEIR_DIR] [--latency-sizes 10000,100000]
         [--database-url postgresql://USER@HOST:PORT/DB] [--million]
 
-Quality: indexes a BEIR-layout collection (default: ../shared/eval/scifact-subset) as one
+Quality: indexes a BEIR-layout collection (SciFact, in BEIR layout) as one
 dataset through the services (embedding, vectors, FTS5), runs every query in lexical, dense and
 hybrid mode, and prints nDCG@10 and recall@10 next to the reference figures, with a paired
 bootstrap 95% interval for hybrid minus each single mode; also reciprocal rank fusion (k = 60)
@@ -53,7 +53,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import realcorpus  # type: ignore[import-not-found]  # a sibling of this script
 from serving import free_port, new_secret, wait_ready  # type: ignore[import-not-found]
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact-subset"
 REFERENCE = {"lexical": (0.829, 0.927), "dense": (0.823, 0.919), "hybrid": (0.838, 0.955)}
 MODES = ("lexical", "dense", "hybrid")
 ROWS = (*MODES, "rrf")
@@ -450,7 +449,7 @@ def serve_memory(home: Path, searched: tuple[int, str], queries: list[str], embe
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("beir_dir", nargs="?", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("beir_dir", type=Path, help="a collection in BEIR layout (SciFact)")
     parser.add_argument("--latency-sizes", default="10000,100000")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument(
