@@ -3,17 +3,25 @@ on the bot so the installation's default model does not matter), scored, and cle
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from openbotkit.engine import Engine
 from openbotkit.errors import InvalidInput, NotFound, ProviderError
+from openbotkit.server.app import create_app
 from openbotkit.services.answer_scoring import verdict
 from openbotkit.services.bot_evaluation import MAX_QUESTIONS, SUPPORTED
+from openbotkit.services.secrets import create_secret
+from openbotkit.settings import Settings
 from openbotkit.store.tables import Conversation, Message
 from tests.conftest import RunAction
+from tests.server.serving import serve_in_thread
 
 FACTS = [
     "The Zephyr-9 warehouse robot has a maximum payload of 42 kilograms.",
@@ -161,4 +169,54 @@ def test_invalid_questions_name_the_field(
     with pytest.raises(InvalidInput) as caught:
         run("evaluate_bot", {"botId": bot, "questions": questions})
     assert [p.pointer for p in caught.value.details] == [pointer]
+    assert stored_rows(engine) == (0, 0)
+
+
+# -- over HTTP: streamed as it is answered, cleaned up when the reader leaves ------------------
+
+
+@pytest.fixture
+def served(engine: Engine, settings: Settings) -> Iterator[tuple[str, dict[str, str]]]:
+    token = create_secret(engine.runtime, "alice")[1]
+    with serve_in_thread(create_app(settings, engine)) as origin:
+        yield origin + "/api/v1", {"Authorization": f"Bearer {token}"}
+
+
+def test_the_stream_sends_each_answer_then_the_result(
+    served: tuple[str, dict[str, str]], bot: str
+) -> None:
+    base, headers = served
+    resp = httpx.post(
+        f"{base}/bot/{bot}/evaluate",
+        json={"questions": QUESTIONS},
+        headers={**headers, "Accept": "application/jsonl"},
+        timeout=120,
+    )
+    assert resp.status_code == 200, resp.text
+    events = [json.loads(line) for line in resp.text.splitlines()]
+    assert [e["type"] for e in events] == ["answer", "answer", "answer", "result"]
+    result = events[-1]["data"]
+    assert [e["data"]["index"] for e in events[:3]] == [0, 1, 2]
+    for event, row in zip(events[:3], result["questions"], strict=True):
+        assert {k: v for k, v in event["data"].items() if k != "index"} == row
+
+
+def test_a_reader_going_away_leaves_no_conversation(
+    served: tuple[str, dict[str, str]], bot: str, engine: Engine
+) -> None:
+    base, headers = served
+    body = {"questions": QUESTIONS, "keepConversations": True}
+    with (
+        httpx.Client(timeout=120) as client,
+        client.stream(
+            "POST",
+            f"{base}/bot/{bot}/evaluate",
+            json=body,
+            headers={**headers, "Accept": "application/jsonl"},
+        ) as resp,
+    ):
+        assert json.loads(next(resp.iter_lines()))["type"] == "answer"
+    deadline = time.monotonic() + 60
+    while stored_rows(engine) != (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert stored_rows(engine) == (0, 0)
