@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from openbotkit.access import Effect
 from openbotkit.engine import Engine
 from openbotkit.errors import InvalidInput, NotFound, ProviderError
 from openbotkit.server.app import create_app
@@ -219,4 +220,37 @@ def test_a_reader_going_away_leaves_no_conversation(
     deadline = time.monotonic() + 60
     while stored_rows(engine) != (0, 0) and time.monotonic() < deadline:
         time.sleep(0.2)
+    assert stored_rows(engine) == (0, 0)
+
+
+def test_keys_need_the_write_scope_and_destructive_when_limited_to_the_bot(
+    engine: Engine, settings: Settings, bot: str
+) -> None:
+    read = create_secret(engine.runtime, "alice", scope=Effect.READ)[1]
+    limited = create_secret(engine.runtime, "alice", scope=Effect.WRITE, bots=[bot])[1]
+    body = {"questions": QUESTIONS[:1]}
+    with serve_in_thread(create_app(settings, engine)) as origin:
+        url = f"{origin}/api/v1/bot/{bot}/evaluate"
+        for token, needed in ((read, "needs scope write"), (limited, "needs scope destructive")):
+            resp = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+            assert resp.status_code == 403 and resp.json()["code"] == "SCOPE_MISSING", resp.text
+            assert needed in resp.json()["message"]
+    assert stored_rows(engine) == (0, 0)
+
+
+def test_a_spent_budget_stops_the_evaluation_and_leaves_no_conversation(
+    engine: Engine, settings: Settings, bot: str
+) -> None:
+    # One token to spend: the first answer is one token long and spends it (the prompt counts
+    # too); the second question finds the budget spent.
+    token = create_secret(engine.runtime, "alice", budget_tokens=1)[1]
+    with serve_in_thread(create_app(settings, engine)) as origin:
+        resp = httpx.post(
+            f"{origin}/api/v1/bot/{bot}/evaluate",
+            json={"questions": QUESTIONS, "keepConversations": True},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=120,
+        )
+    assert resp.status_code == 402, resp.text
+    assert "token budget is spent" in resp.json()["message"]
     assert stored_rows(engine) == (0, 0)
