@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from openbotkit.engine import Engine
+from openbotkit.server.app import create_app
+from openbotkit.services.secrets import create_secret
+from openbotkit.settings import Settings
 from tests.cli.test_connector import obk, run_json
+from tests.conftest import make_runner
+from tests.server.serving import serve_in_thread
 
 QUESTIONS = [
     {
@@ -17,11 +25,14 @@ QUESTIONS = [
 ]
 
 
+FACT = "The Zephyr-9 warehouse robot has a maximum payload of 42 kilograms."
+MODEL = "smollm2/maxTokens=32/temperature=0"
+
+
 def make_bot() -> str:
     dataset = run_json("create_dataset", {"name": "facts"})[1]["data"]["id"]
-    text = "The Zephyr-9 warehouse robot has a maximum payload of 42 kilograms."
-    run_json("create_dataset_record", {"datasetId": dataset, "text": text})
-    bot = {"model": "smollm2/maxTokens=32/temperature=0", "datasetId": dataset}
+    run_json("create_dataset_record", {"datasetId": dataset, "text": FACT})
+    bot = {"model": MODEL, "datasetId": dataset}
     return str(run_json("create_bot", bot)[1]["data"]["id"])
 
 
@@ -70,3 +81,19 @@ def test_an_unknown_bot_is_one_line(tmp_path: Path) -> None:
     proc = obk("bots", "eval", "nope", "--questions", str(questions))
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: not_found:")
+
+
+def test_eval_on_a_server_streams_through_its_api(
+    tmp_path: Path, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = make_runner(engine, "alice")
+    dataset = run("create_dataset", {})["id"]
+    run("create_dataset_record", {"datasetId": dataset, "text": FACT})
+    bot = run("create_bot", {"model": MODEL, "datasetId": dataset})["id"]
+    monkeypatch.setenv("CHATBOTKIT_API_SECRET", create_secret(engine.runtime, "alice")[1])
+    questions = write_questions(tmp_path / "questions.jsonl")
+    with serve_in_thread(create_app(settings, engine)) as origin:
+        proc = obk("bots", "eval", bot, "--questions", str(questions), "--base-url", origin)
+    assert proc.returncode == 0, proc.stderr
+    assert "2/2 answered" in proc.stderr and "answerable" in proc.stdout
+    assert run("list_conversations")["items"] == []
