@@ -32,6 +32,7 @@ def test_only_url_uploads_and_model_runs_reach_the_open_world() -> None:
         "complete_conversation",
         "complete_messages",
         "receive_conversation",
+        "evaluate_bot",
     }
 
 

@@ -1,16 +1,18 @@
-"""Retrieval evaluation (an openbotkit extension): a dataset's search measured on labelled
-queries."""
+"""Evaluation (openbotkit extensions): a dataset's search measured on labelled queries, and a
+bot's answers measured on questions with known answers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
-from openbotkit.actions.base import Input, Output
+from openbotkit.actions.base import NOT_BLANK, Input, Output
+from openbotkit.actions.completion import result_of
 from openbotkit.actions.registry import Effect, action
-from openbotkit.services import evaluation
-from openbotkit.services.context import Ctx
+from openbotkit.services import bot_evaluation, evaluation
+from openbotkit.services.context import AccountScope, Ctx
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
 
@@ -80,3 +82,148 @@ def evaluate_dataset(ctx: Ctx, inp: EvaluateDatasetInput) -> EvaluateDatasetOutp
         ctx, inp.dataset_id, queries, k=inp.k, modes=inp.modes
     )
     return EvaluateDatasetOutput.model_validate({"id": dataset_id, "k": inp.k, "modes": figures})
+
+
+# -- a bot's answers ---------------------------------------------------------------------------
+
+ExpectedAnswer = Annotated[
+    str, Field(min_length=1, max_length=bot_evaluation.MAX_ANSWER_CHARS, pattern=NOT_BLANK)
+]
+
+
+class BotQuestion(Input):
+    id: str | None = Field(
+        None,
+        max_length=bot_evaluation.MAX_ID_CHARS,
+        description="The question's own id, echoed in the result.",
+    )
+    question: str = Field(
+        min_length=1,
+        max_length=bot_evaluation.MAX_QUESTION_CHARS,
+        pattern=NOT_BLANK,
+        description="What the user asks.",
+    )
+    unanswerable: bool = Field(
+        False,
+        description="True when the bot's data does not hold the answer: only a refusal that "
+        "states no value is right.",
+    )
+    answers: (
+        Annotated[list[ExpectedAnswer], Field(min_length=1, max_length=bot_evaluation.MAX_ANSWERS)]
+        | None
+    ) = Field(
+        None,
+        validate_default=True,
+        description="Right answers: an answer containing one of them is right (case, spacing "
+        "and thousands separators ignored). Required unless `unanswerable` is true.",
+    )
+    record_id: str | None = Field(
+        None,
+        max_length=bot_evaluation.MAX_ID_CHARS,
+        description="Accepted for the grounded-qa layout (the record holding the answer); not "
+        "used in scoring.",
+    )
+
+    @field_validator("answers")
+    @classmethod
+    def _answers_or_unanswerable(
+        cls, value: list[str] | None, info: ValidationInfo
+    ) -> list[str] | None:
+        unanswerable = info.data.get("unanswerable", False)
+        if unanswerable and value:
+            raise ValueError("give `answers` or `unanswerable: true`, not both")
+        if not unanswerable and not value:
+            raise ValueError("required unless `unanswerable` is true")
+        return value
+
+
+class EvaluateBotInput(Input):
+    bot_id: str = Field(description="Bot id, or @alias.")
+    questions: Annotated[
+        list[BotQuestion], Field(min_length=1, max_length=bot_evaluation.MAX_QUESTIONS)
+    ] = Field(
+        description=f"At most {bot_evaluation.MAX_QUESTIONS} per request; each is asked in a new "
+        "conversation with the bot."
+    )
+    keep_conversations: bool = Field(
+        False,
+        description="Keep the evaluation's conversations (named `evaluation: <id>`) to read "
+        "later; by default they are deleted once scored.",
+    )
+
+
+class AnswerCounts(Output):
+    count: int
+    right: int = Field(description="Answers containing an expected answer.")
+    refused: int = Field(description="Refusals (not counted wrong).")
+    wrong: int = Field(description="Neither right nor refused.")
+    right_rate: float | None = None
+    refused_rate: float | None = None
+    wrong_rate: float | None = None
+
+
+class RefusalCounts(Output):
+    count: int
+    refused: int = Field(description="Right: refusals that state no value.")
+    wrong: int = Field(description="Anything but a refusal.")
+    refused_rate: float | None = None
+    wrong_rate: float | None = None
+
+
+class Seconds(Output):
+    p50: float
+    p95: float
+    total: float
+
+
+class AnsweredQuestion(Output):
+    id: str | None = None
+    question: str
+    answerable: bool
+    verdict: Literal["right", "refused", "wrong"]
+    text: str = Field(description="The bot's answer, as stored in its conversation.")
+    grounding: float | None = Field(None, description="The answer's `meta.grounding`.")
+    supported: bool = Field(
+        description=f"grounding >= {bot_evaluation.SUPPORTED}: shown as fully supported."
+    )
+    seconds: float = Field(description="The completion's time, retrieval to stored answer.")
+    conversation_id: str | None = Field(None, description="With keepConversations.")
+    message_id: str | None = Field(None, description="The bot message, with keepConversations.")
+
+
+class EvaluateBotOutput(Output):
+    id: str = Field(description="The bot's id.")
+    answerable: AnswerCounts
+    unanswerable: RefusalCounts
+    wrong_supported: int = Field(
+        description="Wrong answers (of either kind) whose grounding marks them fully supported."
+    )
+    seconds: Seconds = Field(description="Seconds per answer.")
+    kept_conversations: bool
+    questions: list[AnsweredQuestion]
+
+
+def stream_evaluate_bot(scope: AccountScope, inp: EvaluateBotInput) -> Iterator[dict[str, Any]]:
+    questions = [
+        bot_evaluation.Question(q.question, None if q.unanswerable else q.answers, q.id)
+        for q in inp.questions
+    ]
+    return bot_evaluation.evaluate(
+        scope, inp.bot_id, questions, keep_conversations=inp.keep_conversations
+    )
+
+
+# A stream: one `answer` event per question as it is scored, then `result` (the output); the
+# plain form runs the same stream. Long work, in the server's lane apart from admitted requests.
+@action(
+    "evaluate_bot",
+    Effect.WRITE,
+    "POST /bot/{botId}/evaluate",
+    open_world=True,  # the bot's model may be a remote one
+    own_transactions=True,
+    long=True,
+    stream=stream_evaluate_bot,
+)
+def evaluate_bot(scope: AccountScope, inp: EvaluateBotInput) -> EvaluateBotOutput:
+    """Measure a bot's answers on questions with known answers: right, refused, wrong, supported."""
+    return result_of(stream_evaluate_bot(scope, inp), EvaluateBotOutput)

@@ -47,6 +47,7 @@ MODULES: dict[str, str] = {
     "update_dataset_record": "openbotkit.actions.datasets",
     "delete_dataset_record": "openbotkit.actions.datasets",
     "evaluate_dataset": "openbotkit.actions.evaluation",
+    "evaluate_bot": "openbotkit.actions.evaluation",
     "fetch_job": "openbotkit.actions.jobs",
     "list_jobs": "openbotkit.actions.jobs",
     "search_dataset": "openbotkit.actions.search",

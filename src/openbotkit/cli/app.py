@@ -21,6 +21,7 @@ from openbotkit.errors import ObkError
 
 # Command name -> "module:attribute" of its click command.
 COMMANDS = {
+    "bots": "openbotkit.cli.bots:bots",
     "connector": "openbotkit.cli.connector:connector",
     "datasets": "openbotkit.cli.datasets:datasets",
     "db": "openbotkit.cli.db:db",

@@ -62,6 +62,25 @@ test('evaluate_dataset measures the search on labelled queries', async () => {
   assert.ok(Math.abs(out.modes.lexical.ndcg - (1 + 1 / Math.log2(3)) / 2) < 1e-6)
 })
 
+test('evaluate_bot asks each question through the bot and scores the answers', async () => {
+  const { id: datasetId } = await a.dataset.create({ name: 'qa' })
+  await a.dataset.record.create(datasetId, {
+    text: 'The Zephyr-9 warehouse robot has a maximum payload of 42 kilograms.',
+  })
+  const { id: botId } = await a.bot.create({ model: 'smollm2/maxTokens=32/temperature=0', datasetId })
+  const questions = [
+    { id: 'q1', question: QUESTION, answers: ['42'] },
+    { id: 'q2', question: 'What colour is the Zephyr-9 robot?', unanswerable: true },
+  ]
+  const out = await a.clientFetch(`/api/v1/bot/${botId}/evaluate`, { record: { questions } })
+  assert.equal(out.id, botId)
+  assert.deepEqual(out.questions.map((q) => [q.id, q.answerable]), [['q1', true], ['q2', false]])
+  assert.deepEqual([out.answerable.count, out.unanswerable.count], [1, 1])
+  for (const q of out.questions) assert.ok(['right', 'refused', 'wrong'].includes(q.verdict))
+  const { items } = await a.conversation.list({})
+  assert.ok(!items.some((c) => c.botId === botId)) // the evaluation's conversations are gone
+})
+
 test('complete streams tokens, usage and one result', async () => {
   const { id } = await groundedConversation()
   const types = []
