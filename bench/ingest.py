@@ -31,7 +31,6 @@ from openbotkit.settings import Settings
 from openbotkit.store.tables import Record
 
 
-
 def ingest(
     engine: Engine, docs: list[dict[str, str]], per_file: int, tmp: Path, workers: int
 ) -> tuple[float, list[str], list[list[dict[str, str]]]]:

@@ -22,8 +22,9 @@ to err on, since `grounding` tells a reader how far to trust an answer. The scor
 picks the quote among the sentences that state a claim, and decides for a claim with no content
 word or figure ("Yes, it is."), which must reach `SUPPORT_THRESHOLD`.
 
-An answer that refuses ("I don't know") makes no claim: it is neither supported nor unsupported,
-and its grounding is None.
+A sentence that refuses ("I don't know", "The records do not say ...": models/refusal.py) makes
+no claim: it is neither supported nor unsupported, and an answer of nothing else has grounding
+None. In "I don't know its colour, but it weighs 40 kg." the claim is still checked.
 
 It is computed from text alone, so it works the same for every language model.
 """
@@ -35,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from openbotkit.models.refusal import says_it_cannot_answer
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.retrieval.lexical import query_terms
 
@@ -68,12 +70,6 @@ _NEGATION = re.compile(
 # Endings that inflect one word ("assembles", "assembled", "assembling" -> "assembl"); longest
 # first. Anything finer than inflection is for the embedding to see.
 _SUFFIXES = ("ing", "ed", "es", "s")
-# What a refusal says (the prompt asks for "I don't know."; models vary the words).
-_REFUSAL = re.compile(
-    r"^\W*(?:i\s+(?:do\s+not|don[’']t)\s+know|i\s+(?:could\s+not|couldn[’']t|cannot|can[’']t)"
-    r"\s+find|(?:the|this)\s+information\s+is\s+not|there\s+is\s+no\s+information)",
-    re.I,
-)
 
 
 @dataclass(frozen=True)
@@ -143,11 +139,6 @@ def _stem(word: str) -> str:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
     return word
-
-
-def is_refusal(answer: str) -> bool:
-    """Whether an answer says it cannot answer ("I don't know", "I couldn't find ...")."""
-    return bool(_REFUSAL.match(answer))
 
 
 def _numbers(text: str) -> frozenset[str]:
@@ -228,9 +219,12 @@ def align(
     """Cite, for each sentence of `answer`, the record sentence that supports it best."""
     import numpy as np
 
-    if is_refusal(answer):
+    every = sentences(answer)
+    # A sentence that says the answer is not there claims nothing: it is neither cited nor
+    # unsupported, and an answer of nothing else has no grounding at all.
+    claims = [s for s in every if not says_it_cannot_answer(s.text)]
+    if every and not claims:
         return Alignment([], [], None)
-    claims = sentences(answer)
     evidence: list[Sentence] = []
     owner: list[SourceRecord] = []
     seen: set[tuple[str, str]] = set()

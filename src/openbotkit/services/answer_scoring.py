@@ -8,7 +8,7 @@ predict every verdict:
   are the same number). An expected answer that begins or ends with a digit must not be part
   of a longer number: `494` is not found in `1494`, `4945` or `494.5`.
 - **Refused**: the answer says, in words a person understands, that the information is not
-  there (one of REFUSALS: "I don't know", "I couldn't find that", "it is not in the
+  there (models/refusal.py: "I don't know", "I couldn't find that", "it is not in the
   information I have", "there is no information about ..."), and it states no value: no
   number appears in it that the question does not hold. "I don't know, but it is about 40 kg"
   is not a refusal; "I couldn't find the Dorfen-6's colour" is (6 is in the question).
@@ -27,6 +27,8 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
+from openbotkit.models.refusal import says_it_cannot_answer
+
 Verdict = Literal["right", "refused", "wrong"]
 
 # A thousands separator: a comma, a space (plain, no-break, thin or narrow no-break) or an
@@ -35,25 +37,6 @@ _SEPARATOR = re.compile(r"(?<=\d)[,' \u00a0\u2009\u202f](?=\d{3}(?!\d))")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _SPACE = re.compile(r"\s+")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
-
-_NOT = r"(?:could not|couldn't|couldnt|can ?not|can't|cant|did not|didn't|didnt|am unable to|was unable to|unable to)"  # noqa: E501
-_SOURCES = r"(?:information|info|facts?|records?|data|context|sources?|texts?|documents?|dataset)"
-# Each says that the answer is not in what the bot was given; matched on the normalised answer
-# (lower case, straight apostrophes, single spaces), at word boundaries.
-REFUSALS: tuple[str, ...] = (
-    r"i (?:do not|don't|dont) know",
-    rf"{_NOT} (?:find|locate|see|answer|determine|tell|say|provide|give)",
-    r"i (?:do not|don't|dont|did not|didn't) (?:have|find|see)"
-    rf" (?:that|this|the|any|enough|such)?\s?(?:{_SOURCES}|details?|answer)",
-    rf"not (?:in|part of|included in|found in) (?:the|my|this|these|those|your|any) (?:\w+ )?{_SOURCES}",  # noqa: E501
-    rf"(?:the|my|these|those) (?:\w+ )?{_SOURCES} (?:do not|does not|don't|doesn't|did not|didn't)"
-    r" (?:say|mention|state|include|contain|specify|provide|give|list|cover|tell)",
-    rf"no (?:\w+ )?(?:{_SOURCES}|details?|mention)\b (?:about|on|of|regarding|for|is|was|available|given|provided)",  # noqa: E501
-    r"(?:is|are|was|were) not (?:mentioned|stated|specified|provided|given|listed|available|known|included)",  # noqa: E501
-    r"there is no (?:\w+ )?(?:information|mention|record|data)",
-    r"(?:is|are|was|were) unknown",
-)
-_REFUSAL = re.compile("|".join(rf"\b{r}\b" for r in REFUSALS))
 
 
 def normalise(text: str) -> str:
@@ -80,8 +63,7 @@ def states_a_number(answer: str, question: str) -> bool:
 
 def is_refusal(answer: str, question: str) -> bool:
     """Whether the answer says the information is not there, and states no value."""
-    text = normalise(answer)
-    return _REFUSAL.search(text) is not None and not states_a_number(answer, question)
+    return says_it_cannot_answer(answer) and not states_a_number(answer, question)
 
 
 def verdict(answer: str, question: str, expected: Sequence[str] | None) -> Verdict:
