@@ -109,6 +109,10 @@ def print_summary(result: dict[str, Any]) -> None:
     console.print(
         f"wrong answers marked supported (grounding >= {SUPPORTED}): {result['wrongSupported']}"
     )
+    right = [q for q in result["questions"] if q["verdict"] == "right" and q["answerable"]]
+    if right:
+        shown = sum(q["supported"] for q in right)
+        console.print(f"right answers marked supported: {shown}/{len(right)}")
     seconds = result["seconds"]
     console.print(
         f"seconds per answer: p50 {seconds['p50']:.2f}, p95 {seconds['p95']:.2f}"
