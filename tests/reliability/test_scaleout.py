@@ -114,7 +114,8 @@ def db_url(postgres_server: PostgresServer) -> str:
     return new_postgres_database(postgres_server, f"obk_scale_{uuid.uuid4().hex[:8]}").url
 
 
-# Four processes and forty files: up to 90 s for each API to start and 90 s for the jobs.
+# 66 s on a busy 2-core machine, but its own waits (90 s for each API to start, 90 s for the
+# jobs) add up to more than the suite's limit: they report first.
 @pytest.mark.timeout(600)
 def test_two_apis_two_workers_one_killed_mid_sync(
     tmp_path: Path, db_url: str, s3_endpoint: str, cache_dir: Path, local_embedder: Embedder
