@@ -43,7 +43,9 @@ node:
 		npm ci --prefix tests/contract/node --no-audit --no-fund --loglevel=error; fi
 
 # Two processes: the PostgreSQL copies of the parametrized tests run beside everything else
-# (each process starts what it needs; the PostgreSQL one prints its report last).
+# (each process starts what it needs; the PostgreSQL one prints its report last). Each runs its
+# tests in a worker of its own with a time limit per test (pyproject.toml's pytest options): a
+# crash or a hang fails the test it was in, by name, and the rest still run.
 pytest: setup node
 	@rm -f .pytest-postgresql.log
 	@HF_HUB_OFFLINE=1 $(BIN)/pytest -m postgresql -p no:cacheprovider \

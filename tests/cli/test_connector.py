@@ -216,7 +216,7 @@ def test_secret_create_list_revoke() -> None:
 
 
 def test_stream_prints_tokens_as_they_come() -> None:
-    conv = run_json("create_conversation", {"model": "smollm2/maxTokens=8/temperature=0"})[1]
+    conv = run_json("create_conversation", {"model": "smollm2/maxTokens=32/temperature=0"})[1]
     args = [
         "connector",
         "run",
@@ -225,12 +225,21 @@ def test_stream_prints_tokens_as_they_come() -> None:
         "complete_conversation",
         "--stream",
         "--data",
-        json.dumps({"conversationId": conv["data"]["id"], "text": "Say hello."}),
+        json.dumps({"conversationId": conv["data"]["id"], "text": "Count from one to fifty."}),
     ]
-    proc = obk(*args)
-    assert proc.returncode == 0 and proc.stdout.strip()
+    with subprocess.Popen(
+        [OBK, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ
+    ) as proc:
+        assert proc.stdout is not None
+        first = os.read(proc.stdout.fileno(), 4096)  # what has been printed so far, unbuffered
+        # The first tokens are out while the answer is still being generated.
+        assert first, "nothing was printed"
+        assert proc.poll() is None, "the first token was printed only as the process exited"
+        rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode(errors="replace")
+    printed = (first + rest).decode().strip()
     messages = run_json("list_conversation_messages", {"conversationId": conv["data"]["id"]})[1]
-    assert messages["data"]["items"][1]["text"] == proc.stdout.strip()
+    assert messages["data"]["items"][1]["text"] == printed
     events = obk(*args, "--json").stdout.strip().splitlines()
     kinds = [json.loads(line).get("type") for line in events[:-1]]
     assert kinds[0] == "completeBegin" and kinds[-1] == "result"

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
 from openbotkit.settings import ENV_VARS
 from tests.conftest import BACKENDS, new_bucket, new_postgres_database
 from tests.pg import PostgresServer
+from tests.reliability.serving import READY_PATH, create_secret, running, serve_args
 from tests.server.serving import free_port
 
 BIN = Path(sys.executable).parent
@@ -66,17 +63,6 @@ def _env(home: Path, database_url: str | None) -> dict[str, str]:
     return env
 
 
-def _secret(env: dict[str, str], account: str) -> str:
-    out = subprocess.run(
-        [OBK, "secret", "create", "--account", account, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return str(json.loads(out.stdout)["token"])
-
-
 @pytest.fixture(scope="session", params=BACKENDS)
 def live_server(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
@@ -104,31 +90,10 @@ def _serve(
     home: Path, database_url: str | None, settings_env: dict[str, str]
 ) -> Iterator[LiveServer]:
     env = {**_env(home, database_url), **settings_env}
-    token_a, token_b = _secret(env, "account-a"), _secret(env, "account-b")
+    token_a, token_b = create_secret(env, "account-a"), create_secret(env, "account-b")
     port = free_port()
-    log = (home / "serve.log").open("w")
-    proc = subprocess.Popen(
-        # Access lines (log level info) let test_coverage.py see which routes clients reached.
-        [OBK, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/api/v1/openapi.json", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"obk serve did not start: {(home / 'serve.log').read_text()}")
-        time.sleep(0.1)
-    try:
+    # Access lines (log level info) let test_coverage.py see which routes clients reached.
+    args = serve_args(port, "--host", "127.0.0.1", "--log-level", "info")
+    with running(args, env, home / "serve.log", url + READY_PATH):
         yield LiveServer(url, token_a, token_b, home, settings_env, database_url)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()

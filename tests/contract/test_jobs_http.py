@@ -79,6 +79,7 @@ def test_job_view_and_dry_run_through_the_python_sdk(live_server: LiveServer) ->
     with_sdk(live_server, other, token=live_server.token_b)
 
 
+@pytest.mark.timeout(400)  # `obk files sync --wait` gets 300 s of its own below
 def test_job_view_through_the_connector_and_files_sync_wait(live_server: LiveServer) -> None:
     token = live_server.token_a
     file_id = connector(live_server, "create_file", {"name": "c.txt"}, token)[1]["data"]["id"]

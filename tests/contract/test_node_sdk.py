@@ -14,6 +14,7 @@ NODE_DIR = Path(__file__).parent / "node"
 
 
 @pytest.mark.contract
+@pytest.mark.timeout(700)  # a suite gets 600 s of its own below
 @pytest.mark.parametrize("suite", sorted(p.name for p in NODE_DIR.glob("*.test.mjs")))
 def test_node_sdk_suite(live_server: LiveServer, suite: str) -> None:
     node = shutil.which("node")
@@ -39,6 +40,7 @@ def test_node_sdk_suite(live_server: LiveServer, suite: str) -> None:
 
 
 @pytest.mark.contract
+@pytest.mark.timeout(700)
 def test_node_sdk_files_on_s3(live_server_s3: LiveServer) -> None:
     """The SDK's upload PUTs to the bucket's presigned URL; download, sync and search follow."""
     test_node_sdk_suite(live_server_s3, "files.test.mjs")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
+import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from openbotkit.engine import Engine
@@ -19,49 +17,34 @@ from openbotkit.models.openai_compat import OpenAICompatProvider
 from openbotkit.models.providers import ChatMessage, Finished, GenerationOptions, Token
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.settings import Settings
+from tests.reliability.serving import running
 from tests.server.serving import free_port
 
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[str]:
     port = free_port()
-    log = (tmp_path_factory.mktemp("llama") / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(ModelCache(cache_dir / "models").path(SMOLLM2)),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-            "--n_threads",
-            "2",
-            "--model_alias",
-            "smollm2-remote",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    args = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(ModelCache(cache_dir / "models").path(SMOLLM2)),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "2",
+        "--model_alias",
+        "smollm2-remote",
+    ]
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("llama_cpp.server did not start")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    with running(args, dict(os.environ), log, base + "/models", timeout_s=120):
+        yield base
 
 
 def test_streams_tokens_and_reports_usage(llama_server: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.reliability.serving import obk_serve, start, stop, wait_ready
+from tests.reliability.serving import READY_PATH, obk_serve, running, serve_args, serve_log
 from tests.server.serving import free_port
 
 
@@ -76,26 +76,22 @@ def test_sigkill_while_writing_loses_no_acknowledged_write(
         finally:
             db.close()
     port = free_port()
-    process = start(env, port)
-    try:
-        origin = f"http://127.0.0.1:{port}"
-        wait_ready(origin, process)
-        with httpx.Client(headers=headers, timeout=30) as client:
-            missing = [
-                p for p in acknowledged if client.get(origin + "/api/v1" + p).status_code != 200
-            ]
-            assert missing == []
-            # Acknowledged records are searchable too (index entries committed with them).
-            if any("/record/" in p for p in acknowledged):
-                record = client.get(origin + "/api/v1" + acknowledged_record(acknowledged)).json()
-                found = client.post(
-                    origin + f"/api/v1/dataset/{dataset}/search",
-                    json={"search": record["text"], "mode": "lexical"},
-                )
-                assert found.status_code == 200, found.text
-                assert record["id"] in [r["id"] for r in found.json()["records"]], found.text
-    finally:
-        stop(process)
+    origin = f"http://127.0.0.1:{port}"
+    with (
+        running(serve_args(port), env, serve_log(env, port), origin + READY_PATH),
+        httpx.Client(headers=headers, timeout=30) as client,
+    ):
+        missing = [p for p in acknowledged if client.get(origin + "/api/v1" + p).status_code != 200]
+        assert missing == []
+        # Acknowledged records are searchable too (index entries committed with them).
+        if any("/record/" in p for p in acknowledged):
+            record = client.get(origin + "/api/v1" + acknowledged_record(acknowledged)).json()
+            found = client.post(
+                origin + f"/api/v1/dataset/{dataset}/search",
+                json={"search": record["text"], "mode": "lexical"},
+            )
+            assert found.status_code == 200, found.text
+            assert record["id"] in [r["id"] for r in found.json()["records"]], found.text
 
 
 def acknowledged_record(acknowledged: list[str]) -> str:

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(700)  # the load run below has 600 s of its own
 def test_a_short_load_run_has_no_server_errors(database_url: str | None) -> None:
     command = [sys.executable, "bench/load.py", "--clients", "10", "--seconds", "4", "--json"]
     command += ["--reference-clients", "2", "--reference-seconds", "2", "--ramp-up", "1"]

@@ -7,7 +7,6 @@ import logging
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from openbotkit.settings import Settings
 from tests.conftest import libpq_url, new_postgres_database
 from tests.contract.conftest import OBK
 from tests.pg import PostgresServer
+from tests.reliability.serving import running
 from tests.server.serving import free_port
 
 
@@ -139,29 +139,14 @@ def test_obk_serve_logs_json_access_lines_on_stderr(tmp_path: Path) -> None:
     )
     secret = json.loads(made.stdout)
     port = free_port()
-    proc = subprocess.Popen(
-        [OBK, "serve", "--port", str(port), "--no-worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "obk serve did not start"
-            time.sleep(0.1)
+    log = tmp_path / "serve.log"
+    # The default log level (info): access lines are what this test reads, on stderr only.
+    args = [OBK, "serve", "--port", str(port), "--no-worker"]
+    with running(args, env, log, url + "/healthz", stdout=subprocess.DEVNULL):
         auth = {"Authorization": f"Bearer {secret['token']}"}
         assert httpx.get(url + "/api/v1/bot/list?take=1", headers=auth).status_code == 200
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
+    err = log.read_text()
     lines = [json.loads(line) for line in err.splitlines() if line.strip()]
     access = [x for x in lines if x["logger"] == "openbotkit.access"]
     listed = next(x for x in access if x["path"] == "/api/v1/bot/list")

@@ -24,7 +24,7 @@ from openbotkit.server.app import create_app
 from openbotkit.services import consoles
 from openbotkit.services.secrets import create_secret, list_secrets
 from openbotkit.settings import Settings
-from tests.cli.test_connector import OBK
+from tests.reliability.serving import running, serve_args
 from tests.server.serving import free_port
 
 CONSOLE = Path(__file__).resolve().parents[2] / "src" / "openbotkit" / "console"
@@ -214,27 +214,16 @@ def test_usage_series_has_a_point_per_day_and_todays_counts(client: Client) -> N
 def test_serve_open_prints_a_link_that_signs_in_the_local_account(tmp_path: Path) -> None:
     env = {**os.environ, "OBK_HOME": str(tmp_path / "home")}
     port = free_port()
-    proc = subprocess.Popen(
-        [OBK, "serve", "--port", str(port), "--no-worker", "--open", "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
+    args = serve_args(port, "--no-worker", "--open")
+    ready = f"http://127.0.0.1:{port}/"
+    with running(args, env, tmp_path / "serve.log", ready, stdout=subprocess.PIPE) as proc:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
+        line = proc.stdout.readline().decode()
         link = re.search(r"(http://127\.0\.0\.1:\d+/)#signin=([0-9a-z]+)\.(obk_\S+)", line)
         assert link, line
         origin, token = link[1], link[3]
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                page = httpx.get(origin)
-                break
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.2)
+        assert origin == ready
+        page = httpx.get(origin)
         assert page.status_code == 200 and "openbotkit" in page.text
         # The link is no API key: the console trades it, once, for a session of the local account.
         auth = {"Authorization": f"Bearer {token}"}
@@ -244,11 +233,6 @@ def test_serve_open_prints_a_link_that_signs_in_the_local_account(tmp_path: Path
         own = {"Authorization": f"Bearer {session.json()['token']}"}
         team = httpx.get(origin + "api/v1/team/list", headers=own)
         assert team.json()["items"][0]["name"] == "local"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 class Console:

@@ -45,10 +45,16 @@ class Gate:
     release: threading.Event = field(default_factory=threading.Event)
     running: dict[str, set[str]] = field(default_factory=lambda: {"read": set(), "write": set()})
     most: dict[str, int] = field(default_factory=lambda: {"read": 0, "write": 0})
+    started: list[str] = field(default_factory=list)  # labels, in the order their work began
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def begin(self, label: str) -> None:
+        with self.lock:
+            self.started.append(label)
 
     def hold(self, kind: str, label: str) -> HoldOutput:
         with self.lock:
+            self.started.append(label)
             self.running[kind].add(label)
             self.most[kind] = max(self.most[kind], len(self.running[kind]))
         try:
@@ -96,6 +102,7 @@ def held_registry(gate: Gate) -> Registry:
     @action("ping", Effect.READ, "POST /ping", registry=registry)
     def ping(_ctx: Any, inp: HoldInput) -> HoldOutput:
         """A plain read, served on the event loop."""
+        gate.begin(inp.label)
         return HoldOutput(label=inp.label)
 
     return registry
@@ -140,21 +147,32 @@ def test_admission_is_bounded_and_in_arrival_order(served: Served) -> None:
     with ThreadPoolExecutor(8) as pool, released_at_the_end(gate):
         first = pool.submit(served.post, "/hold/write", "w1")
         gate.wait_running("write", "w1")
-        # One request is admitted (w1): the next ones wait, a read in its own lane and a plain
-        # read on the event loop alike ...
-        read = pool.submit(served.post, "/hold/read", "r1")
-        time.sleep(0.2)
-        plain = pool.submit(served.post, "/ping", "p1")
-        time.sleep(0.3)
+        # One request is admitted (w1): the next ones wait, reads in their own lane, writes in
+        # theirs and plain reads on the event loop alike, each arriving a little after the last
+        # (read, plain, write, read, plain: an order that neither lane nor kind would give) ...
+        waiting: list[Future[httpx.Response]] = []
+        for path, label in [
+            ("/hold/read", "r1"),
+            ("/ping", "p1"),
+            ("/hold/write", "w2"),
+            ("/hold/read", "r2"),
+            ("/ping", "p2"),
+        ]:
+            waiting.append(pool.submit(served.post, path, label))
+            time.sleep(0.2)
+        time.sleep(0.1)
         assert gate.running == {"read": set(), "write": {"w1"}}
-        assert not read.done() and not plain.done()
+        assert gate.started == ["w1"]
+        assert not any(f.done() for f in waiting)
         # ... while a streamed generation is not admitted work: it is answered meanwhile.
         streamed = served.post("/generate", "g1", accept="application/jsonl")
         assert streamed.status_code == 200 and '"result"' in streamed.text
-        assert not read.done() and not plain.done()
+        assert not any(f.done() for f in waiting)
         gate.release.set()
-        answers: list[Future[httpx.Response]] = [first, read, plain]
-        assert [f.result(timeout=20).json()["label"] for f in answers] == ["w1", "r1", "p1"]
+        answers = [f.result(timeout=20).json()["label"] for f in [first, *waiting]]
+        assert answers == ["w1", "r1", "p1", "w2", "r2", "p2"]
+    # One at a time, first come first served: each began in the order it arrived.
+    assert gate.started == ["w1", "r1", "p1", "w2", "r2", "p2"]
     assert gate.most == {"read": 1, "write": 1}
 
 

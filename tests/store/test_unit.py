@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import bindparam, select
 
@@ -77,24 +78,45 @@ def test_concurrent_writers_of_one_process_all_commit(tmp_path: Path) -> None:
     engine = Engine(Settings(home=tmp_path))
     errors: list[BaseException] = []
 
-    def write() -> None:
+    def write(thread: int) -> None:
         try:
             for i in range(15):
-                engine.execute("create_bot", {"name": f"bot {i}"})
+                engine.execute("create_bot", {"name": f"bot {thread}-{i}"})
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=write) for _ in range(8)]
+    threads = [threading.Thread(target=write, args=(t,)) for t in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     try:
         assert errors == []
-        assert len(engine.execute("list_bots", {"take": 100})["items"]) == 100
-        assert len(engine.execute("list_bots", {"take": 100, "order": "asc"})["items"]) == 100
+        written = {f"bot {t}-{i}" for t in range(8) for i in range(15)}
+        newest_first = all_bots(engine, "desc")
+        oldest_first = all_bots(engine, "asc")
+        # Every one of the 120 writes, once, read back in pages (a page holds at most 100), in
+        # either order.
+        for listed in (newest_first, oldest_first):
+            assert len(listed) == 120 and {b["name"] for b in listed} == written
+            assert len({b["id"] for b in listed}) == 120
+        times = [b["createdAt"] for b in oldest_first]
+        assert times == sorted(times)
+        assert [b["createdAt"] for b in newest_first] == sorted(times, reverse=True)
     finally:
         engine.close()
+
+
+def all_bots(engine: Engine, order: str) -> list[dict[str, Any]]:
+    """Every bot, page after page."""
+    items: list[dict[str, Any]] = []
+    cursor = ""
+    while True:
+        page = engine.execute("list_bots", {"take": 100, "order": order, "cursor": cursor})
+        items += page["items"]
+        if not page["items"] or not page.get("cursor"):
+            return items
+        cursor = page["cursor"]
 
 
 def test_dispose_closes_the_reader_connections(tmp_path: Path) -> None:
