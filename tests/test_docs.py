@@ -24,4 +24,5 @@ def test_action_reference_is_up_to_date() -> None:
 
 @pytest.mark.parametrize("variable", [*ENV_VARS, "OBK_HOME", "OBK_ALLOW_PRIVATE_URLS"])
 def test_every_setting_is_documented_in_the_readme(variable: str) -> None:
-    assert f"`{variable}`" in (ROOT / "README.md").read_text()
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert f"`{variable}`" in "".join(page.read_text() for page in pages)
