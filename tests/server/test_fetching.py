@@ -102,32 +102,40 @@ def test_the_fetch_deadline_ends_a_dripping_upload(
         assert not drip.release.is_set()  # ended by the deadline, not by the remote
 
 
+@pytest.mark.parametrize("accept", ["application/jsonl", "application/json"])
 def test_attachments_are_fetched_outside_the_long_lane(
-    served: tuple[Engine, httpx.Client], drip: Drip
+    served: tuple[Engine, httpx.Client], drip: Drip, accept: str
 ) -> None:
     """A completion's attachment is fetched on the fetch lane's threads: the long lane (where
-    generations run) has not started a thread while the attachment drips."""
+    generations run) has not started a thread while the attachment drips; the answer, streamed
+    or whole, is generated there afterwards."""
     _engine, client = served
     body = {
         "messages": [{"type": "user", "text": "What does the note say?"}],
         "attachments": [{"url": drip.url("/note.txt")}],
         "model": "smollm2/maxTokens=4",
     }
+    before = set(threading.enumerate())  # threads of apps of earlier tests may linger
+
+    def started(prefix: str) -> list[str]:
+        return [
+            t.name for t in threading.enumerate() if t.name.startswith(prefix) and t not in before
+        ]
+
     with ThreadPoolExecutor(1) as pool:
         answer = pool.submit(
-            client.post,
-            "/conversation/complete",
-            json=body,
-            headers={"Accept": "application/jsonl"},
+            client.post, "/conversation/complete", json=body, headers={"Accept": accept}
         )
         drip.wait_for(1)
-        names = [t.name for t in threading.enumerate()]
-        assert any(n.startswith("obk-fetch") for n in names), names
-        assert not any(n.startswith("obk-long") for n in names), names
+        assert started("obk-fetch") and not started("obk-long")
         drip.release.set()
         resp = answer.result(timeout=300)
     assert resp.status_code == 200, resp.text
-    assert '"type":"result"' in resp.text.replace(" ", "")
+    if accept == "application/json":
+        assert resp.json()["end"]["reason"] in ("stop", "length")
+    else:
+        assert '"type":"result"' in resp.text.replace(" ", "")
+    assert started("obk-long")
 
 
 def test_a_spent_key_has_no_attachment_fetched(

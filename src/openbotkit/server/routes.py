@@ -114,9 +114,7 @@ class ActionEndpoint:
     ) -> Response:
         inp = self.act.parse_input(data)
         if self.fetches is not None and self.fetches(inp):
-            account = account_id if isinstance(account_id, str) else account_id.account_id
-            async with self.lanes.fetch_slots.slot(account):
-                return await self.fetching(request, accept, inp, account_id)
+            return await self.fetching(request, accept, inp, account_id)
         if self.long:
             return await self.answer(request, accept, inp, account_id)
         async with self.lanes.admit:  # in arrival order (server/lanes.py)
@@ -149,23 +147,44 @@ class ActionEndpoint:
     async def fetching(
         self, request: Request, accept: str, inp: BaseModel, account_id: str | Key
     ) -> Response:
-        """A call that fetches a URL, on the fetch lane. A stream's first step (where its
-        attachments are fetched, before any generation) runs there, the rest in the long lane
-        as for any stream; anything else runs there whole."""
-        if accept == JSONL and "stream" in self.act.extensions:
-            return await self.stream_events(inp, account_id, first_lane=self.lanes.fetch)
+        """A call that fetches a URL, on the fetch lane, holding one of its account's fetch
+        places. A stream's first step (where a completion fetches its attachments, before any
+        generation) runs there and the rest in the long lane, streamed or answered whole;
+        anything else runs there whole."""
+        account = account_id if isinstance(account_id, str) else account_id.account_id
+        slot = self.lanes.fetch_slots.slot(account)
+        if "stream" not in self.act.extensions:
+            async with slot:
+                try:
+                    out = await self.lanes.run(
+                        self.lanes.fetch, self.engine.run, self.act, inp, account_id=account_id
+                    )
+                except ObkError as err:
+                    rendered = (
+                        self.adapter.render_error(request, err)
+                        if self.adapter.render_error
+                        else None
+                    )
+                    if rendered is None:
+                        raise
+                    return rendered
+            return self.respond(request, out)
+        if accept == JSONL:
+            async with slot:
+                return await self.stream_events(inp, account_id, first_lane=self.lanes.fetch)
+        events = self.engine.stream(self.act, inp, account_id=account_id)
+        async with slot:
+            last = await self.lanes.run(self.lanes.fetch, next, events, None)
         try:
-            out = await self.lanes.run(
-                self.lanes.fetch, self.engine.run, self.act, inp, account_id=account_id
-            )
-        except ObkError as err:
-            rendered = (
-                self.adapter.render_error(request, err) if self.adapter.render_error else None
-            )
-            if rendered is None:
-                raise
-            return rendered
-        return self.respond(request, out)
+            async for event in self.lanes.long.iterate(events):
+                last = event
+        finally:
+            if isinstance(events, Generator):
+                with anyio.CancelScope(shield=True):
+                    await self.lanes.run(self.lanes.long, events.close)
+        if last is None or last["type"] != "result":
+            raise InternalError(f"{self.act.name} ended without a result")
+        return self.respond(request, self.act.output.model_validate(last["data"]))
 
     def respond(self, request: Request, out: BaseModel) -> Response:
         if self.adapter.render:
