@@ -13,6 +13,7 @@ import pytest
 
 from openbotkit.errors import InvalidInput
 from openbotkit.ingestion.parsers import ParseLimits, parse
+from tests.ingestion.samples import pdf_bytes
 
 # What a refused bomb may add to the process's peak memory (the default bounds allow 32 M
 # characters of text: a few times that in bytes while lines are joined).
@@ -146,3 +147,15 @@ def test_truncating_bounds_keep_the_start() -> None:
     assert section.text.startswith("word word") and len(section.text) <= 100
     sections = parse(b"# A\none\n# B\n" + b"two\n" * 100, "text/markdown", "m.md", limits)
     assert sections[0].text == "A\none" and sections[1].text.startswith("B\ntwo")
+
+
+def test_a_truncated_pdf_keeps_the_start_of_a_long_first_page() -> None:
+    """An attachment reads a PDF only as far as it is used: a first page longer than that is
+    kept in part, not lost."""
+    long_page = "Robots lift boxes. " * 40
+    limits = ParseLimits(max_chars=200, truncate=True)
+    sections = parse(pdf_bytes([long_page, "Second page."]), "application/pdf", "a.pdf", limits)
+    assert len(sections) == 1 and sections[0].text.startswith("Robots lift boxes.")
+    assert len(sections[0].text) <= 200
+    with pytest.raises(InvalidInput, match="OBK_MAX_PARSED_CHARS"):
+        parse(pdf_bytes([long_page]), "application/pdf", "a.pdf", ParseLimits(max_chars=200))

@@ -10,26 +10,43 @@ from openbotkit.errors import InvalidInput
 from openbotkit.ingestion.parsers.base import Sections, TextLimit, register
 
 
+class _PageFull(Exception):
+    """A page's text passed the bound of a truncating parse: what was found of it is kept."""
+
+
 @register("pdf", ("application/pdf",), (".pdf",))
 def parse_pdf(data: bytes, out: Sections) -> None:
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data))
     for number, page in enumerate(reader.pages, start=1):
-        seen = 0
-
-        def count(text: str, *_args: Any) -> None:
-            # Form XObjects drawn inside each other multiply a page's text: counted as pypdf
-            # finds it, so such a page stops here rather than once it is all extracted.
-            nonlocal seen
-            seen += len(text)
-            if out.chars + seen > out.limits.max_chars:
-                out.charge(seen)
-
-        out.add(page.extract_text(visitor_text=count) or "")
+        out.add(_page_text(page, out))
         out.end({"page": number})
     if not out.sections:
         raise InvalidInput("the PDF has no text layer (scanned pages need OCR first)")
+
+
+def _page_text(page: Any, out: Sections) -> str:
+    """A page's text, counted as pypdf finds it: form XObjects drawn inside each other multiply
+    a page's text, and such a page stops at the bound rather than once it is all extracted (a
+    truncating parse keeps the start found so far; `add` keeps what fits)."""
+    seen = 0
+    found: list[str] = []
+
+    def count(text: str, *_args: Any) -> None:
+        nonlocal seen
+        seen += len(text)
+        if out.limits.truncate:
+            found.append(text)
+        if out.chars + seen > out.limits.max_chars:
+            if out.limits.truncate:
+                raise _PageFull
+            out.charge(seen)
+
+    try:
+        return str(page.extract_text(visitor_text=count) or "")
+    except _PageFull:
+        return "".join(found)
 
 
 def _check_unpacked(data: bytes, out: Sections) -> None:
