@@ -17,7 +17,8 @@ from openbotkit.errors import InvalidInput, Problem
 SERVE_PEERS_ENV = "OBK_SERVE_PEERS"
 
 # Environment variable -> Settings field. OBK_HOME and OBK_ALLOW_PRIVATE_URLS are read apart
-# (a default directory; a boolean). tests/test_docs.py checks the README documents each one.
+# (a default directory; a boolean). tests/test_docs.py checks the README or a docs/ page
+# documents each one.
 ENV_VARS: dict[str, str] = {
     "OBK_DATABASE_URL": "database_url",
     "OBK_BLOB_URL": "blob_url",
