@@ -47,7 +47,8 @@ class Runtime:
         # Whether `path` fields may read and write this machine's files (openbotkit.localfiles):
         # the local CLI opts in; a server never does.
         self.local_paths = local_paths
-        settings.home.mkdir(parents=True, exist_ok=True)
+        # The database, the signing key and the blobs live here: for this user only.
+        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.store = Store(settings.resolved_database_url)
         # Secrets seen lately: token hash -> (their key, monotonic expiry). See services/secrets.
         self.auth_cache: dict[str, tuple[Key, float]] = {}

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -16,7 +17,8 @@ from openbotkit.errors import InvalidInput, Problem
 SERVE_PEERS_ENV = "OBK_SERVE_PEERS"
 
 # Environment variable -> Settings field. OBK_HOME and OBK_ALLOW_PRIVATE_URLS are read apart
-# (a default directory; a boolean). tests/test_docs.py checks the README documents each one.
+# (a default directory; a boolean). tests/test_docs.py checks the README or a docs/ page
+# documents each one.
 ENV_VARS: dict[str, str] = {
     "OBK_DATABASE_URL": "database_url",
     "OBK_BLOB_URL": "blob_url",
@@ -27,6 +29,12 @@ ENV_VARS: dict[str, str] = {
     "OBK_OPENAI_API_KEY": "openai_api_key",
     "OBK_OPENAI_EMBEDDING_MODEL": "openai_embedding_model",
     "OBK_MAX_FILE_BYTES": "max_file_bytes",
+    "OBK_MAX_PARSED_CHARS": "max_parsed_chars",
+    "OBK_MAX_PARSED_SECTIONS": "max_parsed_sections",
+    "OBK_MAX_UNPACKED_BYTES": "max_unpacked_bytes",
+    "OBK_FETCH_TIMEOUT_S": "fetch_timeout_s",
+    "OBK_FETCH_ALLOW_HOSTS": "fetch_allow_hosts",
+    "OBK_FETCHES_PER_ACCOUNT": "fetches_per_account",
     "OBK_SYNC_MIN_INTERVAL_S": "sync_min_interval_s",
     "OBK_JOB_LEASE_S": "job_lease_s",
     "OBK_CACHE_DIR": "cache_dir",
@@ -47,6 +55,23 @@ ENV_VARS: dict[str, str] = {
     "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
     "AWS_REGION": "aws_region",
 }
+
+
+def allow_hosts(value: str) -> frozenset[tuple[str, int | None]]:
+    """`host[:port],...` (an IPv6 address in brackets) as lower-case (host, port) pairs."""
+    found: set[tuple[str, int | None]] = set()
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        parts = urlsplit("//" + entry)
+        try:
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            host, port = None, None
+        if not host or parts.path or parts.query or parts.fragment or "@" in entry:
+            raise ValueError(f"{entry!r} is not host[:port]")
+        found.add((host.lower(), port))
+    return frozenset(found)
 
 
 class Settings(BaseModel):
@@ -70,7 +95,18 @@ class Settings(BaseModel):
     openai_embedding_model: str = "text-embedding-3-small"
     # Files
     max_file_bytes: int = 25 * 1024 * 1024
+    # What one file may become while it is parsed (ingestion/parsers/base.py): characters of
+    # text, sections, and bytes unpacked from an archive (DOCX).
+    max_parsed_chars: Annotated[int, Field(ge=1)] = 32 * 1024 * 1024
+    max_parsed_sections: Annotated[int, Field(ge=1)] = 100_000
+    max_unpacked_bytes: Annotated[int, Field(ge=1)] = 64 * 1024 * 1024
     allow_private_urls: bool = False
+    # Outbound fetches (ingestion/fetch.py): the whole fetch's deadline, the hosts let past the
+    # public-address rule (`host[:port]`, comma-separated), and how many of one account's
+    # fetches a server process runs at once.
+    fetch_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    fetch_allow_hosts: str = ""
+    fetches_per_account: Annotated[int, Field(ge=1)] = 2
     # Host name -> addresses, answered before DNS for URL uploads (like curl --resolve); the
     # answers are checked like any other. Set by code (tests, embedders), not the environment.
     resolve_hosts: dict[str, tuple[str, ...]] = {}
@@ -103,6 +139,17 @@ class Settings(BaseModel):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def fetch_allow_list(self) -> frozenset[tuple[str, int | None]]:
+        """OBK_FETCH_ALLOW_HOSTS as (host, port) pairs; port None: any port of that host."""
+        return allow_hosts(self.fetch_allow_hosts)
+
+    @field_validator("fetch_allow_hosts")
+    @classmethod
+    def _allow_hosts(cls, value: str) -> str:
+        allow_hosts(value)  # refused now, with the entry named, rather than at the first fetch
+        return value
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

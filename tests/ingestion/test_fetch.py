@@ -11,12 +11,15 @@ import pytest
 
 from openbotkit.errors import InvalidInput, LimitsReached
 from openbotkit.ingestion.fetch import (
+    Fetcher,
     capped_chunks,
     check_url,
     hosts_resolver,
     is_public,
     open_url,
 )
+from openbotkit.settings import Settings, allow_hosts
+from tests.ingestion.remote import dripping_server
 
 
 @pytest.mark.parametrize(
@@ -231,3 +234,84 @@ def test_undeclared_length_is_cut_off_at_the_cap(local_http: tuple[str, list[obj
     ):
         for _chunk in capped_chunks(response, 1000):
             pass
+
+
+def test_an_allowed_host_passes_the_public_address_rule_and_nothing_else_does(
+    local_http: tuple[str, list[tuple[str, str]]],
+) -> None:
+    """OBK_FETCH_ALLOW_HOSTS names hosts as written in the URL, with or without a port."""
+    origin, seen = local_http
+    port = int(origin.rsplit(":", 1)[1])
+    allowed = allow_hosts(f"127.0.0.1:{port}, docs.internal")
+    with open_url(f"http://{origin}/doc.txt", allow_private=False, allow_hosts=allowed) as (
+        response,
+        _,
+    ):
+        assert response.read() == b"hello from loopback"
+    names = ("docs.internal", "other.internal", "localhost")
+    resolver = hosts_resolver({name: ["127.0.0.1"] for name in names})
+    check_url(
+        f"http://docs.internal:{port}/", allow_private=False, resolver=resolver, allow_hosts=allowed
+    )
+    for url in (
+        f"http://127.0.0.1:{port + 1}/",  # another port of an allowed address
+        f"http://localhost:{port}/",  # another name for it
+        f"http://other.internal:{port}/",
+    ):
+        with pytest.raises(InvalidInput, match="OBK_FETCH_ALLOW_HOSTS"):
+            check_url(url, allow_private=False, resolver=resolver, allow_hosts=allowed)
+    assert [path for path, _ in seen] == ["/doc.txt"]
+
+
+def test_a_redirect_from_an_allowed_host_to_another_private_one_is_refused(
+    local_http: tuple[str, list[tuple[str, str]]],
+) -> None:
+    origin, seen = local_http
+    port = origin.rsplit(":", 1)[1]
+    resolver = hosts_resolver({"docs.internal": ["127.0.0.1"]})
+    allowed = allow_hosts("docs.internal")
+    # /redirect answers Location: /doc.txt on the same host: allowed; to the address itself
+    # (not named in the list) it would not be.
+    with open_url(
+        f"http://docs.internal:{port}/redirect",
+        allow_private=False,
+        allow_hosts=allowed,
+        resolver=resolver,
+    ) as (response, fetched):
+        assert response.read() == b"hello from loopback" and fetched.name == "doc.txt"
+    with (
+        pytest.raises(InvalidInput, match="not a public address"),
+        open_url(f"http://{origin}/doc.txt", allow_private=False, allow_hosts=allowed),
+    ):
+        pass
+    assert [path for path, _ in seen] == ["/redirect", "/doc.txt"]
+
+
+@pytest.mark.parametrize("value", ["http://x.test/", "x.test:port", "user@x.test", "x.test/path"])
+def test_a_malformed_allow_list_is_refused_naming_the_setting(value: str) -> None:
+    with pytest.raises(InvalidInput, match="OBK_FETCH_ALLOW_HOSTS") as caught:
+        Settings.from_env({"OBK_HOME": "/tmp/x", "OBK_FETCH_ALLOW_HOSTS": value})
+    assert caught.value.details[0].pointer == "/OBK_FETCH_ALLOW_HOSTS"
+
+
+@pytest.mark.parametrize("path", ["/body", "/slow-headers"])
+def test_the_deadline_ends_a_dripping_fetch(path: str) -> None:
+    """A server that sends a byte now and then passes every per-read timeout; the fetch's one
+    deadline ends it all the same, headers or body, with an error saying so."""
+    with dripping_server() as drip:
+        fetcher = Fetcher(allow_hosts=allow_hosts(drip.host), timeout_s=0.5)
+        with pytest.raises(InvalidInput, match=r"took longer than the 0\.5 s") as caught:
+            fetcher.read(drip.url(path), field="/attachments/0")
+        assert caught.value.details[0].pointer == "/attachments/0"
+        assert caught.value.details[0].rule == "fetch_timeout"
+        with drip.arrived:  # the connection was given up, not left dripping
+            assert drip.arrived.wait_for(lambda: drip.finished == 1, 30)
+        assert drip.begun == [path]
+
+
+def test_a_released_drip_is_read_whole() -> None:
+    with dripping_server() as drip:
+        drip.release.set()
+        data, fetched = Fetcher(allow_hosts=allow_hosts(drip.host)).read(drip.url("/a.txt"))
+        assert data is not None and data.endswith(b"the end\n")
+        assert fetched.content_type == "text/plain" and fetched.name == "a.txt"

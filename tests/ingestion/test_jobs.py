@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from openbotkit.engine import Engine
-from openbotkit.errors import NotFound, RateLimited
+from openbotkit.errors import InvalidInput, NotFound, RateLimited
 from openbotkit.ingestion import jobs
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.services.worker import Worker
@@ -114,6 +114,44 @@ def test_unreadable_file_fails_with_a_message_and_writes_nothing(
     job = Worker(engine.runtime).run_once()
     assert job is not None and job.status == "failed" and "broken.pdf" in (job.error or "")
     assert texts(engine, ds) == []
+
+
+def test_a_parser_bomb_fails_its_job_and_its_dry_run_and_keeps_the_records(
+    local_embedder: Embedder, tmp_path: Path
+) -> None:
+    """A file whose parse passes OBK_MAX_PARSED_CHARS: the dry run is invalid_input naming the
+    file and the bound, the job fails without retrying, and the records of the last good sync
+    stay."""
+    engine = Engine(
+        Settings(home=tmp_path / "home", sync_min_interval_s=0, max_parsed_chars=5_000),
+        embedder=local_embedder,
+    )
+    try:
+        ds = engine.execute("create_dataset", {})["id"]
+        file_id = upload(engine, tmp_path, "rows.csv", b"name,size\nZephyr-9,42 kg\n")
+        engine.execute(
+            "attach_dataset_file", {"datasetId": ds, "fileId": file_id, "type": "source"}
+        )
+        engine.execute("sync_file", {"fileId": file_id})
+        assert Worker(engine.runtime).run_once().status == "succeeded"  # type: ignore[union-attr]
+        header = ",".join(f"column{i}" + "x" * 100 for i in range(20))
+        bomb = header + "\n" + ("a," * 19 + "a\n") * 30  # 2 KB a row once written out
+        engine.execute("upload_file", {"fileId": file_id, "file": _data_url(bomb.encode())})
+        with pytest.raises(
+            InvalidInput, match=r"rows\.csv \(/fileId\) would become more than 5000"
+        ):
+            engine.execute("sync_file", {"fileId": file_id, "dryRun": True})
+        engine.execute("sync_file", {"fileId": file_id})
+        job = Worker(engine.runtime).run_once()
+        assert job is not None and job.status == "failed" and job.attempts == 1
+        assert "OBK_MAX_PARSED_CHARS" in (job.error or "")
+        assert texts(engine, ds) == ["name: Zephyr-9; size: 42 kg"]
+    finally:
+        engine.close()
+
+
+def _data_url(data: bytes) -> str:
+    return "data:text/csv;base64," + base64.b64encode(data).decode()
 
 
 def test_sync_rules(engine: Engine, tmp_path: Path) -> None:

@@ -60,11 +60,24 @@ def test_csv_rows_keep_column_names() -> None:
     assert section.text == "name: Zephyr-9; payload: 42 kg\n\nname: Zephyr-7; payload: 30 kg"
 
 
-def test_json_leaves_become_paths() -> None:
+def test_json_is_an_outline_with_each_key_once() -> None:
     data = json.dumps([{"model": "Z9", "specs": {"payload": 42}}, {"model": "Z7"}]).encode()
     sections = parse(data, "application/json", None)
-    assert sections[0].text == "model: Z9\nspecs.payload: 42"
+    assert sections[0].text == "model: Z9\nspecs:\n  payload: 42"
+    assert sections[0].meta == {"item": 0}
     assert sections[1].text == "model: Z7"
+    nested = {
+        "name": "Zephyr",
+        "tags": ["robot", "home"],
+        "parts": [{"part": "wheel", "price": 12.5}, {"part": "arm", "spare": None}],
+        "empty": {},
+        "ok": True,
+    }
+    (section,) = parse(json.dumps(nested).encode(), "application/json", None)
+    assert section.text == (
+        "name: Zephyr\ntags: robot, home\nparts:\n  - part: wheel\n    price: 12.5\n"
+        "  - part: arm\n    spare: null\nok: true"
+    )
 
 
 def test_unsupported_type_names_what_is_supported() -> None:

@@ -58,10 +58,18 @@ def test_streams_tokens_and_reports_usage(llama_server: str) -> None:
     assert isinstance(events[-1], Finished) and events[-1].input_tokens > 0
 
 
-def test_endpoint_down_is_a_provider_error() -> None:
-    provider = OpenAICompatProvider(f"http://127.0.0.1:{free_port()}/v1", "m", timeout=5)
-    with pytest.raises(ProviderError, match="/chat/completions"):
+def test_endpoint_down_is_a_provider_error(caplog: pytest.LogCaptureFixture) -> None:
+    """The caller (a widget's visitor) sees a generic provider_error; the provider's URL and
+    the failure's details go to the server's log only."""
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    provider = OpenAICompatProvider(url, "m", timeout=5)
+    with (
+        caplog.at_level("WARNING", logger="openbotkit.models"),
+        pytest.raises(ProviderError, match="provider failed for model 'm'") as caught,
+    ):
         list(provider.stream([ChatMessage("user", "hi")], GenerationOptions(max_tokens=4)))
+    assert "127.0.0.1" not in caught.value.message
+    assert f"{url}/chat/completions" in caplog.text
 
 
 def test_a_bot_routed_to_the_remote_model_answers(

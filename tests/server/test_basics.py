@@ -66,7 +66,7 @@ def test_cors_only_for_the_configured_origins(settings: Settings) -> None:
     client, engine = client_for(settings.model_copy(update={"cors_origins": f"{shop}, x"}))
     token = create_secret(engine.runtime, "alice")[1]
     preflight = client.options(
-        "/api/v1/conversation/create",
+        "/api/v1/bot/create",
         headers={
             "Origin": shop,
             "Access-Control-Request-Method": "POST",
@@ -91,6 +91,47 @@ def test_cors_only_for_the_configured_origins(settings: Settings) -> None:
     assert (
         "access-control-allow-origin" not in plain.get("/healthz", headers={"Origin": shop}).headers
     )
+    engine.close()
+
+
+def test_the_widget_keeps_its_cors_when_origins_are_configured(settings: Settings) -> None:
+    """OBK_CORS_ORIGINS limits the API as a whole; the widget's routes still answer any site
+    (the widget is embedded on pages the operator does not list)."""
+    shop, blog = "https://shop.example", "https://someones-blog.example"
+    client, engine = client_for(settings.model_copy(update={"cors_origins": shop}))
+    token = create_secret(engine.runtime, "alice")[1]
+    for origin in (shop, blog):
+        preflight = client.options(
+            "/api/v1/conversation/create",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        assert preflight.status_code == 204, origin
+        assert preflight.headers["access-control-allow-origin"] == "*"
+        created = client.post(
+            "/api/v1/conversation/create",
+            json={},
+            headers={"Origin": origin, "Authorization": f"Bearer {token}"},
+        )
+        assert created.status_code == 200
+        assert created.headers["access-control-allow-origin"] == "*"
+        assert (
+            client.get("/widget.js", headers={"Origin": origin}).headers[
+                "access-control-allow-origin"
+            ]
+            == "*"
+        )
+    listed = client.get(
+        "/api/v1/bot/list", headers={"Origin": blog, "Authorization": f"Bearer {token}"}
+    )
+    assert listed.status_code == 200 and "access-control-allow-origin" not in listed.headers
+    listed = client.get(
+        "/api/v1/bot/list", headers={"Origin": shop, "Authorization": f"Bearer {token}"}
+    )
+    assert listed.headers["access-control-allow-origin"] == shop
     engine.close()
 
 

@@ -118,3 +118,24 @@ def test_meta_filters_are_typed_and_safe_on_every_database(run: RunAction) -> No
     assert ids({"o'dd": "x"}) == [a]
     assert ids({"flag": True}) == []  # 1 is not true
     assert ids({"nul": None}) == [a]
+
+
+def test_meta_keys_with_percent_signs_filter_on_every_database(run: RunAction) -> None:
+    """A `%` in a key is text in the path, never the driver's parameter marker (PostgreSQL
+    answered a 500 for it)."""
+    a = run("create_bot", {"meta": {"50%": "half", "%s": 1, "a%%b": {"c%": True}}})["id"]
+    run("create_bot", {"meta": {"50": "half"}})
+
+    def ids(meta: dict[str, object]) -> list[str]:
+        return sorted(x["id"] for x in run("list_bots", {"meta": meta})["items"])
+
+    assert ids({"50%": "half"}) == [a]
+    assert ids({"%s": 1}) == [a]
+    assert ids({"a%%b.c%": True}) == [a]
+    assert ids({"%(x)s": "y"}) == []
+    dataset = run("create_dataset", {})["id"]
+    record = run("create_dataset_record", {"datasetId": dataset, "text": "Percent signs.",
+                                           "meta": {"rate%": 5}})["id"]  # fmt: skip
+    for where in ({"rate%": 5}, {"rate%": {"$gte": 4}}, {"rate%": {"$ne": 6}}):
+        found = run("search_dataset", {"datasetId": dataset, "search": "percent", "filter": where})
+        assert [r["id"] for r in found["records"]] == [record], where

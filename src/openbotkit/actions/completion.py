@@ -178,6 +178,7 @@ def stream_messages(scope: AccountScope, inp: CompleteMessagesInput) -> Events:
     open_world=True,  # the model may be a remote one
     own_transactions=True,
     stream=stream_messages,
+    fetches=lambda inp: bool(inp.attachments),  # each attachment is a URL fetched first
 )
 def complete_messages(scope: AccountScope, inp: CompleteMessagesInput) -> CompleteMessagesOutput:
     """Answer a list of messages without storing a conversation."""

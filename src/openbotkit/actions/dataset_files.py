@@ -8,7 +8,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from openbotkit.actions.base import Input, ListInput, ListOutput, Output
-from openbotkit.actions.file_content import SyncOutput, diff_summary, job_summary, sync_effect
+from openbotkit.actions.file_content import (
+    SyncOutput,
+    diff_summary,
+    job_summary,
+    may_fetch,
+    sync_effect,
+)
 from openbotkit.actions.files import FileOutput
 from openbotkit.actions.registry import Effect, action
 from openbotkit.services import crud, dataset_files, datasets
@@ -91,6 +97,7 @@ class SyncDatasetFileInput(DatasetFileRef):
     "POST /dataset/{datasetId}/file/{fileId}/sync",
     effect_note="write; read when dryRun is true",
     strongest_effect=Effect.WRITE,
+    fetches=may_fetch,
 )
 def sync_dataset_file(ctx: Ctx, inp: SyncDatasetFileInput) -> SyncOutput:
     """Re-import one attached file into this dataset, in the background."""

@@ -85,12 +85,23 @@ def _local_source(scope: AccountScope, path: str) -> tuple[Path, bool]:
     return given, scope.runtime.blobs.claim_staged(given)
 
 
+def fetches_url(inp: UploadFileInput) -> bool:
+    """The upload's content comes from an http(s) URL the server fetches."""
+    return isinstance(inp.file, str) and inp.file.startswith(("http://", "https://"))
+
+
+def may_fetch(inp: BaseModel) -> bool:
+    """A dry run reads the file's content now: from its URL, for a file that came from one."""
+    return bool(getattr(inp, "dry_run", False))
+
+
 @action(
     "upload_file",
     Effect.WRITE,
     "POST /file/{fileId}/upload",
     open_world=True,
     own_transactions=True,
+    fetches=fetches_url,
 )
 def upload_file(scope: AccountScope, inp: UploadFileInput) -> UploadFileOutput:
     """Give a file its content: from a URL, a data: URL, a local path, or a direct upload."""
@@ -283,6 +294,7 @@ def sync_effect(inp: BaseModel) -> Effect:
     "POST /file/{fileId}/sync",
     effect_note="write; read when dryRun is true",
     strongest_effect=Effect.WRITE,
+    fetches=may_fetch,
 )
 def sync_file(ctx: Ctx, inp: SyncFileInput) -> SyncOutput:
     """Re-import a file into every dataset it is attached to, in the background."""

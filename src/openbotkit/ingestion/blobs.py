@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +73,10 @@ class BlobStore(Protocol):
 
     def release_staged(self, path: Path) -> None:
         """Delete a staged file that will not be used."""
+        ...
+
+    def clean_staging(self) -> int:
+        """Remove staged files that processes which have ended left behind (at start)."""
         ...
 
     def put_chunks(self, key: str, chunks: Iterable[bytes], max_bytes: int) -> StoredBlob:
@@ -136,11 +142,55 @@ def too_large(max_bytes: int) -> LimitsReached:
     )
 
 
+# A staged file's name says which process made it, so a later start can tell a dead process's
+# leftovers from a live one's body in flight: obk-<pid>-<host>-<random>.
+_HOST = socket.gethostname().replace("/", "_")
+STALE_STAGING_S = 3600.0  # a file of another machine (a shared staging folder) or of no owner
+
+
 def new_staged_file(staging: Path) -> Path:
-    staging.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=staging)
+    """A new empty file (0600, as mkstemp makes it) in the staging folder (0700)."""
+    staging.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=staging, prefix=f"obk-{os.getpid()}-{_HOST}-")
     os.close(fd)
     return Path(name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def clean_staging(staging: Path, max_age_s: float = STALE_STAGING_S) -> int:
+    """Remove what processes that have ended left in the staging folder (a body whose request
+    died with its process); the number removed. A file made on this machine goes once its
+    process has gone; any other (another machine's, sharing the folder) once it has not
+    changed for `max_age_s`. Bodies of processes still running are left alone."""
+    removed = 0
+    try:
+        entries = list(staging.iterdir())
+    except FileNotFoundError:
+        return 0
+    now = time.time()
+    for path in entries:
+        pid_text, _, rest = path.name.removeprefix("obk-").partition("-")
+        host = rest.rpartition("-")[0]
+        try:
+            if path.name.startswith("obk-") and pid_text.isdigit() and host == _HOST:
+                stale = int(pid_text) != os.getpid() and not _alive(int(pid_text))
+            else:
+                stale = now - path.stat().st_mtime > max_age_s
+            if stale and path.is_file():
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def spool(staging: Path, chunks: Iterable[bytes], max_bytes: int) -> tuple[Path, StoredBlob]:
@@ -214,6 +264,10 @@ class IssuedStaging:
             self._issued.discard(path)
         path.unlink(missing_ok=True)
 
+    def clean_staging(self) -> int:
+        """Remove staged files left by processes that have ended (see `clean_staging`)."""
+        return clean_staging(self.staging)
+
 
 class LocalBlobStore(IssuedStaging):
     """Blobs as files under one directory, written to a temp file and renamed into place."""
@@ -223,7 +277,10 @@ class LocalBlobStore(IssuedStaging):
         self.root = root
         # The same filesystem as the blobs, so a staged file can be renamed in.
         self.staging = root / ".staging"
-        self.staging.mkdir(parents=True, exist_ok=True)
+        # Contents are the account's files: for this user only (blobs 0600, as mkstemp makes
+        # them and a rename keeps them).
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.staging.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _target(self, key: str) -> Path:
         return self.root / key[-2:] / check_key(key)
@@ -248,7 +305,7 @@ class LocalBlobStore(IssuedStaging):
 
     def _install(self, key: str, tmp: Path, info: StoredBlob) -> StoredBlob:
         target = self._target(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.replace(tmp, target)
         return info
 

@@ -1,4 +1,5 @@
-"""Fetching a URL on a user's behalf without becoming a proxy into private networks (SSRF).
+"""Fetching a URL on a user's behalf without becoming a proxy into private networks (SSRF):
+the one way out for every outbound request a user's input causes (`Fetcher`).
 
 Every hop's host is resolved once, every address it resolves to is checked, and the connection
 goes to a checked address (pinned): a DNS answer that changes between the check and the connect
@@ -6,9 +7,13 @@ goes to a checked address (pinned): a DNS answer that changes between the check 
 the host name (SNI and Host name the host, the socket goes to the address). IPv6 forms that carry
 an IPv4 address (mapped, IPv4-compatible, NAT64, 6to4, Teredo) are judged by the IPv4 inside.
 Loopback, private, link-local (cloud metadata lives there), multicast, reserved and unspecified
-addresses are refused unless OBK_ALLOW_PRIVATE_URLS is set. Proxies and credentials from the
-environment are never used. Redirects are followed by hand (at most 5) so each target is checked
-too. Bodies are streamed with a size cap and a timeout.
+addresses are refused unless the operator lets them through: OBK_FETCH_ALLOW_HOSTS names hosts
+(`host[:port]`, as written in the URL) that may resolve anywhere, OBK_ALLOW_PRIVATE_URLS lets
+every host do so. Proxies and credentials from the environment are never used. Redirects are
+followed by hand (at most 5) so each target is checked too. Bodies are streamed with a size
+cap; every read waits at most 30 s, and the whole fetch (connects, redirects, TLS, headers,
+body) ends at one deadline (OBK_FETCH_TIMEOUT_S): no read waits past it, so a server that drips
+a byte at a time holds nothing for longer.
 
 A re-fetch is conditional: the validators of the last fetch (`ETag`, `Last-Modified`) go out as
 If-None-Match / If-Modified-Since, and a 304 answer is handed back unread.
@@ -18,16 +23,25 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import ssl
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from openbotkit.errors import InvalidInput, LimitsReached, Problem
 
+if TYPE_CHECKING:
+    from openbotkit.settings import Settings
+
 MAX_REDIRECTS = 5
+READ_TIMEOUT_S = 30.0
+AllowHosts = frozenset[tuple[str, int | None]]
 
 # host, port -> the addresses to connect to (the seam tests and `Settings.resolve_hosts` use).
 Resolver = Callable[[str, int], Sequence[str]]
@@ -105,13 +119,20 @@ def is_public(address: IPAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def _refuse(url: str, host: str) -> InvalidInput:
+def _refuse(url: str, host: str, field: str) -> InvalidInput:
     # Never say what the host resolved to: that would make this a DNS oracle for private names.
     return InvalidInput(
-        f"refusing to fetch {url}: {host} is not a public address"
-        " (set OBK_ALLOW_PRIVATE_URLS=1 to allow private targets)",
-        details=[Problem("/file", "public_url", "not a public address")],
+        f"refusing to fetch {url}: {host} is not a public address (an operator can let named"
+        " hosts through with OBK_FETCH_ALLOW_HOSTS=host[:port], or every private target with"
+        " OBK_ALLOW_PRIVATE_URLS=1)",
+        details=[Problem(field, "public_url", "not a public address")],
     )
+
+
+def is_allowed_host(allow_hosts: AllowHosts, host: str, port: int) -> bool:
+    """Whether OBK_FETCH_ALLOW_HOSTS names this host (as written in the URL) and port."""
+    host = host.lower()
+    return (host, port) in allow_hosts or (host, None) in allow_hosts
 
 
 @dataclass(frozen=True)
@@ -124,8 +145,16 @@ class Target:
     addresses: tuple[str, ...]
 
 
-def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> Target:
-    """Resolve `url`'s host once; raise unless it is http(s) and every address is public."""
+def check_url(
+    url: str,
+    *,
+    allow_private: bool,
+    resolver: Resolver | None = None,
+    allow_hosts: AllowHosts = frozenset(),
+    field: str = "/file",
+) -> Target:
+    """Resolve `url`'s host once; raise unless it is http(s) and every address is public (or
+    the host is let through: `allow_private`, or named in `allow_hosts`)."""
     parts = urlsplit(url)
     try:
         host, port = parts.hostname, parts.port
@@ -133,9 +162,10 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = None
         host, port = None, None
     if parts.scheme not in ("http", "https") or not host:
         raise InvalidInput(
-            f"not an http(s) URL: {url!r}", details=[Problem("/file", "url", "http or https only")]
+            f"not an http(s) URL: {url!r}", details=[Problem(field, "url", "http or https only")]
         )
     port = port or (443 if parts.scheme == "https" else 80)
+    allow_private = allow_private or is_allowed_host(allow_hosts, host, port)
     try:
         literal: IPAddress | None = ipaddress.ip_address(host)
     except ValueError:
@@ -149,16 +179,16 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = None
             answers = []
         if not answers:
             raise InvalidInput(
-                f"cannot resolve {host}", details=[Problem("/file", "url", "dns")]
+                f"cannot resolve {host}", details=[Problem(field, "url", "dns")]
             ) from None
     addresses: list[str] = []
     for answer in answers:
         try:
             address = ipaddress.ip_address(answer.split("%", 1)[0])
         except ValueError:
-            raise _refuse(url, host) from None
+            raise _refuse(url, host, field) from None
         if not allow_private and not is_public(address):
-            raise _refuse(url, host)
+            raise _refuse(url, host, field)
         addresses.append(str(address))
     return Target(url, host, port, tuple(addresses))
 
@@ -178,30 +208,111 @@ def _pinned_request(
     return request
 
 
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection none of whose reads, writes or TLS handshakes waits past `deadline`."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: float) -> None:
+        self.inner, self.deadline = inner, deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.inner.read(max_bytes, _within(timeout, self.deadline, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.inner.write(buffer, _within(timeout, self.deadline, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        left = _within(timeout, self.deadline, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self.inner.start_tls(ssl_context, server_hostname, left), self.deadline
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """Plain sockets (httpcore's own), connected and used within one deadline."""
+
+    def __init__(self, deadline: float) -> None:
+        self.inner, self.deadline = httpcore.SyncBackend(), deadline
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        left = _within(timeout, self.deadline, httpcore.ConnectTimeout)
+        stream = self.inner.connect_tcp(host, port, left, local_address, socket_options)
+        return _DeadlineStream(stream, self.deadline)
+
+
+def _within(timeout: float | None, deadline: float, late: type[Exception]) -> float:
+    """The time one I/O step may wait: its own timeout, cut to what is left of the deadline."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise late("the fetch's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+def _client(timeout: float, deadline: float | None) -> httpx.Client:
+    # trust_env=False: no HTTP(S)_PROXY, ALL_PROXY, NO_PROXY, .netrc or SSL_CERT_* from here.
+    transport = httpx.HTTPTransport(trust_env=False)
+    if deadline is not None:
+        # httpx has no setting for a backend: its pool is made again with ours (and the TLS
+        # context httpx made), which tests/ingestion/test_fetch.py holds to the deadline.
+        transport._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            network_backend=_DeadlineBackend(deadline),
+        )
+    return httpx.Client(
+        timeout=timeout, follow_redirects=False, trust_env=False, transport=transport
+    )
+
+
 @contextmanager
 def open_url(
     url: str,
     *,
     allow_private: bool,
-    timeout: float = 30.0,
+    timeout: float = READ_TIMEOUT_S,
     resolver: Resolver | None = None,
     check: Callable[[str], None] | None = None,
     headers: Mapping[str, str] | None = None,
+    allow_hosts: AllowHosts = frozenset(),
+    deadline: float | None = None,
+    field: str = "/file",
 ) -> Iterator[tuple[httpx.Response, Fetched]]:
     """A checked, pinned, streaming GET; redirects are checked hop by hop. `headers` go with
     every hop (conditional ones included: a 304 yields `Fetched.not_modified` and an unread
-    response).
+    response). `timeout` bounds each step; `deadline` (a `time.monotonic()` instant), if given,
+    the whole fetch. Errors name `field`, the input that gave the URL.
 
     `check`, if given, is called with each hop's URL before it is resolved (a test's probe).
     """
-    # trust_env=False: no HTTP(S)_PROXY, ALL_PROXY, NO_PROXY, .netrc or SSL_CERT_* from here.
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+    with _client(timeout, deadline) as client:
         current = url
         for _ in range(MAX_REDIRECTS + 1):
             if check is not None:
                 check(current)
-            target = check_url(current, allow_private=allow_private, resolver=resolver)
-            response = _connect(client, target, headers)
+            target = check_url(
+                current,
+                allow_private=allow_private,
+                resolver=resolver,
+                allow_hosts=allow_hosts,
+                field=field,
+            )
+            response = _connect(client, target, headers, field)
             if response.has_redirect_location:  # not 304, nor a 3xx without Location
                 location = response.headers.get("location", "")
                 response.close()
@@ -211,7 +322,7 @@ def open_url(
                 if response.status_code >= 400:
                     raise InvalidInput(
                         f"fetching {current} failed with HTTP {response.status_code}",
-                        details=[Problem("/file", "fetch", f"HTTP {response.status_code}")],
+                        details=[Problem(field, "fetch", f"HTTP {response.status_code}")],
                     )
                 content_type = response.headers.get("content-type", "application/octet-stream")
                 name = urlsplit(current).path.rsplit("/", 1)[-1] or None
@@ -230,12 +341,12 @@ def open_url(
                 response.close()
             return
         raise InvalidInput(
-            f"too many redirects fetching {url}", details=[Problem("/file", "fetch", "redirects")]
+            f"too many redirects fetching {url}", details=[Problem(field, "fetch", "redirects")]
         )
 
 
 def _connect(
-    client: httpx.Client, target: Target, headers: Mapping[str, str] | None
+    client: httpx.Client, target: Target, headers: Mapping[str, str] | None, field: str
 ) -> httpx.Response:
     """The response from the first checked address that accepts a connection."""
     failure: httpx.HTTPError | None = None
@@ -251,7 +362,7 @@ def _connect(
     kind = type(failure).__name__ if failure is not None else "no address"
     raise InvalidInput(
         f"could not fetch {target.url}: {kind}",
-        details=[Problem("/file", "fetch", kind)],
+        details=[Problem(field, "fetch", kind)],
     ) from None
 
 
@@ -271,3 +382,87 @@ def capped_chunks(response: httpx.Response, max_bytes: int) -> Iterator[bytes]:
 def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
     """The whole body in memory, refused as soon as it passes `max_bytes`."""
     return b"".join(capped_chunks(response, max_bytes))
+
+
+@dataclass(frozen=True)
+class Body:
+    """A fetched body: `chunks` streams it (size capped, within the deadline); `fetched` says
+    what it is. A 304 (`fetched.not_modified`) has no chunks."""
+
+    chunks: Iterator[bytes]
+    fetched: Fetched
+
+
+@dataclass(frozen=True)
+class Fetcher:
+    """The one way out: every outbound request a user's input causes (URL uploads, re-fetches,
+    attachments, and later abilities) goes through here, so each gets the same rule (public
+    addresses, unless the operator allows a host), the same deadline and the same size cap."""
+
+    allow_private: bool = False
+    allow_hosts: AllowHosts = frozenset()
+    timeout_s: float = 60.0
+    max_bytes: int = 25 * 1024 * 1024
+    resolver: Resolver | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, resolver: Resolver | None = None) -> Fetcher:
+        """OBK_ALLOW_PRIVATE_URLS, OBK_FETCH_ALLOW_HOSTS, OBK_FETCH_TIMEOUT_S and
+        OBK_MAX_FILE_BYTES; host names answer from `resolver` (else the system's)."""
+        return cls(
+            settings.allow_private_urls,
+            settings.fetch_allow_list,
+            settings.fetch_timeout_s,
+            settings.max_file_bytes,
+            resolver,
+        )
+
+    @contextmanager
+    def open(
+        self, url: str, *, headers: Mapping[str, str] | None = None, field: str = "/file"
+    ) -> Iterator[Body]:
+        """A checked GET of `url` (see `open_url`), its body read within the deadline. Errors
+        are InvalidInput naming `field` (LimitsReached past the size cap)."""
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            with open_url(
+                url,
+                allow_private=self.allow_private,
+                allow_hosts=self.allow_hosts,
+                resolver=self.resolver,
+                headers=headers,
+                timeout=min(READ_TIMEOUT_S, self.timeout_s),
+                deadline=deadline,
+                field=field,
+            ) as (response, fetched):
+                yield Body(self._chunks(response, url, field), fetched)
+        except InvalidInput as exc:
+            if time.monotonic() >= deadline and any(p.rule == "fetch" for p in exc.details):
+                raise self._late(url, field) from None
+            raise
+
+    def read(
+        self, url: str, *, headers: Mapping[str, str] | None = None, field: str = "/file"
+    ) -> tuple[bytes | None, Fetched]:
+        """The whole body in memory (None for a 304), and what it is."""
+        with self.open(url, headers=headers, field=field) as body:
+            if body.fetched.not_modified:
+                return None, body.fetched
+            return b"".join(body.chunks), body.fetched
+
+    def _chunks(self, response: httpx.Response, url: str, field: str) -> Iterator[bytes]:
+        try:
+            yield from capped_chunks(response, self.max_bytes)
+        except httpx.HTTPError as exc:
+            # The text may name the address connected to; the kind of failure is enough.
+            raise InvalidInput(
+                f"could not fetch {url}: {type(exc).__name__} while reading the body",
+                details=[Problem(field, "fetch", type(exc).__name__)],
+            ) from None
+
+    def _late(self, url: str, field: str) -> InvalidInput:
+        return InvalidInput(
+            f"fetching {url} took longer than the {self.timeout_s:g} s allowed"
+            " (OBK_FETCH_TIMEOUT_S)",
+            details=[Problem(field, "fetch_timeout", f"at most {self.timeout_s:g} s")],
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -16,6 +17,14 @@ from openbotkit.models.providers import (
     GenerationOptions,
     Token,
 )
+
+log = logging.getLogger("openbotkit.models")
+
+
+def _failed(model: str, what: str) -> str:
+    # What a caller (a widget's visitor, say) sees: never the provider's URL or its answer's
+    # body, which the server's log has.
+    return f"the language model provider failed for model {model!r} ({what}); see the server log"
 
 
 class OpenAICompatProvider:
@@ -56,7 +65,8 @@ class OpenAICompatProvider:
             with self.client.stream("POST", url, json=body) as resp:
                 if resp.status_code >= 400:
                     resp.read()
-                    raise ProviderError(f"{url}: HTTP {resp.status_code}: {resp.text[:300]}")
+                    log.warning("%s: HTTP %s: %s", url, resp.status_code, resp.text[:300])
+                    raise ProviderError(_failed(self.model, f"HTTP {resp.status_code}"))
                 for line in resp.iter_lines():
                     if not line.startswith("data:"):
                         continue
@@ -73,9 +83,11 @@ class OpenAICompatProvider:
                         if choice.get("finish_reason") == "length":
                             reason = "length"
         except httpx.HTTPError as exc:
-            raise ProviderError(f"{url}: {exc}") from exc
+            log.warning("%s: %s", url, exc)
+            raise ProviderError(_failed(self.model, type(exc).__name__)) from exc
         except json.JSONDecodeError as exc:
-            raise ProviderError(f"{url}: a stream line is not JSON: {exc}") from exc
+            log.warning("%s: a stream line is not JSON: %s", url, exc)
+            raise ProviderError(_failed(self.model, "an unreadable answer")) from exc
         if usage:
             yield Finished(
                 reason,

@@ -3,6 +3,7 @@ and the same actions as MCP tools at `/mcp`."""
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 import threading
@@ -112,26 +113,24 @@ def _probe_routes(engine: Engine) -> list[BaseRoute]:
 
 def _middleware(settings: Settings, balance: ConnectionBalance | None) -> list[Middleware]:
     """The connection balance of a process among several (outermost), the access log (it sees
-    every answer, preflights too), then CORS: for every route when OBK_CORS_ORIGINS names the
-    browser origins allowed to call the API (or is *), else for the chat widget's routes only,
-    from any origin."""
+    every answer, preflights too), then CORS: the chat widget's routes from any origin, always
+    (the widget runs on other people's sites); every other route from the origins
+    OBK_CORS_ORIGINS names (or *), when it names any."""
     stack = [Middleware(balance.middleware)] if balance else []
     stack.append(Middleware(AccessLog))
     origins = settings.cors_origin_list
+    api_cors = None
     if origins:
-        stack.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=origins,
-                allow_methods=["GET", "POST", "PUT", "OPTIONS"],
-                # Bearer secrets, not cookies: no credentials mode, any request header.
-                allow_headers=["*"],
-                expose_headers=["X-Failure-Code", "Content-Disposition"],
-                max_age=600,
-            )
+        api_cors = functools.partial(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "OPTIONS"],
+            # Bearer secrets, not cookies: no credentials mode, any request header.
+            allow_headers=["*"],
+            expose_headers=["X-Failure-Code", "Content-Disposition"],
+            max_age=600,
         )
-    else:
-        stack.append(Middleware(WidgetCors))
+    stack.append(Middleware(WidgetCors, api_cors=api_cors))
     return stack
 
 
@@ -162,13 +161,19 @@ def create_app(
         return Response(document, media_type="application/json")
 
     mcp = mcp_endpoint(engine, registry)
-    lanes = Lanes.for_store(engine.store.is_sqlite, settings.server_threads)
+    lanes = Lanes.for_store(
+        engine.store.is_sqlite, settings.server_threads, settings.fetches_per_account
+    )
     balance = ConnectionBalance(Peers(peers)) if peers else None
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if long_lived:
             engine.runtime.keep_heap_settled()
+        # Bodies staged by processes that have ended (killed mid-request) go now.
+        cleaned = await anyio.to_thread.run_sync(engine.runtime.blobs.clean_staging)
+        if cleaned:
+            log.info("removed %d staged upload(s) left by ended processes", cleaned)
         stop = threading.Event()
         thread = None
         if worker:

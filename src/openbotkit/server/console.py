@@ -2,9 +2,9 @@
 package (openbotkit/console), and the CORS that lets the widget talk from other origins.
 
 The console is a page like any other client: it calls the same `/api/v1` routes as the SDKs, so
-nothing here knows about bots or datasets. CORS is limited to the routes the widget uses (start a
-conversation with a bot, open its session, complete it, read the answer's sources) unless
-OBK_CORS_ORIGINS lists origins, which then may call every API route (server/app.py).
+nothing here knows about bots or datasets. The routes the widget uses (start a conversation with
+a bot, open its session, complete it, read the answer's sources) allow every origin;
+OBK_CORS_ORIGINS lists the origins that may call every other API route (server/app.py).
 
 Two routes belong to the console alone: `POST /console/signin` trades a one-time sign-in link
 (`obk serve --open`) for a console session, and `POST /console/signout` revokes the session
@@ -14,6 +14,7 @@ Two routes belong to the console alone: `POST /console/signin` trades a one-time
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import orjson
@@ -88,15 +89,17 @@ def console_routes(engine: Engine) -> list[BaseRoute]:
 
 class WidgetCors:
     """CORS for the widget's routes, from any origin: they need a key that the page holds
-    anyway, and no cookies are involved. (OBK_CORS_ORIGINS, when set, replaces this with CORS
-    for every route from the origins it lists.)"""
+    anyway, and no cookies are involved. Every other route goes to `api_cors` (the CORS that
+    OBK_CORS_ORIGINS configures) when there is one: the widget keeps working on any site
+    whatever origins the API as a whole allows."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, api_cors: Callable[[ASGIApp], ASGIApp] | None = None) -> None:
         self.app = app
+        self.other: ASGIApp = api_cors(app) if api_cors is not None else app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not WIDGET_PATHS.match(scope["path"]):
-            await self.app(scope, receive, send)
+            await self.other(scope, receive, send)
             return
         headers = Headers(scope=scope)
         if "origin" not in headers:

@@ -23,6 +23,13 @@ and the reads queued behind them run in theirs.
 
 On PostgreSQL a thread spends most of a read waiting on the network, not on the interpreter,
 and writers do not queue for one lock: the lanes are wider.
+
+A request that makes the server fetch a URL (an upload by URL, a completion's attachments, a
+dry-run sync that asks the file's URL again) waits on a remote server it does not control: two
+uploads from a server dripping a byte at a time once held both admission places for as long as
+it dripped, and every other request of the process waited. Such requests run outside admission
+in a fourth lane, at most `OBK_FETCHES_PER_ACCOUNT` of one account's at once (the others wait
+their turn, in arrival order), each ended by the fetch deadline (OBK_FETCH_TIMEOUT_S).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import contextlib
 import contextvars
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import ParamSpec, TypeVar
 
 from anyio import CancelScope, CapacityLimiter
@@ -54,6 +62,8 @@ STALLED_ADMISSION = 40
 # Long work (a generation waits on the model, one at a time per process, or on the client; an
 # evaluation runs its searches): the lane only bounds how many run at once.
 LONG_THREADS = 16
+# Requests that fetch a URL, of all accounts together (each account has its own bound too).
+FETCH_THREADS = 8
 
 
 class Lane:
@@ -105,21 +115,49 @@ class Lane:
         self.pool = self._new_pool()
 
 
-class Lanes:
-    """Admission and the read, write and long lanes of one server process."""
+class AccountSlots:
+    """At most `per_account` requests of one account at a time; the others wait, in arrival
+    order. Used on the event loop only, so it needs no lock; an account's limiter lives while
+    any of its requests holds or waits for it."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, per_account: int) -> None:
+        self.per_account = per_account
+        self._held: dict[str, tuple[CapacityLimiter, int]] = {}
+
+    @asynccontextmanager
+    async def slot(self, account: str) -> AsyncIterator[None]:
+        limiter, users = self._held.get(account) or (CapacityLimiter(self.per_account), 0)
+        self._held[account] = (limiter, users + 1)
+        try:
+            async with limiter:
+                yield
+        finally:
+            limiter, users = self._held[account]
+            if users == 1:
+                del self._held[account]
+            else:
+                self._held[account] = (limiter, users - 1)
+
+
+class Lanes:
+    """Admission and the read, write, long and fetch lanes of one server process."""
+
+    def __init__(self, threads: int, fetches_per_account: int = 2) -> None:
         self.admitted = threads  # as many as a lane has threads (see above)
         self.admit = CapacityLimiter(self.admitted)
         self.read = Lane("read", threads)
         self.write = Lane("write", threads)
         self.long = Lane("long", LONG_THREADS)
+        self.fetch = Lane("fetch", FETCH_THREADS)
+        self.fetch_slots = AccountSlots(fetches_per_account)
         self._stalled = 0  # writers now waiting past their patience for SQLite's write turn
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    def for_store(cls, is_sqlite: bool, threads: int | None) -> Lanes:
-        return cls(threads or (SQLITE_THREADS if is_sqlite else POSTGRES_THREADS))
+    def for_store(cls, is_sqlite: bool, threads: int | None, fetches_per_account: int = 2) -> Lanes:
+        return cls(
+            threads or (SQLITE_THREADS if is_sqlite else POSTGRES_THREADS), fetches_per_account
+        )
 
     def for_effect(self, effect: Effect) -> Lane:
         return self.read if effect is Effect.READ else self.write
@@ -150,5 +188,5 @@ class Lanes:
 
     def close(self) -> None:
         """Let the lanes' threads go when the app stops (work not yet started is dropped)."""
-        for lane in (self.read, self.write, self.long):
+        for lane in (self.read, self.write, self.long, self.fetch):
             lane.close()

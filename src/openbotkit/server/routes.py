@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,7 +21,7 @@ from openbotkit.actions.base import ListInput
 from openbotkit.engine import Engine
 from openbotkit.errors import InternalError, NotAuthenticated, ObkError
 from openbotkit.server.errors import error_response
-from openbotkit.server.lanes import Lanes
+from openbotkit.server.lanes import Lane, Lanes
 from openbotkit.server.negotiation import (
     JSON,
     JSONL,
@@ -71,6 +72,9 @@ class ActionEndpoint:
         # in the lane for long work, as a stream or as one answer.
         self.long = "stream" in act.extensions or bool(act.extensions.get("long"))
         self.lane = lanes.long if self.long else lanes.for_effect(act.effect)
+        # Whether an input makes the action fetch a URL (declared `fetches=`): such a call runs
+        # outside admission, in the fetch lane, within its account's share (server/lanes.py).
+        self.fetches: Callable[[BaseModel], bool] | None = act.extensions.get("fetches")
         self.adapter = ADAPTERS.get(act.name, WireAdapter())
         self.is_list = issubclass(act.input, ListInput)
         # Plain reads take well under a millisecond on SQLite in WAL mode (readers never wait
@@ -94,7 +98,23 @@ class ActionEndpoint:
             account_id = await authenticate(request, self.engine)
         # The body arrives at the client's pace: read before admission, so a slow upload never
         # holds a place that others wait for.
-        inp = self.act.parse_input(await self.read_input(request))
+        data = await self.read_input(request)
+        try:
+            return await self.run_input(request, accept, data, account_id)
+        finally:
+            # A body staged for this request (wire adapters note it in `request.state.staged`)
+            # that the action did not take over (refused by authorization or validation,
+            # failed, cancelled) goes now: refused uploads must not fill the disk.
+            staged: Path | None = getattr(request.state, "staged", None)
+            if staged is not None:
+                self.engine.runtime.blobs.release_staged(staged)
+
+    async def run_input(
+        self, request: Request, accept: str, data: dict[str, Any], account_id: str | Key
+    ) -> Response:
+        inp = self.act.parse_input(data)
+        if self.fetches is not None and self.fetches(inp):
+            return await self.fetching(request, accept, inp, account_id)
         if self.long:
             return await self.answer(request, accept, inp, account_id)
         async with self.lanes.admit:  # in arrival order (server/lanes.py)
@@ -123,6 +143,48 @@ class ActionEndpoint:
                 raise
             return rendered
         return self.respond(request, out)
+
+    async def fetching(
+        self, request: Request, accept: str, inp: BaseModel, account_id: str | Key
+    ) -> Response:
+        """A call that fetches a URL, on the fetch lane, holding one of its account's fetch
+        places. A stream's first step (where a completion fetches its attachments, before any
+        generation) runs there and the rest in the long lane, streamed or answered whole;
+        anything else runs there whole."""
+        account = account_id if isinstance(account_id, str) else account_id.account_id
+        slot = self.lanes.fetch_slots.slot(account)
+        if "stream" not in self.act.extensions:
+            async with slot:
+                try:
+                    out = await self.lanes.run(
+                        self.lanes.fetch, self.engine.run, self.act, inp, account_id=account_id
+                    )
+                except ObkError as err:
+                    rendered = (
+                        self.adapter.render_error(request, err)
+                        if self.adapter.render_error
+                        else None
+                    )
+                    if rendered is None:
+                        raise
+                    return rendered
+            return self.respond(request, out)
+        if accept == JSONL:
+            async with slot:
+                return await self.stream_events(inp, account_id, first_lane=self.lanes.fetch)
+        events = self.engine.stream(self.act, inp, account_id=account_id)
+        async with slot:
+            last = await self.lanes.run(self.lanes.fetch, next, events, None)
+        try:
+            async for event in self.lanes.long.iterate(events):
+                last = event
+        finally:
+            if isinstance(events, Generator):
+                with anyio.CancelScope(shield=True):
+                    await self.lanes.run(self.lanes.long, events.close)
+        if last is None or last["type"] != "result":
+            raise InternalError(f"{self.act.name} ended without a result")
+        return self.respond(request, self.act.output.model_validate(last["data"]))
 
     def respond(self, request: Request, out: BaseModel) -> Response:
         if self.adapter.render:
@@ -172,12 +234,15 @@ class ActionEndpoint:
         except Exception as exc:  # the status is sent: the error goes in-band
             yield error_line(exc)
 
-    async def stream_events(self, inp: BaseModel, account_id: str | Key) -> Response:
+    async def stream_events(
+        self, inp: BaseModel, account_id: str | Key, first_lane: Lane | None = None
+    ) -> Response:
         """A streaming action's events as JSONL. An error before the first event is a plain
-        JSON error with its status; after it, an in-band `error` event (the status is sent)."""
+        JSON error with its status; after it, an in-band `error` event (the status is sent).
+        The first event is made on `first_lane` (default: the long lane)."""
         events = self.engine.stream(self.act, inp, account_id=account_id)
         try:
-            first = await self.lanes.run(self.lanes.long, next, events, None)
+            first = await self.lanes.run(first_lane or self.lanes.long, next, events, None)
         except ObkError as err:
             return error_response(err)
         if first is None:

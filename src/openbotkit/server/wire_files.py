@@ -113,15 +113,20 @@ async def read_upload(request: Request) -> dict[str, Any]:
                 )
             staged = engine.runtime.blobs.staged_file()
             size = 0
-            with staged.open("wb") as out:
-                while chunk := await part.read(1 << 20):
-                    size += len(chunk)
-                    if size > limit:
-                        engine.runtime.blobs.release_staged(staged)
-                        raise LimitsReached(f"file is over the {limit}-byte limit")
-                    out.write(chunk)
+            try:
+                with staged.open("wb") as out:
+                    while chunk := await part.read(1 << 20):
+                        size += len(chunk)
+                        if size > limit:
+                            raise LimitsReached(f"file is over the {limit}-byte limit")
+                        out.write(chunk)
+            except BaseException:  # over the limit, the client gone: nothing stays behind
+                engine.runtime.blobs.release_staged(staged)
+                raise
+            request.state.staged = staged  # removed after the action unless it took it over
             return {"path": str(staged), "type": part.content_type, "name": part.filename}
     staged = await _stage_body(request, engine)
+    request.state.staged = staged
     disposition = request.headers.get("content-disposition", "")
     name = (
         unquote(disposition.split("filename=", 1)[1].strip('"'))
@@ -245,13 +250,13 @@ async def content(request: Request) -> Response:
 
     def store() -> str:
         with scope.transaction() as ctx:
-            try:
-                return file_content.store_path(ctx, file_id, staged, ctype, None, move=True).id
-            except NotFound:
-                engine.runtime.blobs.release_staged(staged)
-                raise
+            return file_content.store_path(ctx, file_id, staged, ctype, None, move=True).id
 
-    return Response(orjson.dumps({"id": await run_in_threadpool(store)}), media_type=JSON)
+    try:
+        stored = await run_in_threadpool(store)
+    finally:  # taken over when stored; removed on every other path
+        engine.runtime.blobs.release_staged(staged)
+    return Response(orjson.dumps({"id": stored}), media_type=JSON)
 
 
 register_adapter("upload_file", WireAdapter(read_input=read_upload, render=_absolute))

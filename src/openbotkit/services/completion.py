@@ -261,21 +261,25 @@ def converse(
 
 
 def attachment_texts(scope: AccountScope, urls: Sequence[str]) -> list[str]:
-    """The text of each attachment: fetched like a URL upload (public addresses only, size
-    capped, no transaction open), parsed like a file, cut to ATTACHMENT_CHARS."""
+    """The text of each attachment: fetched like a URL upload (the one fetcher: public
+    addresses only, a total deadline, size capped, no transaction open), parsed like a file but
+    only as far as ATTACHMENT_CHARS (a bigger file stops there, kept, rather than being
+    expanded whole for a few thousand characters), errors naming `/attachments/<i>`."""
     if not urls:
         return []
-    from openbotkit.ingestion.parsers import parse
+    from openbotkit.ingestion.parsers import ParseLimits, parse
     from openbotkit.services.file_content import fetch_url
 
+    limits = ParseLimits.from_settings(scope.settings, truncate_at=ATTACHMENT_CHARS)
     texts = []
-    for url in urls:
-        staged = fetch_url(scope.runtime, url)
+    for i, url in enumerate(urls):
+        field = f"/attachments/{i}"
+        staged = fetch_url(scope.runtime, url, field=field)
         try:
             data = staged.path.read_bytes()
         finally:
             scope.runtime.blobs.release_staged(staged.path)
-        sections = parse(data, staged.content_type, staged.name)
+        sections = parse(data, staged.content_type, staged.name, limits, field=field)
         text = "\n".join(s.text for s in sections).strip()
         if text:
             texts.append(text[:ATTACHMENT_CHARS])
@@ -297,6 +301,9 @@ def complete_messages(
             "messages need at least one user or bot message",
             details=[Problem("/messages", "min_items", "no user or bot message")],
         )
+    if attachments:
+        with scope.transaction(write=False) as ctx:
+            usage.remaining_budget(ctx)  # a spent key has nothing fetched or parsed for it
     documents = attachment_texts(scope, attachments)
     with scope.transaction(write=False) as ctx:
         prepared = _prepare(ctx, _config(ctx, bot_id, inline), history, documents)

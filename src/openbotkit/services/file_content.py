@@ -26,7 +26,7 @@ from openbotkit.settings import Settings
 from openbotkit.store.tables import File
 
 if TYPE_CHECKING:
-    from openbotkit.ingestion.fetch import Fetched, Resolver
+    from openbotkit.ingestion.fetch import Fetched, Fetcher
     from openbotkit.runtime import Runtime
 
 URL_TTL_S = 3600
@@ -156,32 +156,29 @@ class Staged:
     origin: Fetched  # the URL as given (not the last redirect's): what a sync asks again
 
 
-def _resolver(settings: Settings) -> Resolver:
-    """Host names answer from OBK_RESOLVE_HOSTS first, then from the system's resolver."""
-    from openbotkit.ingestion.fetch import hosts_resolver, system_resolver
+def fetcher(settings: Settings) -> Fetcher:
+    """The one fetcher, as the settings make it; host names answer from OBK_RESOLVE_HOSTS
+    first, then from the system's resolver."""
+    # httpx is imported here, not with the module: most actions never fetch a URL.
+    from openbotkit.ingestion.fetch import Fetcher, hosts_resolver, system_resolver
 
-    return hosts_resolver(settings.resolve_hosts, system_resolver)
+    return Fetcher.from_settings(settings, hosts_resolver(settings.resolve_hosts, system_resolver))
 
 
-def fetch_url(runtime: Runtime, url: str) -> Staged:
-    """Fetch an http(s) URL server-side, guarded against private targets (SSRF), into staging.
+def fetch_url(runtime: Runtime, url: str, *, field: str = "/file") -> Staged:
+    """Fetch an http(s) URL server-side, guarded against private targets (SSRF), within the
+    fetch deadline, into staging. Errors name `field`, the input that gave the URL.
 
     Runs outside any transaction: a slow or hostile server must not hold the write lock.
     """
-    # httpx is imported here, not with the module: most actions never fetch a URL.
-    from openbotkit.ingestion.fetch import Fetched, capped_chunks, open_url
+    from openbotkit.ingestion.fetch import Fetched
 
-    settings = runtime.settings
     staged = runtime.blobs.staged_file()
     try:
-        with (
-            open_url(
-                url, allow_private=settings.allow_private_urls, resolver=_resolver(settings)
-            ) as (response, fetched),
-            staged.open("wb") as out,
-        ):
-            for chunk in capped_chunks(response, settings.max_file_bytes):
+        with fetcher(runtime.settings).open(url, field=field) as body, staged.open("wb") as out:
+            for chunk in body.chunks:
                 out.write(chunk)
+            fetched = body.fetched
     except BaseException:
         runtime.blobs.release_staged(staged)
         raise
@@ -196,7 +193,7 @@ def refetch(scope: AccountScope, file_id: str) -> bool:
     costs that one request; the connection pinned like any fetch), the new body written to the
     blob store (atomically), and the row updated in a short transaction at the end.
     """
-    from openbotkit.ingestion.fetch import Fetched, capped_chunks, conditional_headers, open_url
+    from openbotkit.ingestion.fetch import Fetched, conditional_headers
 
     with scope.transaction(write=False) as ctx:
         file = files.get(ctx, file_id)
@@ -204,17 +201,13 @@ def refetch(scope: AccountScope, file_id: str) -> bool:
     if url is None:
         return False
     settings = scope.settings
-    with open_url(
-        url,
-        allow_private=settings.allow_private_urls,
-        resolver=_resolver(settings),
-        headers=headers,
-    ) as (response, fetched):
+    with fetcher(settings).open(url, headers=headers) as body:
+        fetched = body.fetched
         if fetched.not_modified:
             stored = None
         else:
-            chunks = capped_chunks(response, settings.max_file_bytes)
-            stored = scope.runtime.blobs.put_chunks(file_id, chunks, settings.max_file_bytes)
+            blobs = scope.runtime.blobs
+            stored = blobs.put_chunks(file_id, body.chunks, settings.max_file_bytes)
     with scope.transaction() as ctx:
         try:
             file = files.get(ctx, file_id)
@@ -240,18 +233,12 @@ def current_bytes(ctx: Ctx, file: File) -> bytes | None:
     """What a sync of `file` would read now, changing nothing: for a file from a URL, the remote
     content if it changed (asked conditionally); else the stored content. None: no content."""
     if file.source_url:
-        from openbotkit.ingestion.fetch import conditional_headers, open_url, read_capped
+        from openbotkit.ingestion.fetch import conditional_headers
 
-        settings = ctx.settings
         headers = conditional_headers(file.etag, file.last_modified)
-        with open_url(
-            file.source_url,
-            allow_private=settings.allow_private_urls,
-            resolver=_resolver(settings),
-            headers=headers,
-        ) as (response, fetched):
-            if not fetched.not_modified:
-                return read_capped(response, settings.max_file_bytes)
+        data, _ = fetcher(ctx.settings).read(file.source_url, headers=headers, field="/fileId")
+        if data is not None:
+            return data
     reader = ctx.runtime.blobs.open(file.id)
     return read_all(reader) if reader is not None else None
 

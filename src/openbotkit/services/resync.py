@@ -21,14 +21,14 @@ from openbotkit.errors import InvalidInput, NotFound, Problem
 from openbotkit.ids import now_ms
 from openbotkit.ingestion.chunking import Chunk, chunk_sections
 from openbotkit.ingestion.diff import Change, Existing, Plan, Wanted, plan_diff
-from openbotkit.ingestion.parsers import parse
+from openbotkit.ingestion.parsers import ParseLimits, parse
 from openbotkit.retrieval.embedders import Embedder, Vectors
 from openbotkit.services import file_content, files, records
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Dataset, DatasetFile, File, Record, RecordVector
 
 # Bump when parsing or chunking changes what records a file makes: every file re-chunks once.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: JSON as an outline (each key once), not a path per leaf
 DELETE_BATCH = 500
 
 
@@ -55,8 +55,10 @@ def wanted_records(file_id: str, file_name: str | None, chunks: Sequence[Chunk])
     return [Wanted(c.text, {"fileId": file_id, "fileName": file_name, **c.meta}) for c in chunks]
 
 
-def chunk_file(data: bytes, file: File, dataset: Dataset, embedder: Embedder) -> list[Chunk]:
-    sections = parse(data, file.content_type, file.name)
+def chunk_file(
+    data: bytes, file: File, dataset: Dataset, embedder: Embedder, limits: ParseLimits
+) -> list[Chunk]:
+    sections = parse(data, file.content_type, file.name, limits, field="/fileId")
     return chunk_sections(
         sections, embedder, max_tokens=dataset.record_max_tokens, separators=dataset.separators
     )
@@ -216,7 +218,8 @@ def preview(ctx: Ctx, link: DatasetFile) -> Diff:
     fingerprint = settings_fingerprint(file, dataset, embedder)
     if is_unchanged(ctx, link, hashlib.sha256(data).hexdigest(), fingerprint):
         return Diff(dataset.id, file.id, kept=link.synced_records or 0, unchanged=True)
-    wanted = wanted_records(file.id, file.name, chunk_file(data, file, dataset, embedder))
+    limits = ParseLimits.from_settings(ctx.settings)
+    wanted = wanted_records(file.id, file.name, chunk_file(data, file, dataset, embedder, limits))
     plan = plan_diff(existing_records(ctx, dataset.id, file.id, embedder.model_id), wanted)
     return Diff(
         dataset.id,

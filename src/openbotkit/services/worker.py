@@ -29,7 +29,7 @@ from openbotkit.ingestion import jobs
 from openbotkit.ingestion.blobs import read_all
 from openbotkit.ingestion.chunking import chunk_sections
 from openbotkit.ingestion.diff import plan_diff
-from openbotkit.ingestion.parsers import parse
+from openbotkit.ingestion.parsers import ParseLimits, parse
 from openbotkit.retrieval.embedders import Vectors
 from openbotkit.runtime import Runtime
 from openbotkit.services import file_content, resync, retention
@@ -85,6 +85,8 @@ class Worker:
         (a notification wakes the worker at once on PostgreSQL). Old jobs and executions are
         pruned at start and then hourly."""
         next_prune = time.monotonic()
+        # Bodies staged by processes that have ended (a worker killed mid-fetch) go now.
+        self.runtime.blobs.clean_staging()
         signal = jobs.listen(self.runtime.store)
         try:
             while not stop.is_set():
@@ -216,7 +218,8 @@ class Worker:
             with scope.transaction() as ctx:
                 file_content.note_sha256(ctx, job.file_id, sha256, len(data), file.updated_at)
         self._progress(job, "parse")
-        sections = parse(data, file.content_type, file.name)
+        limits = ParseLimits.from_settings(self.runtime.settings)
+        sections = parse(data, file.content_type, file.name, limits, field="/fileId")
         self._progress(job, "chunk")
         chunks = chunk_sections(
             sections, embedder, max_tokens=dataset.record_max_tokens, separators=dataset.separators

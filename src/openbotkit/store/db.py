@@ -255,6 +255,17 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
+def _create_private(path: Path) -> None:
+    """Make a new database file readable by this user only (0600) before SQLite opens it;
+    SQLite gives its -wal and -shm files the database file's mode. An existing file is left
+    as it is."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 class Store:
     """Engines and sessions for one database URL."""
 
@@ -264,8 +275,9 @@ class Store:
         self.is_sqlite = self.dialect == "sqlite"
         if self.is_sqlite:
             path = make_url(url).database
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if path and path != ":memory:" and not path.startswith("file:"):
+                Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                _create_private(Path(path))
             self.write_engine = _sqlite_engine(url, immediate=True)
             self.read_engine = _sqlite_engine(url, immediate=False)
             self._readers: Readers | None = Readers(self.read_engine)

@@ -46,9 +46,14 @@ def _sqlite_path(path: Path) -> str:
     return "'$." + quoted.replace("'", "''") + "'"
 
 
-def _pg_at(column: str, path: Path) -> str:
+def _pg_at(compiler: SQLCompiler, column: str, path: Path) -> str:
     array = "{" + ",".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in path)
-    return f"(CAST({column} AS JSONB) #> '" + (array + "}").replace("'", "''") + "')"
+    literal_path = (array + "}").replace("'", "''")
+    if compiler.dialect.paramstyle in ("format", "pyformat"):
+        # The driver reads `%` in the statement as the start of a parameter: a key with a
+        # percent sign in it would be a driver error (a 500), not a path.
+        literal_path = literal_path.replace("%", "%%")
+    return f"(CAST({column} AS JSONB) #> '" + literal_path + "')"
 
 
 class is_missing(_AtPath):
@@ -101,7 +106,7 @@ def _missing_sqlite(el: is_missing, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(is_missing, "postgresql")
 def _missing_pg(el: is_missing, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{_pg_at(el._args(compiler, **kw)[0], el.path)} IS NULL"
+    return f"{_pg_at(compiler, el._args(compiler, **kw)[0], el.path)} IS NULL"
 
 
 @compiles(is_number, "sqlite")
@@ -112,7 +117,7 @@ def _is_number_sqlite(el: is_number, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(is_number, "postgresql")
 def _is_number_pg(el: is_number, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"jsonb_typeof({_pg_at(el._args(compiler, **kw)[0], el.path)}) = 'number'"
+    return f"jsonb_typeof({_pg_at(compiler, el._args(compiler, **kw)[0], el.path)}) = 'number'"
 
 
 @compiles(number_at, "sqlite")
@@ -126,7 +131,7 @@ def _number_sqlite(el: number_at, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(number_at, "postgresql")
 def _number_pg(el: number_at, compiler: SQLCompiler, **kw: Any) -> str:
-    at = _pg_at(el._args(compiler, **kw)[0], el.path)
+    at = _pg_at(compiler, el._args(compiler, **kw)[0], el.path)
     return (
         f"(CASE WHEN jsonb_typeof({at}) = 'number' "
         f"THEN CAST({at} #>> '{{}}' AS DOUBLE PRECISION) END)"
@@ -148,7 +153,7 @@ def _equals_sqlite(el: equals, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(equals, "postgresql")
 def _equals_pg(el: equals, compiler: SQLCompiler, **kw: Any) -> str:
     col, _, bound = el._args(compiler, **kw)
-    return f"{_pg_at(col, el.path)} = CAST({bound} AS JSONB)"
+    return f"{_pg_at(compiler, col, el.path)} = CAST({bound} AS JSONB)"
 
 
 def bindable(value: Scalar) -> Scalar:

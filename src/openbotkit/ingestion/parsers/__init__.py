@@ -6,6 +6,15 @@ Each parser registers the content types and file extensions it reads; `parse` pi
 from __future__ import annotations
 
 from openbotkit.ingestion.parsers import documents, markup, tabular  # registers the parsers
-from openbotkit.ingestion.parsers.base import PARSERS, Section, parse, register
+from openbotkit.ingestion.parsers.base import PARSERS, ParseLimits, Section, parse, register
 
-__all__ = ["PARSERS", "Section", "documents", "markup", "parse", "register", "tabular"]
+__all__ = [
+    "PARSERS",
+    "ParseLimits",
+    "Section",
+    "documents",
+    "markup",
+    "parse",
+    "register",
+    "tabular",
+]

@@ -5,20 +5,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from openbotkit.ingestion.parsers.base import Section, SectionBuilder, decode_text, register
+from openbotkit.ingestion.parsers.base import Sections, decode_text, register
 
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 
 
 @register("text", ("text/plain",), (".txt", ".text", ".log"))
-def parse_text(data: bytes) -> list[Section]:
-    return [Section(decode_text(data))]
+def parse_text(data: bytes, out: Sections) -> None:
+    out.add(decode_text(data))
 
 
 @register("markdown", ("text/markdown", "text/x-markdown"), (".md", ".markdown"))
-def parse_markdown(data: bytes) -> list[Section]:
+def parse_markdown(data: bytes, out: Sections) -> None:
     """One section per heading, with the heading path kept (it says what the text is about)."""
-    builder = SectionBuilder()
     path: list[str] = []
     in_code = False
     for line in decode_text(data).splitlines():
@@ -28,10 +27,9 @@ def parse_markdown(data: bytes) -> list[Section]:
         if match:
             level = len(match.group(1))
             path[:] = [*path[: level - 1], match.group(2)]
-            builder.start(" > ".join(path))
+            out.start(" > ".join(path))
         else:
-            builder.add(line)
-    return builder.done()
+            out.add(line)
 
 
 _SKIP = "script, style, noscript, template, nav, header, footer, aside, form, iframe, svg"
@@ -60,7 +58,7 @@ def _inline_text(node: Any) -> str:
 
 
 @register("html", ("text/html", "application/xhtml+xml"), (".html", ".htm", ".xhtml"))
-def parse_html(data: bytes) -> list[Section]:
+def parse_html(data: bytes, out: Sections) -> None:
     """Main content only (no scripts, navigation, headers, footers), by heading."""
     from selectolax.lexbor import LexborHTMLParser
 
@@ -69,8 +67,7 @@ def parse_html(data: bytes) -> list[Section]:
         node.decompose()
     root = tree.css_first("main") or tree.css_first("article") or tree.body or tree.root
     if root is None:
-        return []
-    builder = SectionBuilder()
+        return
     for node in root.traverse(include_text=False):
         tag = node.tag
         if tag not in _BLOCKS:
@@ -85,13 +82,12 @@ def parse_html(data: bytes) -> list[Section]:
         if not text:
             continue
         if tag[0] == "h" and tag[1:].isdigit():
-            builder.start(text)
+            out.start(text)
         elif tag == "li":
-            builder.add(f"- {text}")
+            out.add(f"- {text}")
         else:
-            builder.add(text)
-    sections = builder.done()
-    if not sections:  # pages without block markup still have text
-        text = root.text(separator="\n", strip=True)
-        return [Section(text)] if text else []
-    return sections
+            out.add(text)
+    out.end()
+    if not out.sections:  # pages without block markup still have text
+        out.start("")
+        out.add(root.text(separator="\n", strip=True))
