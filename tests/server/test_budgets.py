@@ -138,7 +138,7 @@ def test_a_model_that_fails_before_answering_charges_nothing(
     engine = Engine(
         Settings(**{**settings.model_dump(), "models_file": table}),
         embedder=local_embedder,
-        local_llm=local_llm,
+        local_llms=[local_llm],
     )
     api = Api(engine)
     try:

@@ -310,7 +310,9 @@ def test_verify_confirms_nothing_outside_the_keys_reach(api: Api) -> None:
     shown = api.make(f"/dataset/{public_ds}/record/create", {"text": "Opening hours: 9 to 5."})
     hidden = api.make(f"/dataset/{secret_ds}/record/create", {"text": "The vault code is 4321."})
     bot = api.make("/bot/create", {"datasetId": public_ds})
-    token = api.key(bots=[bot], scope=Effect.WRITE)
+    # An operator's key for one bot (a public key reaches no conversation but through a
+    # session, and a session verifies nothing).
+    token = api.key(bots=[bot], scope=Effect.DESTRUCTIVE)
     conv = api.call("POST", "/conversation/create", token, json={"botId": bot}).json()["id"]
     # Citations as an answer would carry them (written here with the account's own key).
     guesses = [cite(hidden, secret_ds, "4321"), cite(shown, public_ds, "9 to 5")]
@@ -335,7 +337,7 @@ def test_verify_confirms_nothing_outside_the_keys_reach(api: Api) -> None:
 def test_a_limited_key_writes_no_citations(api: Api) -> None:
     ds = api.make("/dataset/create")
     bot = api.make("/bot/create", {"datasetId": ds})
-    token = api.key(bots=[bot], scope=Effect.WRITE)
+    token = api.key(bots=[bot], scope=Effect.DESTRUCTIVE)  # reaches the conversation itself
     conv = api.call("POST", "/conversation/create", token, json={"botId": bot}).json()["id"]
     create = f"/conversation/{conv}/message/create"
     for field, value in [

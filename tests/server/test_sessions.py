@@ -310,6 +310,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "attach_dataset_file": {"type": "source"},
     "create_dataset_record": {"text": "x"},
     "evaluate_dataset": {"queries": [{"query": "x", "relevant": ["r"]}]},
+    "evaluate_bot": {"questions": [{"question": "x", "unanswerable": True}]},
     "search_dataset": {"search": "x"},
 }
 

@@ -303,7 +303,9 @@ def complete_messages(
         )
     if attachments:
         with scope.transaction(write=False) as ctx:
-            usage.remaining_budget(ctx)  # a spent key has nothing fetched or parsed for it
+            # A key that cannot pay for the least completion (a token per message and one of
+            # answer) has nothing fetched or parsed for it.
+            usage.remaining_budget(ctx, at_least=len(history) + 1)
     documents = attachment_texts(scope, attachments)
     with scope.transaction(write=False) as ctx:
         prepared = _prepare(ctx, _config(ctx, bot_id, inline), history, documents)

@@ -66,17 +66,18 @@ def lock_budget(ctx: Ctx, key_id: str) -> None:
     ctx.session.execute(select(Secret.id).where(Secret.id == key_id).with_for_update())
 
 
-def remaining_budget(ctx: Ctx) -> int | None:
-    """Tokens the acting key may still spend (None: no budget), or InsufficientCredit.
+def remaining_budget(ctx: Ctx, at_least: int = 1) -> int | None:
+    """Tokens the acting key may still spend (None: no budget), or InsufficientCredit when
+    fewer than `at_least` are left.
 
-    A cheap early check (no lock) before a completion searches or builds its prompt; what
-    holds is the reservation `reserve` makes before the model runs.
+    A cheap early check (no lock) before a completion searches, fetches or builds its prompt;
+    what holds is the reservation `reserve` makes before the model runs.
     """
     key = ctx.key
     if key is None or key.budget_tokens is None:
         return None
     used = spent(ctx, key.id)
-    if used >= key.budget_tokens:
+    if key.budget_tokens - used < at_least:
         raise InsufficientCredit(
             f"this key's token budget is spent ({used} of {key.budget_tokens} tokens used or"
             " reserved); nothing was generated"
