@@ -32,6 +32,7 @@ from openbotkit.server.access import AccessLog
 from openbotkit.server.balance import ConnectionBalance, Peers
 from openbotkit.server.console import WidgetCors, console_routes
 from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
+from openbotkit.server.headers import SecurityHeaders
 from openbotkit.server.lanes import Lanes
 from openbotkit.server.mcp_http import PATH as MCP_PATH
 from openbotkit.server.mcp_http import mcp_endpoint
@@ -112,11 +113,12 @@ def _probe_routes(engine: Engine) -> list[BaseRoute]:
 
 def _middleware(settings: Settings, balance: ConnectionBalance | None) -> list[Middleware]:
     """The connection balance of a process among several (outermost), the access log (it sees
-    every answer, preflights too), then CORS: for every route when OBK_CORS_ORIGINS names the
-    browser origins allowed to call the API (or is *), else for the chat widget's routes only,
-    from any origin."""
+    every answer, preflights too), the security headers of each surface (server/headers.py),
+    then CORS: for every route when OBK_CORS_ORIGINS names the browser origins allowed to call
+    the API (or is *), else for the chat widget's routes only, from any origin."""
     stack = [Middleware(balance.middleware)] if balance else []
     stack.append(Middleware(AccessLog))
+    stack.append(Middleware(SecurityHeaders))
     origins = settings.cors_origin_list
     if origins:
         stack.append(
