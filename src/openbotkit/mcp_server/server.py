@@ -111,6 +111,7 @@ class CallsInFlight:
             return  # not authenticated: nothing of anyone's to cancel
         scopes = self._scopes.get((caller, params.request_id), [])
         if len(scopes) == 1:
+            log.info("call %r of key %s cancelled by the client", params.request_id, caller)
             scopes[0].cancel()
 
 
