@@ -38,9 +38,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# The SDK contract clients, and the MCP conformance suite with the Node 22 it needs.
 node:
-	@if [ -f tests/contract/node/package.json ]; then \
-		npm ci --prefix tests/contract/node --no-audit --no-fund --loglevel=error; fi
+	@for dir in tests/contract/node tests/contract/conformance; do \
+		if [ -f $$dir/package.json ]; then \
+			npm ci --prefix $$dir --no-audit --no-fund --loglevel=error || exit 1; fi; done
 
 # Two processes: the PostgreSQL copies of the parametrized tests run beside everything else
 # (each process starts what it needs; the PostgreSQL one prints its report last). Each runs its
@@ -57,4 +59,5 @@ pytest: setup node
 test: lockcheck lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) .obk .pytest_cache .mypy_cache .ruff_cache tests/contract/node/node_modules
+	rm -rf $(VENV) .obk .pytest_cache .mypy_cache .ruff_cache tests/contract/node/node_modules \
+		tests/contract/conformance/node_modules

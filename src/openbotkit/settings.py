@@ -133,8 +133,10 @@ class Settings(BaseModel):
     console_session_s: Annotated[float, Field(gt=0)] = 43_200.0
     # The folder the API processes of one `obk serve --workers N` share (server/balance.py).
     serve_peers: Path | None = None
-    # How long the connector CLI's warm process outlives its last call; 0: no warm process.
-    cli_warm_seconds: Annotated[float, Field(ge=0)] = 600.0
+    # How long the connector CLI's warm process outlives its last call; 0: no warm process. At
+    # most a day (cli/warm.py's MAX_SECONDS, which cannot import this module): a larger value is
+    # an error, not clamped, since it is most likely a unit slip.
+    cli_warm_seconds: Annotated[float, Field(ge=0, le=86_400)] = 600.0
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -12,6 +12,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -22,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from openbotkit.cli import warm
+from openbotkit.settings import Settings
 from tests.cli.test_startup import PROBE  # prints the modules an `obk` call imported
 
 OBK = str(Path(sys.executable).parent / "obk")
@@ -127,16 +132,18 @@ def warm_up(env: dict[str, str], runtime: Path) -> int:
     return pid
 
 
-def call_held_open(env: dict[str, str], server: int, **pipes: Any) -> subprocess.Popen[Any]:
-    """A `create_bot` call whose input comes from stdin, held open so the running call can be
-    looked at; returned once the warm server runs it in a child, that is once a child of the
-    server has taken the call's stdin (a child that exists may not have it yet)."""
+def call_held_open(
+    env: dict[str, str], server: int, action: str = "create_bot", **popen: Any
+) -> subprocess.Popen[Any]:
+    """A call (`create_bot` unless told) whose input comes from stdin, held open so the running
+    call can be looked at; returned once the warm server runs it in a child, that is once a
+    child of the server has taken the call's stdin (a child that exists may not have it yet)."""
     proc = subprocess.Popen(
-        [OBK, *RUN, "create_bot", "--data", "-"],
+        [OBK, *RUN, action, "--data", "-"],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        **pipes,
+        **popen,
     )
     stdin = os.readlink(f"/proc/{proc.pid}/fd/0")
 
@@ -302,3 +309,81 @@ def test_a_stopped_server_finishes_the_calls_it_runs(env: dict[str, str], runtim
     out, _ = proc.communicate('{"name": "Late"}', timeout=60)
     assert proc.returncode == 0 and json.loads(out)["data"]["id"]
     wait_for(lambda: _state(server) in ("gone", "Z"))
+
+
+def test_modules_planted_in_the_callers_directory_are_never_imported(
+    env: dict[str, str], runtime: Path, tmp_path: Path
+) -> None:
+    """`pydantic` is imported by the warm server as it starts (from the directory of the call
+    that starts it), `onnxruntime` by a child (after it moved into the caller's directory, with
+    the caller's secrets in its environment) when a record is embedded."""
+    here = tmp_path / "project"
+    here.mkdir()
+    markers = {name: tmp_path / f"imported-{name}" for name in ("pydantic", "onnxruntime")}
+    for name, marker in markers.items():
+        (here / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').write(__file__)\n")
+    env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
+    assert obk(env, *RUN, "list_bots", cwd=here).returncode == 0  # cold; starts the server
+
+    def imported() -> list[str]:
+        return [name for name, marker in markers.items() if marker.exists()]
+
+    wait_for(lambda: servers(runtime) or imported())
+    assert imported() == []
+    [server] = servers(runtime)
+    dataset = obk(env, *RUN, "create_dataset", "--data", '{"name": "kb"}', cwd=here)
+    assert dataset.returncode == 0, dataset.stderr
+    record = {"datasetId": json.loads(dataset.stdout)["data"]["id"], "text": "Lisbon."}
+    proc = call_held_open(env, server, "create_dataset_record", cwd=here, text=True)
+    out, _ = proc.communicate(json.dumps(record), timeout=300)
+    assert proc.returncode == 0 and json.loads(out)["data"]["id"]
+    assert imported() == []
+    assert servers(runtime) == [server]
+
+
+def test_malformed_requests_leave_the_server_serving(env: dict[str, str], runtime: Path) -> None:
+    server = warm_up(env, runtime)
+    [path] = runtime.glob("*/*.sock")
+    null = os.open(os.devnull, os.O_RDWR)
+    framed = [b"[]", b'{"argv": 1, "cwd": 2, "env": 3}', b'{"argv": ["obk"]}', b"[" * 100_000]
+    framed += [b"\xff not json", b'{"argv": ["obk"], "cwd": "/", "env": {"A": 1}}']
+    try:
+        for body in framed:  # with the three descriptors a call hands over
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(str(path))
+                message = struct.pack("!I", len(body)) + body
+                sent = socket.send_fds(sock, [message], [null, null, null])
+                sock.sendall(message[sent:])
+                assert sock.recv(4) == b""  # dropped, no child started
+        for raw in (b"", b"garbage", struct.pack("!I", 1 << 30) + b"{"):  # no descriptors
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(str(path))
+                sock.sendall(raw)
+                sock.shutdown(socket.SHUT_WR)
+                assert sock.recv(4) == b""
+    finally:
+        os.close(null)
+    proc = call_held_open(env, server, text=True)  # still served warm, by the same server
+    out, _ = proc.communicate('{"name": "After"}', timeout=60)
+    assert proc.returncode == 0 and json.loads(out)["data"]["id"]
+    assert servers(runtime) == [server]
+
+
+@pytest.mark.parametrize("value", ["inf", "86401", "1e9", "nan", "-1", "ten"])
+def test_an_out_of_range_warm_lifetime_is_an_error_naming_it(
+    env: dict[str, str], runtime: Path, value: str
+) -> None:
+    """Refused rather than clamped: a value past a day is most likely a unit slip."""
+    called = obk({**env, "OBK_CLI_WARM_SECONDS": value}, *RUN, "list_bots")
+    assert called.returncode == 1
+    assert "invalid_input" in called.stderr and "OBK_CLI_WARM_SECONDS" in called.stderr
+    time.sleep(1)
+    assert server_processes(runtime) == []
+
+
+def test_the_warm_lifetimes_bound_is_the_settings_bound(tmp_path: Path) -> None:
+    assert warm.lifetime({warm.ENV: str(warm.MAX_SECONDS)}) == warm.MAX_SECONDS
+    assert warm.lifetime({warm.ENV: str(warm.MAX_SECONDS + 1)}) is None
+    Settings(home=tmp_path, cli_warm_seconds=warm.MAX_SECONDS)
+    with pytest.raises(ValidationError):
+        Settings(home=tmp_path, cli_warm_seconds=warm.MAX_SECONDS + 1)

@@ -348,3 +348,43 @@ def test_widget_talks_through_a_session_of_its_own_conversation(
         # The page's key itself cannot read the conversation it started.
         public = {"Authorization": f"Bearer {key}"}
         assert httpx.get(origin + path, headers=public).status_code == 403
+
+
+def test_the_console_runs_no_injected_script_and_no_other_page_frames_it(
+    settings: Settings, browser: Browser
+) -> None:
+    """The Content-Security-Policy in force: markup an attacker slips into the page runs no
+    script, and a page on another origin that frames the console gets an empty frame."""
+    engine = Engine(settings)
+    _, secret = create_secret(engine.runtime, "local")
+    with serve_in_thread(create_app(settings, engine)) as origin:
+        w = watch(browser)
+        sign_in(w, origin, secret)
+        w.assert_no_errors()  # the console itself runs under the policy without a violation
+        blocked = w.page.evaluate(
+            """() => new Promise((resolve) => {
+                document.addEventListener('securitypolicyviolation',
+                    (e) => resolve(e.effectiveDirective), { once: true })
+                setTimeout(() => resolve('no violation'), 5000)
+                const injected = document.createElement('div')
+                injected.innerHTML = '<img src="data:," onerror="window.pwned = 1">'
+                document.body.append(injected)
+                const script = document.createElement('script')
+                script.textContent = 'window.pwned = 2'
+                document.body.append(script)
+            })"""
+        )
+        assert blocked.startswith("script-src")
+        w.page.wait_for_timeout(200)  # both had their chance to run
+        assert w.page.evaluate("window.pwned") is None
+
+        async def framing_page(_request: object) -> HTMLResponse:
+            return HTMLResponse(f'<!doctype html><title>frame</title><iframe src="{origin}/">')
+
+        with serve_in_thread(Starlette(routes=[Route("/", framing_page)])) as other:
+            v = watch(browser)
+            v.page.goto(other + "/")
+            v.page.wait_for_load_state("load")
+            [framed] = [f for f in v.page.frames if f != v.page.main_frame]
+            assert framed.url != origin + "/"  # Chromium's error page instead
+            assert framed.locator("text=API secret").count() == 0

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -198,3 +201,117 @@ def test_stdio_against_a_server_acts_as_the_secrets_account(
             error(await b.call_tool("fetch_bot", {"botId": bot}), "not_found")
 
     anyio.run(main)
+
+
+def _headers(token: str, **extra: str) -> dict[str, str]:
+    return {
+        "Accept": "application/json, text/event-stream",
+        "Authorization": f"Bearer {token}",
+        "MCP-Protocol-Version": "2025-06-18",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("origin", "host"),
+    [
+        ("http://evil.example.com", None),  # a page elsewhere, straight to the server
+        ("http://evil.example.com", "evil.example.com"),  # a rebound name: Host agrees
+        ("null", None),  # a sandboxed or file: page
+        ("http://127.0.0.1:1", None),  # loopback, but another port: another origin
+    ],
+)
+def test_http_a_foreign_origin_is_403_even_with_a_live_secret(
+    live_server: LiveServer, origin: str, host: str | None
+) -> None:
+    extra = {"Origin": origin, **({"Host": host} if host else {})}
+    resp = httpx.post(
+        live_server.url + "/mcp", json=INITIALIZE, headers=_headers(live_server.token_a, **extra)
+    )
+    assert resp.status_code == 403
+    assert resp.json()["code"] == "NOT_AUTHORIZED"
+    assert "OBK_CORS_ORIGINS" in resp.json()["message"]
+
+
+def test_http_no_origin_or_the_servers_own_origin_is_served(live_server: LiveServer) -> None:
+    own = live_server.url  # http://127.0.0.1:PORT: the Host of these requests
+    localhost = f"localhost:{urlsplit(live_server.url).port}"
+    for extra in ({}, {"Origin": own}, {"Origin": f"http://{localhost}", "Host": localhost}):
+        resp = httpx.post(
+            live_server.url + "/mcp",
+            json=INITIALIZE,
+            headers=_headers(live_server.token_a, **extra),
+        )
+        assert resp.status_code == 200, (extra, resp.text)
+
+
+def _events(resp: httpx.Response) -> Iterator[dict[str, Any]]:
+    for line in resp.iter_lines():
+        if line.startswith("data: "):
+            yield json.loads(line[len("data: ") :])
+
+
+def _cancel_after_progress(live_server: LiveServer, canceller: str) -> tuple[int, dict[str, Any]]:
+    """A completion streaming progress (request id 7) and, after its third token, a
+    `notifications/cancelled` for id 7 in a request of its own with `canceller`'s secret; the
+    tokens seen and the call's last message."""
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
+    model = {"model": "smollm2/maxTokens=400/temperature=0"}
+    made = {**call, "params": {"name": "create_conversation", "arguments": model}}
+    created = httpx.post(live_server.url + "/mcp", json=made, headers=_headers(live_server.token_a))
+    conversation = next(_events(created))["result"]["structuredContent"]["id"]
+    arguments = {
+        "conversationId": conversation,
+        "text": "Write the numbers from 1 to 300, separated by commas.",
+    }
+    params = {"name": "complete_conversation", "arguments": arguments}
+    body = {**call, "id": 7, "params": {**params, "_meta": {"progressToken": "t"}}}
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
+    tokens = 0
+    with httpx.stream(
+        "POST",
+        live_server.url + "/mcp",
+        json=body,
+        headers=_headers(live_server.token_a),
+        timeout=300,
+    ) as resp:
+        for event in _events(resp):
+            if event.get("method") != "notifications/progress":
+                return tokens, event
+            tokens += 1
+            if tokens == 3:
+                sent = httpx.post(
+                    live_server.url + "/mcp", json=cancel, headers=_headers(canceller)
+                )
+                assert sent.status_code == 202
+    raise AssertionError("the call's stream ended without an answer")
+
+
+@pytest.mark.slow
+def test_http_notifications_cancelled_stops_the_call(live_server: LiveServer) -> None:
+    tokens, last = _cancel_after_progress(live_server, live_server.token_a)
+    assert last["id"] == 7 and "result" not in last
+    assert last["error"] == {"code": -32800, "message": "Request cancelled"}
+    assert tokens < 20  # not the rest of a 400-token answer
+
+
+@pytest.mark.slow
+def test_http_another_secret_cannot_cancel_a_call(live_server: LiveServer) -> None:
+    """Request ids are the client's choice: a cancel counts only with the call's own secret."""
+    tokens, last = _cancel_after_progress(live_server, live_server.token_b)
+    assert last["id"] == 7 and "error" not in last
+    assert last["result"]["isError"] is False and last["result"]["structuredContent"]["text"]
+    assert tokens > 3
+
+
+def test_http_an_unknown_tool_is_a_json_rpc_invalid_params_error(live_server: LiveServer) -> None:
+    call = {"name": "no_such_tool", "arguments": {}}
+    resp = httpx.post(
+        live_server.url + "/mcp",
+        json={"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": call},
+        headers=_headers(live_server.token_a),
+    )
+    [answer] = list(_events(resp))
+    assert answer["id"] == 3 and "result" not in answer
+    assert answer["error"]["code"] == -32602
+    assert answer["error"]["data"] == {"code": "unknown_action"}

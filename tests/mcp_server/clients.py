@@ -13,9 +13,11 @@ from typing import Any
 
 import httpx2
 import mcp_types as types
+import pytest
 from jsonschema.validators import validator_for
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from openbotkit.actions import REGISTRY, Effect
 
@@ -52,16 +54,27 @@ def ok(result: types.CallToolResult) -> dict[str, Any]:
 
 
 def error(result: types.CallToolResult, code: str) -> dict[str, Any]:
-    """A failed call: `isError`, text `code: message`, the connector's error object."""
+    """A failed call: `isError` with text only (no `structuredContent`, which clients check
+    against the tool's output schema), `code: message`, then the connector's error object."""
     assert result.is_error, result.structured_content
-    text = result.content[0]
-    assert isinstance(text, types.TextContent)
-    assert text.text.startswith(f"{code}: "), text.text
-    err = result.structured_content
+    assert result.structured_content is None
+    summary, detail = result.content
+    assert isinstance(summary, types.TextContent) and isinstance(detail, types.TextContent)
+    assert summary.text.startswith(f"{code}: "), summary.text
+    err = json.loads(detail.text)["error"]
     assert isinstance(err, dict)
     assert err["code"] == code
+    assert summary.text == f"{code}: {err['message']}"
     assert set(err) == {"code", "message", "status", "details"}
     return err
+
+
+async def not_offered(client: Client, name: str, arguments: dict[str, Any]) -> MCPError:
+    """A call of a tool the server does not offer: the JSON-RPC error -32602, no tool result."""
+    with pytest.raises(MCPError) as caught:
+        await client.call_tool(name, arguments)
+    assert caught.value.code == types.INVALID_PARAMS, caught.value
+    return caught.value
 
 
 def check_tools(tools: list[types.Tool], *, local: bool) -> None:
@@ -195,4 +208,5 @@ async def check_errors(client: Client) -> None:
         "rule": "missing",
         "message": "Field required",
     }
-    error(await client.call_tool("no_such_tool", {}), "unknown_action")
+    refused = await not_offered(client, "no_such_tool", {})
+    assert "no_such_tool" in refused.message

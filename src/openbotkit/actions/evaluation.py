@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, WithJsonSchema, field_validator
 
 from openbotkit.actions.base import NOT_BLANK, Input, Output
 from openbotkit.actions.completion import result_of
 from openbotkit.actions.registry import Effect, action
+from openbotkit.retrieval.filters import record_filter_schema
 from openbotkit.services import bot_evaluation, evaluation
 from openbotkit.services.context import AccountScope, Ctx
 
@@ -18,25 +19,35 @@ SearchMode = Literal["hybrid", "dense", "lexical"]
 
 
 class RelevantByMeta(Input):
-    meta: Annotated[dict[str, Any], Field(min_length=1)] = Field(
-        description="Record meta values (a search filter): every matching record stands for "
-        "this item, which counts as found at the first of them."
+    # The filter's rules are checked where filters are read (retrieval/filters.py, which names
+    # the key at fault); the schema states the same rules for clients.
+    meta: Annotated[
+        dict[str, Any],
+        Field(min_length=1),
+        WithJsonSchema({**record_filter_schema(), "minProperties": 1}),
+    ] = Field(
+        description="Record meta conditions, a search filter ({key: value} or {key: {$eq|$ne|"
+        "$gt|$gte|$lt|$lte: value}}): every matching record stands for this item, which counts "
+        "as found at the first of them."
     )
 
 
 class LabelledQuery(Input):
     query: str = Field(min_length=1, pattern=r"\S", description="The search text.")
-    relevant: Annotated[list[str | RelevantByMeta], Field(min_length=1)] = Field(
-        description="What a good search finds: record ids, or {meta: {...}} for records "
-        'identified by meta (e.g. {"meta": {"docId": "4983"}}).'
+    relevant: Annotated[
+        list[Annotated[str, Field(min_length=1)] | RelevantByMeta], Field(min_length=1)
+    ] = Field(
+        description="What a good search finds: ids of the dataset's records, or {meta: {...}} "
+        'for records identified by meta (e.g. {"meta": {"docId": "4983"}}); each must match '
+        "at least one record."
     )
 
 
 class EvaluateDatasetInput(Input):
     dataset_id: str = Field(description="Dataset id, or @alias.")
-    queries: Annotated[list[LabelledQuery], Field(min_length=1)] = Field(
-        description=f"Labelled queries; at most {evaluation.MAX_QUERIES} per request."
-    )
+    queries: Annotated[
+        list[LabelledQuery], Field(min_length=1, max_length=evaluation.MAX_QUERIES)
+    ] = Field(description=f"Labelled queries; at most {evaluation.MAX_QUERIES} per request.")
     k: int = Field(10, ge=1, le=evaluation.MAX_K, description="Depth of each ranking.")
     modes: Annotated[list[SearchMode], Field(min_length=1)] = Field(
         default_factory=lambda: list(evaluation.ALL_MODES),

@@ -10,11 +10,18 @@ server sends back with the child's pid (the client forwards SIGINT/SIGTERM/SIGHU
 child reads settings from the client's environment, so every variable behaves as on a cold call.
 
 When nothing answers, the call runs cold and then starts the server, detached, for the next one.
-The server lives `OBK_CLI_WARM_SECONDS` (default 600) after its last call; `0` disables it all.
+The server lives `OBK_CLI_WARM_SECONDS` (default 600, at most a day) after its last call; `0`
+disables it all, and a value out of range runs the call cold, whose settings then refuse it.
 Its socket is private to the user (a 0700 directory, a 0600 socket, the peer's uid checked) and
 named by a hash of OBK_HOME, the interpreter, the installed version and the sources' mtimes, so
 an upgrade or an edited source never runs stale code. A lock held for the server's life makes
 two racing starts leave one server; only the lock holder replaces a stale socket file.
+
+The server imports nothing from the directory a call comes from: it starts with Python's safe path
+(`-P`: no script or working directory on `sys.path`) from `/`, keeps only absolute `sys.path`
+entries, and so neither it nor a child (which moves into the caller's directory and imports the
+modules a command needs lazily, with the caller's secrets in its environment) can be handed a
+planted `pydantic.py`. A request that is not a well-formed call is dropped, never fatal.
 
 The client side (`place_for`, `call`, `start`) imports the standard library only.
 """
@@ -30,10 +37,15 @@ import stat
 import struct
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeGuard
 
 ENV = "OBK_CLI_WARM_SECONDS"
 DEFAULT_SECONDS = 600.0
+# A warm server keeps the first caller's environment for its life: more than a day is more likely
+# a unit slip (milliseconds) than a wish. Settings refuses larger values with this same bound.
+MAX_SECONDS = 86_400.0
+# A request is argv, cwd and the environment: a few kilobytes, at most the kernel's ARG_MAX.
+MAX_REQUEST_BYTES = 8 << 20
 # `obk connector` subcommands served warm: the per-action ones an agent repeats.
 WARM_COMMANDS = ("run", "schema", "list")
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -67,7 +79,8 @@ class Place(NamedTuple):
 
 
 def lifetime(env: Mapping[str, str]) -> float | None:
-    """The idle lifetime asked for, or None for a value the settings will reject."""
+    """The idle lifetime asked for, or None for a value the settings will reject (not a number,
+    negative, NaN, or above MAX_SECONDS, infinity included)."""
     raw = env.get(ENV, "").strip()
     if not raw:
         return DEFAULT_SECONDS
@@ -75,7 +88,7 @@ def lifetime(env: Mapping[str, str]) -> float | None:
         seconds = float(raw)
     except ValueError:
         return None
-    return seconds if seconds >= 0 and seconds == seconds else None
+    return seconds if 0 <= seconds <= MAX_SECONDS else None
 
 
 def place_for(args: Sequence[str], env: Mapping[str, str]) -> Place | None:
@@ -214,8 +227,11 @@ def start(place: Place) -> None:
 
     code = "import sys; from openbotkit.cli.warm import serve; serve(*sys.argv[1:])"
     try:
+        # -P: `python -c` would put the working directory first on sys.path, and a module
+        # planted where the caller runs `obk` would be imported in place of pydantic.
         subprocess.Popen(
-            [sys.executable, "-c", code, place.socket, place.lock, place.pid],
+            [sys.executable, "-P", "-c", code, place.socket, place.lock, place.pid],
+            cwd="/",
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -239,6 +255,7 @@ def serve(sock_path: str, lock_path: str, pid_path: str) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return
+    _absolute_path_only()
     seconds = lifetime(os.environ) or DEFAULT_SECONDS
     _preload()
     if os.path.isdir("/proc/self/task") and len(os.listdir("/proc/self/task")) > 1:
@@ -268,6 +285,13 @@ def serve(sock_path: str, lock_path: str, pid_path: str) -> None:
                 pass
         listener.close()
         os.close(lock)
+
+
+def _absolute_path_only() -> None:
+    """Drop the relative entries of sys.path (`""` is the working directory): a child moves into
+    the caller's directory, and a relative entry would then import from there."""
+    sys.path[:] = [entry for entry in sys.path if os.path.isabs(entry)]
+    sys.path_importer_cache.clear()
 
 
 def _preload() -> None:
@@ -334,7 +358,6 @@ class _Server:
                 timeout = idle_since + self.seconds - time.monotonic()
                 if timeout <= 0:
                     break
-                timeout = min(timeout, 3600.0)  # OBK_CLI_WARM_SECONDS may be huge (or inf)
             for key, _ in self.selector.select(timeout):
                 if key.fileobj is self.listener:
                     self._accept()
@@ -363,17 +386,8 @@ class _Server:
                 raise PermissionError("another user")
             conn.settimeout(10)
             data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 16, 3)
-            if len(data) < _LENGTH.size or len(fds) != 3:
-                raise ValueError("not a request")
-            (length,) = _LENGTH.unpack(data[: _LENGTH.size])
-            data = data[_LENGTH.size :]
-            while len(data) < length:
-                chunk = conn.recv(min(1 << 16, length - len(data)))
-                if not chunk:
-                    raise ValueError("short request")
-                data += chunk
-            request = json.loads(data.decode("utf-8", "surrogateescape"))
-        except (OSError, ValueError):
+            request = _parse_request(conn, data, fds)
+        except Exception:  # whatever a client sends, the server keeps serving the others
             for fd in fds:
                 os.close(fd)
             conn.close()
@@ -462,6 +476,41 @@ class _Server:
                 sys.stderr.flush()
             finally:
                 os._exit(code)
+
+
+def _parse_request(conn: socket.socket, data: bytes, fds: list[int]) -> dict[str, Any]:
+    """The call a client sent (the rest of it read from `conn`): its three descriptors, then
+    argv, cwd and env as JSON, each of the type the child relies on; ValueError otherwise."""
+    if len(data) < _LENGTH.size or len(fds) != 3:
+        raise ValueError("not a request")
+    (length,) = _LENGTH.unpack(data[: _LENGTH.size])
+    if length > MAX_REQUEST_BYTES:
+        raise ValueError("request too long")
+    data = data[_LENGTH.size :]
+    while len(data) < length:
+        chunk = conn.recv(min(1 << 16, length - len(data)))
+        if not chunk:
+            raise ValueError("short request")
+        data += chunk
+    request = json.loads(data.decode("utf-8", "surrogateescape"))
+    if not _is_call(request):
+        raise ValueError("not a call")
+    return request
+
+
+def _is_call(request: object) -> TypeGuard[dict[str, Any]]:
+    """argv (a non-empty list of strings), cwd (a string), env (strings by name)."""
+    if not isinstance(request, dict):
+        return False
+    argv, cwd, env = request.get("argv"), request.get("cwd"), request.get("env")
+    return (
+        isinstance(argv, list)
+        and bool(argv)
+        and all(isinstance(arg, str) for arg in argv)
+        and isinstance(cwd, str)
+        and isinstance(env, dict)
+        and all(isinstance(value, str) for value in env.values())
+    )
 
 
 def _reopen_stdio() -> None:

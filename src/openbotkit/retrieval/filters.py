@@ -13,6 +13,39 @@ from openbotkit.store import meta_sql
 from openbotkit.store.tables import Record
 
 OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
+ORDERING = ("$gt", "$gte", "$lt", "$lte")  # numbers only: a string "10" is not greater than 9
+_SCALAR: list[dict[str, Any]] = [
+    {"type": "string"},
+    {"type": "number"},
+    {"type": "boolean"},
+    {"type": "null"},
+]
+# A key names a meta value: not empty, and not the optional `meta.` prefix alone (written
+# without lookahead, which JSON Schema's and Python's regular expressions do not share).
+KEY_PATTERN = (
+    r"^(?:[\s\S]{1,4}|[\s\S]{6,}|[^m][\s\S]{4}|m[^e][\s\S]{3}|me[^t][\s\S]{2}"
+    r"|met[^a][\s\S]|meta[^.])$"
+)
+
+
+def record_filter_schema() -> dict[str, Any]:
+    """The JSON Schema of a record filter: what `conditions` accepts, stated for clients (a
+    test checks the two agree case by case)."""
+
+    def operator(op: str) -> dict[str, Any]:
+        values = [{"type": "number"}] if op in ORDERING else _SCALAR
+        return {
+            "type": "object",
+            "properties": {op: {"anyOf": values}},
+            "required": [op],
+            "additionalProperties": False,
+        }
+
+    return {
+        "type": "object",
+        "propertyNames": {"pattern": KEY_PATTERN},
+        "additionalProperties": {"anyOf": [*_SCALAR, *(operator(op) for op in OPERATORS)]},
+    }
 
 
 def meta_condition(column: Any, key: str, value: Any) -> ColumnElement[bool]:
@@ -44,17 +77,23 @@ def _bad(key: str, message: str) -> InvalidInput:
     )
 
 
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
 def condition(key: str, spec: Any) -> ColumnElement[bool]:
     name = key[5:] if key.startswith("meta.") else key
     if not name:
         raise _bad(key, "empty key")
     if not isinstance(spec, dict):
-        if spec is not None and not isinstance(spec, (str, int, float, bool)):
+        if not _scalar(spec):
             raise _bad(key, "a value must be a string, number, boolean or an operator object")
         return meta_condition(Record.meta, name, spec)
     if len(spec) != 1 or next(iter(spec)) not in OPERATORS:
         raise _bad(key, f"use exactly one of {', '.join(OPERATORS)}")
     op, value = next(iter(spec.items()))
+    if op not in ORDERING and not _scalar(value):
+        raise _bad(key, f"{op} compares a string, number, boolean or null")
     if op == "$eq":
         return meta_condition(Record.meta, name, value)
     if op == "$ne":

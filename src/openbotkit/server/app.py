@@ -33,6 +33,7 @@ from openbotkit.server.access import AccessLog
 from openbotkit.server.balance import ConnectionBalance, Peers
 from openbotkit.server.console import WidgetCors, console_routes
 from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
+from openbotkit.server.headers import SecurityHeaders
 from openbotkit.server.lanes import Lanes
 from openbotkit.server.mcp_http import PATH as MCP_PATH
 from openbotkit.server.mcp_http import mcp_endpoint
@@ -113,11 +114,13 @@ def _probe_routes(engine: Engine) -> list[BaseRoute]:
 
 def _middleware(settings: Settings, balance: ConnectionBalance | None) -> list[Middleware]:
     """The connection balance of a process among several (outermost), the access log (it sees
-    every answer, preflights too), then CORS: the chat widget's routes from any origin, always
-    (the widget runs on other people's sites); every other route from the origins
-    OBK_CORS_ORIGINS names (or *), when it names any."""
+    every answer, preflights too), the security headers of each surface (server/headers.py),
+    then CORS: the chat widget's routes from any origin, always (the widget runs on other
+    people's sites); every other route from the origins OBK_CORS_ORIGINS names (or *), when it
+    names any."""
     stack = [Middleware(balance.middleware)] if balance else []
     stack.append(Middleware(AccessLog))
+    stack.append(Middleware(SecurityHeaders))
     origins = settings.cors_origin_list
     api_cors = None
     if origins:

@@ -53,7 +53,8 @@ test('calls tools: structured results, errors as results, one account each', asy
     const other = await b.callTool({ name: 'fetch_bot', arguments: { botId: id } })
     assert.equal(other.isError, true)
     assert.match(other.content[0].text, /^not_found: /)
-    assert.equal(other.structuredContent.code, 'not_found')
+    assert.equal(other.structuredContent, undefined)
+    assert.equal(JSON.parse(other.content[1].text).error.code, 'not_found')
 
     const bad = await a.callTool({ name: 'create_bot', arguments: { name: 7 } })
     assert.equal(bad.isError, true)
@@ -94,4 +95,33 @@ test('complete_conversation reports its tokens as progress, then the final messa
 
 test('without a secret the server answers 401', async () => {
   await assert.rejects(connect(undefined), (err) => err.code === 401 && /NOT_AUTHENTICATED/.test(err.message))
+})
+
+test('an error is a tool result even once the client checks output schemas', async () => {
+  // After listTools the client validates structuredContent against each tool's outputSchema:
+  // an error object there would make every failed call throw -32602 instead.
+  const client = await connect(process.env.OBK_TOKEN_A)
+  try {
+    await client.listTools()
+    const missing = await client.callTool({ name: 'fetch_bot', arguments: { botId: 'no-such-bot' } })
+    assert.equal(missing.isError, true)
+    assert.match(missing.content[0].text, /^not_found: /)
+    const bad = await client.callTool({ name: 'create_bot', arguments: { name: 7 } })
+    assert.equal(bad.isError, true)
+    assert.equal(JSON.parse(bad.content[1].text).error.details[0].pointer, '/name')
+    const made = await client.callTool({ name: 'create_bot', arguments: { name: 'checked' } })
+    assert.equal(made.isError, false)
+    await client.callTool({ name: 'delete_bot', arguments: { botId: made.structuredContent.id } })
+  } finally {
+    await client.close()
+  }
+})
+
+test('a tool the server does not have is a JSON-RPC error -32602', async () => {
+  const client = await connect(process.env.OBK_TOKEN_A)
+  try {
+    await assert.rejects(client.callTool({ name: 'no_such_tool', arguments: {} }), { code: -32602 })
+  } finally {
+    await client.close()
+  }
 })
