@@ -18,6 +18,11 @@ page's key must not list the conversations of other visitors. Lists inside a rea
 dataset's records, a conversation's messages) work. Changing or deleting a listed bot or
 dataset itself takes the destructive scope: a write key uses it, it does not reconfigure it.
 
+Skillsets, their abilities and the secrets abilities use are account-level: a key limited to
+bots or datasets (a public key, a session token) never reads, lists, creates or changes them,
+and never names one (a bot's or conversation's skillsetId, an ability's linkedSecretId). A
+secret's value is the operator's credential; a skillset decides what the bot can do.
+
 A *public* key (limited, with a scope below destructive: what a web page holds) does less:
 
 - it never sets a bot's configuration (model with its limits, backstory, dataset, skillset,
@@ -56,6 +61,8 @@ if TYPE_CHECKING:
 LISTED = ("bot", "dataset")
 # Kinds a limited key may create: a new one belongs to the bot (or dataset) its input names.
 OWNED = ("conversation",)
+# Kinds only a key without bot or dataset limits reaches (module docstring).
+ACCOUNT_LEVEL = ("skillset", "ability", "secret")
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,12 @@ def authorize(ctx: Ctx, key: Key, call: Call) -> None:
         )
     if not key.limited:
         return
+    account_level = [ref for kind, ref in call.refs if kind in ACCOUNT_LEVEL]
+    if account_level or call.creates in ACCOUNT_LEVEL:
+        raise ScopeMissing(
+            f"{call.action}: skillsets, abilities and secrets are reached only by a key without"
+            f" bot or dataset limits (this key has {key.describe()})"
+        )
     if not call.refs or (call.creates is not None and call.creates not in OWNED):
         raise ScopeMissing(
             f"{call.action} reaches the whole account or creates a resource outside this key's"
