@@ -28,7 +28,9 @@ def test_key_file_is_made_on_first_use_private_and_reused(tmp_path: Path) -> Non
 def test_processes_racing_to_make_the_key_agree(tmp_path: Path) -> None:
     path = tmp_path / KEY_FILE
     keys: list[bytes] = []
-    threads = [threading.Thread(target=lambda: keys.append(load_or_create_key(path))) for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: keys.append(load_or_create_key(path))) for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

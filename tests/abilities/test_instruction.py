@@ -61,7 +61,12 @@ def test_json_schema_of_the_parameters() -> None:
     [
         # ChatBotKit's dataset search: the dataset in the header, the body a single parameter.
         ("```dataset/search/id=ds_1\n$[query!|search query]\n```", "search", "query", None),
-        ("```search\ndatasetId: '@kb'\nquery: $[q!|what to look for]\n```", "search", "query", None),
+        (
+            "```search\ndatasetId: '@kb'\nquery: $[q!|what to look for]\n```",
+            "search",
+            "query",
+            None,
+        ),
         ("```mcp/install\nhttps://mcp.example.com/mcp\n```", "mcp/install", "url", None),
         (
             "```mcp/install\nurl: https://mcp.notion.com/mcp\nprefix: notion\n"
@@ -70,7 +75,12 @@ def test_json_schema_of_the_parameters() -> None:
             "prefix",
             "notion",
         ),
-        ("```bot/ask\nbotId: bot_1\nprompt: $[question!|the question]\n```", "bot", "botId", "bot_1"),
+        (
+            "```bot/ask\nbotId: bot_1\nprompt: $[question!|the question]\n```",
+            "bot",
+            "botId",
+            "bot_1",
+        ),
         ("```bot\n$[question!|the question to ask]\n```", "bot", "prompt", None),
         (
             "```fetch\nmethod: POST\nurl: https://h/x\nbody:\n  content: $[content! ys|markdown]\n"

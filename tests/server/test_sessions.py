@@ -330,7 +330,11 @@ class Reach:
         api = page.api
         self.file = api.make("/file/create")
         api.make(f"/dataset/{page.dataset}/file/{self.file}/attach", {"type": "source"})
+        skillset = api.make("/skillset/create")
         self.ids = {
+            "skillsetId": skillset,
+            "abilityId": api.make(f"/skillset/{skillset}/ability/create"),
+            "secretId": api.make("/secret/create", {"value": "v"}),
             "botId": page.bot,
             "conversationId": self.conversation,
             "messageId": said.json()["id"],

@@ -87,7 +87,10 @@ def test_round_trip_and_the_value_never_comes_back(
         server.ok("POST", f"/secret/{secret['id']}/update", {"value": VALUE, "name": "gh2"}),
     ]
     assert shown[0]["type"] == "bearer" and "value" not in shown[0]
-    assert server.call("POST", "/secret/create", json={"type": "basic", "value": VALUE}).status_code == 400
+    assert (
+        server.call("POST", "/secret/create", json={"type": "basic", "value": VALUE}).status_code
+        == 400
+    )
     too_long = server.call("POST", "/secret/create", json={"value": VALUE * 1000})
     assert too_long.status_code == 400
     unknown = server.call("POST", "/secret/create", json={"value": VALUE, "extra": VALUE})

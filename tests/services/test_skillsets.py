@@ -23,7 +23,9 @@ headers:
 
 
 def _secret(run: RunAction, **fields: Any) -> str:
-    return str(run("create_secret", {"name": "api", "type": "bearer", "value": VALUE, **fields})["id"])
+    return str(
+        run("create_secret", {"name": "api", "type": "bearer", "value": VALUE, **fields})["id"]
+    )
 
 
 def test_skillset_round_trip_with_alias_meta_and_state(run: RunAction) -> None:
@@ -67,7 +69,10 @@ def test_ability_round_trip_and_list_within_its_skillset(run: RunAction) -> None
     with pytest.raises(NotFound):
         run("delete_skillset_ability", {"skillsetId": other, "abilityId": ability})
     run("update_skillset_ability", {"skillsetId": skillset, "abilityId": ability, "name": "o2"})
-    assert run("fetch_skillset_ability", {"skillsetId": skillset, "abilityId": ability})["name"] == "o2"
+    assert (
+        run("fetch_skillset_ability", {"skillsetId": skillset, "abilityId": ability})["name"]
+        == "o2"
+    )
     run("delete_skillset_ability", {"skillsetId": skillset, "abilityId": ability})
     assert run("list_skillset_abilities", {"skillsetId": skillset})["items"] == []
 
@@ -107,7 +112,10 @@ def test_instruction_faults_are_refused_at_create_and_update(run: RunAction) -> 
     )["id"]
     # Update checks the instruction as it would be stored: unlinking the bot breaks it.
     with pytest.raises(InvalidInput, match="linkedBotId"):
-        run("update_skillset_ability", {"skillsetId": skillset, "abilityId": asked, "linkedBotId": None})
+        run(
+            "update_skillset_ability",
+            {"skillsetId": skillset, "abilityId": asked, "linkedBotId": None},
+        )
     with pytest.raises(NotFound) as missing:
         run("create_skillset_ability", {"skillsetId": skillset, "linkedSecretId": "nope"})
     assert missing.value.details[0].pointer == "/linkedSecretId"

@@ -349,10 +349,8 @@ def _load_body(kind: str, masked: str, first_line: int, tokens: dict[str, str]) 
         key_lines = {SCALAR_BODY[kind]: first_line}
     else:
         assert isinstance(node, yaml.MappingNode)
-        key_lines = {
-            str(key.value): first_line + key.start_mark.line for key, _ in node.value
-        }
-    restored = _restore(data, tokens)
+        key_lines = {str(key.value): first_line + key.start_mark.line for key, _ in node.value}
+    restored: dict[str, Any] = _restore(data, tokens)
     unknown = [k for k in restored if k not in BODY_KEYS[kind]]
     if unknown:
         key = unknown[0]
@@ -407,9 +405,10 @@ def _check_types(kind: str, body: dict[str, Any], key_lines: dict[str, int], fir
         known = ", ".join(sorted(METHODS))
         raise _error(line_of("method"), f"method {method!r} is not one of {known}", "enum")
     timeout = body.get("timeout")
-    if timeout is not None and not (isinstance(timeout, int) and 0 < timeout <= 300_000):
-        if not (isinstance(timeout, str) and _PARAM.fullmatch(timeout)):
-            raise _error(line_of("timeout"), "timeout must be milliseconds, 1..300000", "range")
+    in_range = isinstance(timeout, int) and 0 < timeout <= 300_000
+    a_parameter = isinstance(timeout, str) and _PARAM.fullmatch(timeout) is not None
+    if timeout is not None and not (in_range or a_parameter):
+        raise _error(line_of("timeout"), "timeout must be milliseconds, 1..300000", "range")
 
 
 def format_secret(kind: str, value: str) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from openbotkit.actions.base import (
     Alias,
@@ -133,11 +133,16 @@ class ListAbilitiesInput(ListInput, SkillsetRef, MetaFilterMixin):
     pass
 
 
+# ChatBotKit always returns an ability's name, description and instruction as strings (the
+# official SDKs require them), "" when unset.
+Text = Annotated[str, BeforeValidator(lambda value: value or "")]
+
+
 class AbilityOutput(Resource):
     alias: str | None = None
-    name: str | None = None
-    description: str | None = None
-    instruction: str | None = None
+    name: Text = ""
+    description: Text = ""
+    instruction: Text = ""
     linked_bot_id: str | None = None
     linked_secret_id: str | None = None
     meta: dict[str, object] | None = None

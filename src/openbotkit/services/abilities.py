@@ -26,7 +26,9 @@ def create(ctx: Ctx, skillset_ref: str, fields: dict[str, Any]) -> Ability:
     skillset = skillsets.get(ctx, skillset_ref)
     crud.resolve_refs(ctx, fields, REFS)
     crud.check_alias_free(ctx, Ability, fields.get("alias"))
-    check(ctx, fields.get("instruction"), fields.get("linked_bot_id"), fields.get("linked_secret_id"))
+    check(
+        ctx, fields.get("instruction"), fields.get("linked_bot_id"), fields.get("linked_secret_id")
+    )
     return crud.insert(ctx, Ability, {**fields, "skillset_id": skillset.id})
 
 

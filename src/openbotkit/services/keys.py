@@ -104,12 +104,6 @@ def authorize(ctx: Ctx, key: Key, call: Call) -> None:
         )
     if not key.limited:
         return
-    account_level = [ref for kind, ref in call.refs if kind in ACCOUNT_LEVEL]
-    if account_level or call.creates in ACCOUNT_LEVEL:
-        raise ScopeMissing(
-            f"{call.action}: skillsets, abilities and secrets are reached only by a key without"
-            f" bot or dataset limits (this key has {key.describe()})"
-        )
     if not call.refs or (call.creates is not None and call.creates not in OWNED):
         raise ScopeMissing(
             f"{call.action} reaches the whole account or creates a resource outside this key's"
@@ -118,6 +112,12 @@ def authorize(ctx: Ctx, key: Key, call: Call) -> None:
         )
     if key.public:
         _authorize_public(key, call)
+    account_level = [ref for kind, ref in call.refs if kind in ACCOUNT_LEVEL]
+    if account_level or call.creates in ACCOUNT_LEVEL:
+        raise ScopeMissing(
+            f"{call.action}: skillsets, abilities and secrets are reached only by a key without"
+            f" bot or dataset limits (this key has {key.describe()})"
+        )
     for kind, ref in call.refs:
         if not _reaches(ctx, key, kind, ref):
             raise ScopeMissing(
