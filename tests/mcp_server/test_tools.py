@@ -84,7 +84,8 @@ def test_selection_read_only_refuses_every_non_read() -> None:
 
 def test_selection_unknown_names_list_the_known_ones() -> None:
     with pytest.raises(
-        InvalidInput, match="toolsets: bot, conversation, dataset, file, job, secret, skillset, token, usage"
+        InvalidInput,
+        match="toolsets: bot, conversation, dataset, file, job, secret, skillset, token, usage",
     ):
         ToolSelection.parse(REGISTRY, toolset=["bots", "robots"])
     with pytest.raises(UnknownAction, match="known actions: attach_dataset_file"):
