@@ -153,7 +153,11 @@ def test_deleting_a_skillset_deletes_its_abilities_and_unlinks_bots(
         run("create_skillset_ability", {"skillsetId": skillset, "name": name})
     survivor = run("create_skillset_ability", {"skillsetId": kept, "name": "c"})["id"]
     bot = run("create_bot", {"skillsetId": skillset})["id"]
+    database = run("fetch_usage")["database"]
+    assert (database["skillsets"], database["abilities"]) == (2, 3)
     run("delete_skillset", {"skillsetId": skillset})
+    database = run("fetch_usage")["database"]
+    assert (database["skillsets"], database["abilities"]) == (1, 1)
     with engine.store.session(write=False) as session:
         left = list(session.execute(text("SELECT id, skillset_id FROM abilities")))
     assert left == [(survivor, kept)]
