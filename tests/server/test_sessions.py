@@ -311,6 +311,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "create_dataset_record": {"text": "x"},
     "evaluate_dataset": {"queries": [{"query": "x", "relevant": ["r"]}]},
     "search_dataset": {"search": "x"},
+    "create_secret": {"value": "x"},
 }
 
 
