@@ -24,6 +24,8 @@ RANKS: dict[str, int] = {
     "retrieval": 1,
     "ingestion": 1,
     "models": 1,
+    "abilities": 1,
+    "vault": 1,
     "access": 0,
     "errors": 0,
     "ids": 0,

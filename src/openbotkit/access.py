@@ -68,7 +68,7 @@ class Key:
         return self.scope is Effect.DESTRUCTIVE and not self.limited
 
     def describe(self) -> str:
-        """`scope write, bots b1, datasets none` (error messages and `obk secret list`)."""
+        """`scope write, bots b1, datasets none` (error messages and `obk key list`)."""
         parts = [f"scope {self.scope.value}"]
         if self.conversation is not None:
             parts.append(f"a session of conversation {self.conversation} only")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from openbotkit.models.routing import ModelRouter
     from openbotkit.retrieval.embedders import Embedder
     from openbotkit.retrieval.index import SearchIndex
+    from openbotkit.vault import Vault
 
 T = TypeVar("T")
 
@@ -93,6 +94,18 @@ class Runtime:
     @property
     def index(self) -> SearchIndex:
         return self._once("index", lambda: backends.search_index(self.settings, self.store.dialect))
+
+    @property
+    def vault(self) -> Vault:
+        """Encrypts ability secrets' values with the installation's key (openbotkit/vault.py)."""
+
+        def build() -> Vault:
+            from openbotkit.vault import Vault  # cryptography loads only where a secret is used
+
+            key = self.settings.secret_key
+            return Vault(self.settings.home, key.get_secret_value() if key else None)
+
+        return self._once("vault", build)
 
     @property
     def blobs(self) -> BlobStore:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,7 +11,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from openbotkit.errors import InvalidInput, Problem
 
@@ -46,6 +48,7 @@ ENV_VARS: dict[str, str] = {
     "OBK_RETENTION_DAYS": "retention_days",
     "OBK_SERVER_THREADS": "server_threads",
     "OBK_CONSOLE_SESSION_S": "console_session_s",
+    "OBK_SECRET_KEY": "secret_key",
     SERVE_PEERS_ENV: "serve_peers",
     # Read before settings by the CLI's warm start (cli/warm.py); declared here to be validated.
     "OBK_CLI_WARM_SECONDS": "cli_warm_seconds",
@@ -131,6 +134,10 @@ class Settings(BaseModel):
     server_threads: Annotated[int, Field(ge=1)] | None = None
     # Seconds a console session (started from an `obk serve --open` link) lasts.
     console_session_s: Annotated[float, Field(gt=0)] = 43_200.0
+    # The key that encrypts ability secrets' values (openbotkit/vault.py): a Fernet key. Unset:
+    # one kept in OBK_HOME/secret.key, made on first use. Every process sharing a database must
+    # use the same key. SecretStr: never shown by a repr or a log line.
+    secret_key: SecretStr | None = None
     # The folder the API processes of one `obk serve --workers N` share (server/balance.py).
     serve_peers: Path | None = None
     # How long the connector CLI's warm process outlives its last call; 0: no warm process. At
@@ -157,6 +164,24 @@ class Settings(BaseModel):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """A Fernet key is 32 bytes in URL-safe base64; checked here so a bad one stops the
+        process at start, with a message that never repeats the value."""
+        if value is not None:
+            try:
+                raw = base64.urlsafe_b64decode(value.get_secret_value().strip().encode())
+            except (ValueError, binascii.Error):
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(
+                    "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters); make"
+                    " one with python -c 'from cryptography.fernet import Fernet;"
+                    " print(Fernet.generate_key().decode())'"
+                )
+        return value
 
     @property
     def resolved_database_url(self) -> str:

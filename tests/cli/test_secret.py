@@ -1,8 +1,14 @@
-"""`obk secret create|list`: limits given at creation, shown by the listing."""
+"""`obk key create|list` (and its old name `obk secret`): limits given at creation, shown by
+the listing."""
 
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +20,8 @@ from openbotkit.errors import InvalidInput, NotAuthenticated, NotFound
 from openbotkit.ids import now_ms
 from openbotkit.services import consoles
 from openbotkit.settings import Settings
+
+OBK = str(Path(sys.executable).with_name("obk"))
 
 
 def obk(*args: str) -> str:
@@ -104,3 +112,48 @@ def test_link_prints_a_one_time_console_sign_in_link() -> None:
             consoles.redeem(engine.runtime, link_id, token)
     finally:
         engine.close()
+
+
+def test_key_is_the_documented_name_and_secret_its_hidden_alias() -> None:
+    made = json.loads(obk("key", "create", "--account", "local", "--name", "ci", "--json"))
+    assert made["token"].startswith("obk_")
+    # Both names list the same keys; the old one is not offered in the help.
+    assert json.loads(obk("key", "list", "--json")) == json.loads(obk("secret", "list", "--json"))
+    top = obk("--help")
+    assert "  key " in top and "  secret " not in top
+    obk("secret", "revoke", made["id"])
+    assert json.loads(obk("key", "list", "--json"))["items"][0]["status"] == "revoked"
+
+
+def _old_name_stderr(tty: bool) -> str:
+    """`obk secret list`'s stderr in a real process, a terminal or a pipe."""
+    if not tty:
+        proc = subprocess.run([OBK, "secret", "list"], capture_output=True, text=True, check=True)
+        return proc.stderr
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [OBK, "secret", "list"], stdout=subprocess.PIPE, stderr=follower, check=True
+        )
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed: everything was read
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.returncode == 0
+        return b"".join(chunks).decode()
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+
+
+def test_old_name_notes_the_new_one_only_at_a_terminal() -> None:
+    assert _old_name_stderr(tty=False) == ""  # programs parse stderr: nothing there
+    assert "`obk secret` is now `obk key`" in _old_name_stderr(tty=True)

@@ -52,7 +52,17 @@ def test_remote_tools_leave_out_local_path_fields_only() -> None:
 
 
 def test_toolsets_are_the_resources() -> None:
-    assert toolsets(REGISTRY) == ["bot", "conversation", "dataset", "file", "job", "token", "usage"]
+    assert toolsets(REGISTRY) == [
+        "bot",
+        "conversation",
+        "dataset",
+        "file",
+        "job",
+        "secret",
+        "skillset",
+        "token",
+        "usage",
+    ]
 
 
 def test_selection_by_toolset_plural_or_singular_and_by_name() -> None:
@@ -75,7 +85,8 @@ def test_selection_read_only_refuses_every_non_read() -> None:
 
 def test_selection_unknown_names_list_the_known_ones() -> None:
     with pytest.raises(
-        InvalidInput, match="toolsets: bot, conversation, dataset, file, job, token, usage"
+        InvalidInput,
+        match="toolsets: bot, conversation, dataset, file, job, secret, skillset, token, usage",
     ):
         ToolSelection.parse(REGISTRY, toolset=["bots", "robots"])
     with pytest.raises(UnknownAction, match="known actions: attach_dataset_file"):

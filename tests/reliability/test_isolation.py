@@ -31,6 +31,11 @@ ID_FIELDS = (
     "messageId",
     "recordId",
     "jobId",
+    "skillsetId",
+    "abilityId",
+    "secretId",
+    "linkedBotId",
+    "linkedSecretId",
 )
 
 
@@ -75,7 +80,17 @@ def _alice_world(alice: Account) -> dict[str, str]:
         alice, f"/conversation/{conv}/message/create", {"type": "user", "text": "private"}
     )["id"]
     job = _post(alice, f"/file/{file_id}/sync", {})["jobs"][0]["id"]  # a queued sync job
+    skillset = _post(alice, "/skillset/create", {"name": "private"})["id"]
+    secret = _post(alice, "/secret/create", {"name": "private", "value": "Alice's key"})["id"]
+    ability = _post(
+        alice, f"/skillset/{skillset}/ability/create", {"name": "private", "linkedBotId": bot}
+    )["id"]
     return {
+        "skillsetId": skillset,
+        "abilityId": ability,
+        "secretId": secret,
+        "linkedBotId": bot,
+        "linkedSecretId": secret,
         "jobId": job,
         "botId": bot,
         "datasetId": ds,
@@ -137,6 +152,10 @@ def test_another_accounts_ids_are_not_found_and_nothing_changes(
         bob, f"/conversation/{own['conversationId']}/message/create", {"type": "user", "text": "x"}
     )["id"]
     own["recordId"] = _post(bob, f"/dataset/{own['datasetId']}/record/create", {"text": "x"})["id"]
+    own["skillsetId"] = _post(bob, "/skillset/create", {})["id"]
+    own["abilityId"] = _post(bob, f"/skillset/{own['skillsetId']}/ability/create", {})["id"]
+    own["secretId"] = _post(bob, "/secret/create", {"value": "x"})["id"]
+    own["linkedBotId"], own["linkedSecretId"] = own["botId"], own["secretId"]
     tried = set()
     for act, data, foreign in _requests(ids):
         # Every other id in the request is Bob's own: Alice's id is the only reason to refuse.
@@ -149,7 +168,9 @@ def test_another_accounts_ids_are_not_found_and_nothing_changes(
             continue
         assert resp.status_code == 404, (act.name, foreign, resp.status_code, resp.text)
         assert resp.json()["code"] == "NOT_FOUND", (act.name, resp.text)
-        assert "secret" not in resp.text.lower() and "private" not in resp.text
+        # Nothing of Alice's shows (a secret's id is named, as any not-found id is).
+        assert "secret fact" not in resp.text and "secret.txt" not in resp.text
+        assert "private" not in resp.text and "Alice" not in resp.text
         tried.add(act.name)
     with_ids = {
         a.name

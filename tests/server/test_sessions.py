@@ -312,6 +312,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "evaluate_dataset": {"queries": [{"query": "x", "relevant": ["r"]}]},
     "evaluate_bot": {"questions": [{"question": "x", "unanswerable": True}]},
     "search_dataset": {"search": "x"},
+    "create_secret": {"value": "x"},
 }
 
 
@@ -331,7 +332,11 @@ class Reach:
         api = page.api
         self.file = api.make("/file/create")
         api.make(f"/dataset/{page.dataset}/file/{self.file}/attach", {"type": "source"})
+        skillset = api.make("/skillset/create")
         self.ids = {
+            "skillsetId": skillset,
+            "abilityId": api.make(f"/skillset/{skillset}/ability/create"),
+            "secretId": api.make("/secret/create", {"value": "v"}),
             "botId": page.bot,
             "conversationId": self.conversation,
             "messageId": said.json()["id"],

@@ -37,6 +37,11 @@ RESOURCE_FIELDS = {
     "dataset_id": "dataset",
     "conversation_id": "conversation",
     "file_id": "file",
+    # Account-level resources: no key limited to bots or datasets reaches them.
+    "skillset_id": "skillset",
+    "ability_id": "ability",
+    "secret_id": "secret",
+    "linked_secret_id": "secret",
 }
 # `/bot/{botId}/update`: the parameter right before the verb names what the action changes.
 _TARGET = re.compile(r"{(\w+)Id}/[\w-]+$")

@@ -1,6 +1,6 @@
 """API keys of the acting account, over the API (the console's Keys page).
 
-`obk secret` manages keys of any account from the machine itself; these actions let a signed-in
+`obk key` manages keys of any account from the machine itself; these actions let a signed-in
 user manage their own account's keys. They are marked `credentials=True`. A key makes only keys
 at most as wide as itself (services/tokens.py); listing and revoking take a key without limits.
 """

@@ -27,11 +27,14 @@ COMMANDS = {
     "db": "openbotkit.cli.db:db",
     "files": "openbotkit.cli.jobs:files",
     "jobs": "openbotkit.cli.jobs:jobs",
+    "key": "openbotkit.cli.secret:key",
     "mcp": "openbotkit.cli.mcp_stdio:mcp",
     "secret": "openbotkit.cli.secret:secret",
     "serve": "openbotkit.cli.serve:serve",
     "worker": "openbotkit.cli.jobs:worker",
 }
+# Old names that still work but are not listed (`obk secret`: now `obk key`).
+HIDDEN = frozenset({"secret"})
 
 
 class LazyGroup(click.Group):
@@ -52,7 +55,7 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The commands and their one-line help, as click prints them, without importing them."""
-        names = self.list_commands(ctx)
+        names = [name for name in self.list_commands(ctx) if name not in HIDDEN]
         limit = formatter.width - 6 - max(len(name) for name in names)
         rows = [(name, short_help(name, limit)) for name in names]
         with formatter.section("Commands"):

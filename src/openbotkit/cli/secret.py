@@ -1,10 +1,16 @@
-"""`obk secret create|list|revoke`: API secrets for `obk serve`, one account each, with limits."""
+"""`obk key create|list|revoke|link`: API keys for `obk serve`, one account each, with limits.
+
+ChatBotKit calls these tokens and uses "secret" for the credentials abilities use (`/secret`
+actions, `obk connector`). This command was `obk secret`; that name still works for one release
+as a hidden alias, which says so on stderr only when stderr is a terminal (programs parse it).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import re
+import sys
 from typing import Any
 
 import click
@@ -45,13 +51,31 @@ def _when(ms: int | None) -> str:
 
 
 @click.group()
+def key() -> None:
+    """Create, list and revoke API keys (Bearer tokens for `obk serve`)."""
+
+
+class _OldName(click.Group):
+    """`obk secret`: the same commands as `obk key`, with a note for people at a terminal."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        if sys.stderr.isatty():
+            click.echo(
+                "note: `obk secret` is now `obk key` (API keys); the old name goes in the next"
+                " release",
+                err=True,
+            )
+        return super().invoke(ctx)
+
+
+@click.group(cls=_OldName, hidden=True)
 def secret() -> None:
-    """Create, list and revoke API secrets (Bearer tokens for `obk serve`)."""
+    """The former name of `obk key`: API keys (kept for one release)."""
 
 
-@secret.command("create")
+@key.command("create")
 @click.option("--account", required=True, help="Account name; created if it does not exist.")
-@click.option("--name", help="A label for this secret.")
+@click.option("--name", help="A label for this key.")
 @click.option(
     "--scope",
     "scopes",
@@ -76,7 +100,7 @@ def create(
     expires_in: str | None,
     as_json: bool,
 ) -> None:
-    """Create a secret and print its token. The token is shown only this once.
+    """Create an API key and print its token. The token is shown only this once.
 
     Without --bot or --dataset the key reaches every resource of the account; with either,
     only those bots (and their conversations) and datasets (and their records and files).
@@ -97,7 +121,7 @@ def create(
     if as_json:
         click.echo(json.dumps({**_json(info), "token": token}))
     else:
-        click.echo(f"secret {info.id} for account {account!r} (shown once, keep it safe):")
+        click.echo(f"key {info.id} for account {account!r} (shown once, keep it safe):")
         click.echo(token)
         click.echo(f"  {_limits(info)}")
 
@@ -130,11 +154,11 @@ def _limits(r: secrets.SecretInfo) -> str:
     return f"scope {r.scope.value}  {reach}  tokens {budget}  expires {_when(r.expires_at)}"
 
 
-@secret.command("list")
+@key.command("list")
 @click.option("--account", help="Only this account's secrets.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(account: str | None, as_json: bool) -> None:
-    """List secrets (never their tokens): status, scope, resources, tokens used, expiry."""
+    """List API keys (never their tokens): status, scope, resources, tokens used, expiry."""
     rows = secrets.list_secrets(state().engine.runtime, account)
     if as_json:
         click.echo(json.dumps({"items": [_json(r) for r in rows]}))
@@ -146,15 +170,15 @@ def list_(account: str | None, as_json: bool) -> None:
         )
 
 
-@secret.command("revoke")
+@key.command("revoke")
 @click.argument("secret_id")
 def revoke(secret_id: str) -> None:
-    """Revoke a secret: requests with it are refused from now on."""
+    """Revoke an API key: requests with it are refused from now on."""
     secrets.revoke(state().engine.runtime, secret_id)
     click.echo(f"revoked {secret_id}")
 
 
-@secret.command("link")
+@key.command("link")
 @click.option(
     "--account", default=LOCAL_ACCOUNT, show_default=True, help="Account the link signs in to."
 )
@@ -168,3 +192,7 @@ def link(account: str, url: str) -> None:
     """Print a one-time console sign-in link (good for ten minutes), as `obk serve --open` does."""
     link_id, token = consoles.create_link(state().engine.runtime, account)
     click.echo(f"{url.split('#', 1)[0]}#signin={link_id}.{token}")
+
+
+for _command in (create, list_, revoke, link):
+    secret.add_command(_command)

@@ -18,7 +18,7 @@ function signInPage (message) {
   const secret = h('input', { name: 'secret', type: 'password', autocomplete: 'off', required: true })
   const form = onSubmit(h('form.signin', {},
     h('h1', { text: 'openbotkit' }),
-    h('p', {}, 'Sign in with an API secret from ', h('code', { text: 'obk secret create' }), ', or open the link ', h('code', { text: 'obk serve --open' }), ' prints. The secret is kept for this browser tab only.'),
+    h('p', {}, 'Sign in with an API secret from ', h('code', { text: 'obk key create' }), ', or open the link ', h('code', { text: 'obk serve --open' }), ' prints. The secret is kept for this browser tab only.'),
     field('API secret', secret),
     formAlert(),
     h('button', { type: 'submit', text: 'Sign in' })), async () => {

@@ -8,9 +8,9 @@ from sqlalchemy import update as sql_update
 
 from openbotkit.services import crud
 from openbotkit.services.context import Ctx
-from openbotkit.store.tables import Bot, Conversation, Dataset
+from openbotkit.store.tables import Bot, Conversation, Dataset, Skillset
 
-REFS = {"dataset_id": Dataset}
+REFS = {"dataset_id": Dataset, "skillset_id": Skillset}
 
 
 def create(ctx: Ctx, fields: dict[str, Any]) -> Bot:

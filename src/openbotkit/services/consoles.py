@@ -1,6 +1,6 @@
 """Console sessions and the one-time links that start them.
 
-`obk serve --open` (or `obk secret link`) prints a sign-in link: a secret of kind `signin` that
+`obk serve --open` (or `obk key link`) prints a sign-in link: a secret of kind `signin` that
 authenticates nothing by itself, lives SIGNIN_LINK_S seconds, and is traded once (`redeem`) for
 a console session: a secret of kind `console` that expires after OBK_CONSOLE_SESSION_S seconds
 and that sign-out revokes. Only the operator's machine makes links (there is no API for it), so
@@ -55,7 +55,7 @@ def redeem(runtime: Runtime, link_id: str, token: str) -> ConsoleSession:
     Anything but a live, unspent link of the operator's making is NotAuthenticated."""
     refused = NotAuthenticated(
         "this sign-in link is not valid: links work once, for"
-        f" {SIGNIN_LINK_S // 60} minutes; make a new one with `obk secret link`"
+        f" {SIGNIN_LINK_S // 60} minutes; make a new one with `obk key link`"
     )
     now = now_ms()
     with runtime.store.session() as session:

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from openbotkit.errors import InvalidInput, NotFound, Problem
 from openbotkit.services import crud, usage
 from openbotkit.services.context import Ctx
-from openbotkit.store.tables import Bot, Conversation, Dataset, Message
+from openbotkit.store.tables import Bot, Conversation, Dataset, Message, Skillset
 
-REFS = {"bot_id": Bot, "dataset_id": Dataset}
+REFS = {"bot_id": Bot, "dataset_id": Dataset, "skillset_id": Skillset}
 
 
 def create(

@@ -20,6 +20,11 @@ dataset itself takes the destructive scope: a write key uses it, it does not rec
 A limited key may make another key (`create_token`), never wider than itself
 (services/tokens.py checks every limit).
 
+Skillsets, their abilities and the secrets abilities use are account-level: a key limited to
+bots or datasets (a public key, a session token) never reads, lists, creates or changes them,
+and never names one (a bot's or conversation's skillsetId, an ability's linkedSecretId). A
+secret's value is the operator's credential; a skillset decides what the bot can do.
+
 A *public* key (limited, with a scope below destructive: what a web page holds) does less:
 
 - it never sets a bot's configuration (model with its limits, backstory, dataset, skillset,
@@ -62,6 +67,8 @@ OWNED = ("conversation",)
 # Kinds a limited key may create whose limits the service bounds by the key's own: a new key
 # is never wider than the one that makes it (services/tokens.py).
 BOUNDED = ("token",)
+# Kinds only a key without bot or dataset limits reaches (module docstring).
+ACCOUNT_LEVEL = ("skillset", "ability", "secret")
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,12 @@ def authorize(ctx: Ctx, key: Key, call: Call) -> None:
         )
     if key.public:
         _authorize_public(key, call)
+    account_level = [ref for kind, ref in call.refs if kind in ACCOUNT_LEVEL]
+    if account_level or call.creates in ACCOUNT_LEVEL:
+        raise ScopeMissing(
+            f"{call.action}: skillsets, abilities and secrets are reached only by a key without"
+            f" bot or dataset limits (this key has {key.describe()})"
+        )
     for kind, ref in call.refs:
         if not _reaches(ctx, key, kind, ref):
             raise ScopeMissing(

@@ -223,7 +223,7 @@ def check_live(key: Key, now: int | None = None) -> Key:
                 "this conversation session expired; start a new conversation and open a"
                 " session for it"
             )
-        raise CredentialExpired("this secret expired; create a new one with `obk secret create`")
+        raise CredentialExpired("this secret expired; create a new one with `obk key create`")
     return key
 
 
@@ -252,7 +252,7 @@ def revoke(runtime: Runtime, secret_id: str) -> None:
     with runtime.store.session() as session:
         row = session.get(Secret, secret_id)
         if row is None:
-            raise NotFound(f"no secret {secret_id!r}; see `obk secret list`")
+            raise NotFound(f"no secret {secret_id!r}; see `obk key list`")
         if row.revoked_at is None:
             row.revoked_at = now_ms()
         forget(runtime, row)

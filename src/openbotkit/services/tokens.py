@@ -1,6 +1,6 @@
 """The acting account's own API keys (the registry's token actions; the console's Keys page).
 
-`services/secrets.py` holds the operator's functions (`obk secret`, any account, from the machine
+`services/secrets.py` holds the operator's functions (`obk key`, any account, from the machine
 itself); these act on the caller's account only, and a key of another account is `not_found`
 like any other resource. Minting or revoking keys is refused to a key that may do less than
 everything, or a limited key could make itself an unlimited one.

@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, select, update
 from openbotkit.errors import InsufficientCredit, Problem, ScopeMissing
 from openbotkit.ids import now_ms
 from openbotkit.services.context import AccountScope, Ctx
-from openbotkit.store.tables import Dataset, File, Record, Secret, UsageEvent
+from openbotkit.store.tables import Ability, Dataset, File, Record, Secret, Skillset, UsageEvent
 
 Metric = Literal["tokens", "conversations", "messages"]
 
@@ -213,13 +213,19 @@ def totals(ctx: Ctx) -> dict[str, int]:
 
 
 def database_counts(ctx: Ctx) -> dict[str, int]:
-    """How many datasets, records and files the account holds now."""
+    """How many datasets, records, skillsets, abilities and files the account holds now."""
 
-    def count(table: type[Dataset] | type[Record] | type[File]) -> int:
+    def count(table: type[Dataset | Record | File | Skillset | Ability]) -> int:
         query = select(func.count()).select_from(table).where(table.account_id == ctx.account_id)
         return int(ctx.session.scalar(query) or 0)
 
-    return {"datasets": count(Dataset), "records": count(Record), "files": count(File)}
+    return {
+        "datasets": count(Dataset),
+        "records": count(Record),
+        "skillsets": count(Skillset),
+        "abilities": count(Ability),
+        "files": count(File),
+    }
 
 
 DAY_MS = 86_400_000

@@ -268,6 +268,67 @@ class DatasetFile(Base):
     synced_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class Skillset(_Owned, Base):
+    """A named set of abilities a bot (or a conversation) can use."""
+
+    __tablename__ = "skillsets"
+    __table_args__ = (
+        UniqueConstraint("account_id", "alias"),
+        Index("ix_skillsets_account_created", "account_id", "created_at", "id"),
+    )
+
+    alias: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    blueprint_id: Mapped[str | None] = mapped_column(String(40))
+    state: Mapped[str | None] = mapped_column(String(16))
+    visibility: Mapped[str | None] = mapped_column(String(16))
+
+
+class Ability(_Owned, Base):
+    """One thing a bot can do: an instruction (with an action block) and its linked resources.
+
+    Deleted with its skillset (the foreign key cascades; the service also deletes them in the
+    same transaction, since SQLite enforces foreign keys only when asked)."""
+
+    __tablename__ = "abilities"
+    __table_args__ = (
+        UniqueConstraint("account_id", "alias"),
+        Index("ix_abilities_skillset_created", "skillset_id", "created_at", "id"),
+    )
+
+    skillset_id: Mapped[str] = mapped_column(String(40), _fk("skillsets.id"))
+    alias: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    instruction: Mapped[str | None] = mapped_column(Text)
+    linked_bot_id: Mapped[str | None] = mapped_column(String(40))
+    linked_secret_id: Mapped[str | None] = mapped_column(String(40))
+    blueprint_id: Mapped[str | None] = mapped_column(String(40))
+    state: Mapped[str | None] = mapped_column(String(16))
+
+
+class AbilitySecret(_Owned, Base):
+    """A credential an ability uses (ChatBotKit's `/secret`), not an API key (`Secret`).
+
+    `value_encrypted` holds the value encrypted with the installation's secret key
+    (services/vault.py); no output model has a field for it, so no surface reads it back."""
+
+    __tablename__ = "ability_secrets"
+    __table_args__ = (
+        UniqueConstraint("account_id", "alias"),
+        Index("ix_ability_secrets_account_created", "account_id", "created_at", "id"),
+    )
+
+    alias: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(16))
+    value_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    blueprint_id: Mapped[str | None] = mapped_column(String(40))
+    visibility: Mapped[str | None] = mapped_column(String(16))
+
+
 class UsageEvent(Base):
     """A ledger of what an account used; inserts never contend with each other. A
     completion on a key with a budget first inserts a `reserved` row, which becomes its

@@ -1,0 +1,1 @@
+"""Abilities: ChatBotKit's instruction format, parsed into what a tool needs (instruction.py)."""
