@@ -24,6 +24,7 @@ RANKS: dict[str, int] = {
     "retrieval": 1,
     "ingestion": 1,
     "models": 1,
+    "channels": 1,
     "access": 0,
     "errors": 0,
     "ids": 0,

@@ -38,6 +38,8 @@ ENV_VARS: dict[str, str] = {
     "OBK_RETENTION_DAYS": "retention_days",
     "OBK_SERVER_THREADS": "server_threads",
     "OBK_CONSOLE_SESSION_S": "console_session_s",
+    "OBK_PUBLIC_URL": "public_url",
+    "OBK_SLACK_API_URL": "slack_api_url",
     SERVE_PEERS_ENV: "serve_peers",
     # Read before settings by the CLI's warm start (cli/warm.py); declared here to be validated.
     "OBK_CLI_WARM_SECONDS": "cli_warm_seconds",
@@ -95,6 +97,10 @@ class Settings(BaseModel):
     server_threads: Annotated[int, Field(ge=1)] | None = None
     # Seconds a console session (started from an `obk serve --open` link) lasts.
     console_session_s: Annotated[float, Field(gt=0)] = 43_200.0
+    # Integrations: the address chat channels reach this server at (webhook and event URLs),
+    # and the Slack Web API base (a test or a proxy points it elsewhere).
+    public_url: str | None = None
+    slack_api_url: str = "https://slack.com/api"
     # The folder the API processes of one `obk serve --workers N` share (server/balance.py).
     serve_peers: Path | None = None
     # How long the connector CLI's warm process outlives its last call; 0: no warm process.

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import update as sql_update
 
-from openbotkit.services import crud
+from openbotkit.services import crud, integrations
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Bot, Conversation, Dataset
 
@@ -37,12 +37,14 @@ def update(ctx: Ctx, ref: str, fields: dict[str, Any]) -> Bot:
 
 
 def delete(ctx: Ctx, ref: str) -> str:
-    """Delete a bot; its conversations stay, unlinked, with their history."""
+    """Delete a bot; its conversations and integrations stay, unlinked (conversations with
+    their history; integrations answer nothing until given another bot)."""
     bot = get(ctx, ref)
     ctx.session.execute(
         sql_update(Conversation)
         .where(Conversation.account_id == ctx.account_id, Conversation.bot_id == bot.id)
         .values(bot_id=None)
     )
+    integrations.unlink_bot(ctx, bot.id)
     ctx.session.delete(bot)
     return bot.id
