@@ -2,7 +2,8 @@
 integration's signing secret, the real server with its worker and the bundled model.
 
 Attacks: forged and stale signatures, redelivered events (also with X-Slack-Retry-Num), senders
-outside allowFrom, a send that fails, and secrets leaking into any output.
+outside allowFrom, a send that fails, a worker that dies mid-answer, and secrets leaking into
+any output.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ from sqlalchemy import func, select
 from openbotkit.channels.slack import signature
 from openbotkit.engine import Engine
 from openbotkit.errors import NotFound
+from openbotkit.ids import now_ms
+from openbotkit.ingestion import jobs
 from openbotkit.models.providers import LLMProvider
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.server.app import create_app
+from openbotkit.services import channel_events
 from openbotkit.services.secrets import create_secret
+from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
 from openbotkit.store.tables import Conversation, Job, Message
 from tests.channels.fake_slack import TOKEN, FakeSlack, fake_slack
@@ -292,3 +297,37 @@ def test_a_failed_send_is_retried_then_reported(served: Served) -> None:
     with served.engine.store.session(write=False) as session:
         failed = session.scalars(select(Job).where(Job.status == "failed")).all()
     assert len(failed) == 1 and "invalid_auth" in (failed[0].error or "")
+
+
+def test_a_worker_that_dies_mid_answer_loses_nothing(
+    settings: Settings, local_embedder: Embedder, local_llm: LLMProvider
+) -> None:
+    """A worker claims the answer's job and dies (its lease runs out): the next worker takes
+    the job over and the event is answered, once."""
+    with fake_slack() as slack:
+        configured = settings.model_copy(update={"slack_api_url": slack.url})
+        engine = Engine(configured, embedder=local_embedder, local_llms=[local_llm])
+        try:
+            bot = engine.execute("create_bot", FAST_BOT, account="alice")["id"]
+            iid = engine.execute(
+                "create_slack_integration",
+                {"botId": bot, "botToken": TOKEN, "signingSecret": SIGNING},
+                account="alice",
+            )["id"]
+            body = json.dumps(mention("Ev0CRASH", "hello")).encode()
+            stamp = str(int(time.time()))
+            headers = {
+                "x-slack-request-timestamp": stamp,
+                "x-slack-signature": signature(SIGNING, stamp, body),
+            }
+            channel_events.receive_slack(engine.runtime, iid, headers, body)
+            with engine.store.session() as session:
+                dead = jobs.claim_next_job(session, "dead-worker", now_ms(), lease_ms=1)
+                assert dead is not None and dead.kind == jobs.CHANNEL_ANSWER
+            time.sleep(0.01)
+            done = Worker(engine.runtime, "live-worker").run_once()
+            assert done is not None and done.status == "succeeded" and done.attempts == 2
+            assert Worker(engine.runtime, "live-worker").run_once() is None
+            assert len(slack.posted()) == 1
+        finally:
+            engine.close()
