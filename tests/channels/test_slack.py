@@ -331,3 +331,24 @@ def test_a_worker_that_dies_mid_answer_loses_nothing(
             assert len(slack.posted()) == 1
         finally:
             engine.close()
+
+
+def test_keys_limited_to_a_bot_do_not_manage_integrations_or_contacts(served: Served) -> None:
+    """Integrations and contacts belong to the account: a key limited to a bot (even with the
+    destructive scope) can neither create, read nor re-point them."""
+    iid = integration(served)
+    bot = served.run("fetch_slack_integration", {"integrationId": iid})["botId"]
+    _, token = create_secret(served.engine.runtime, "alice", bots=[bot])
+    auth = {"Authorization": f"Bearer {token}"}
+    base = f"{served.origin}/api/v1"
+    calls = [
+        ("POST", "/integration/slack/create", {"botId": bot, "botToken": "x"}),
+        ("GET", f"/integration/slack/{iid}/fetch", None),
+        ("POST", f"/integration/slack/{iid}/update", {"botId": bot}),
+        ("GET", "/integration/slack/list", None),
+        ("POST", "/contact/ensure", {"fingerprint": "x"}),
+        ("GET", "/contact/list", None),
+    ]
+    for method, path, body in calls:
+        answer = served.http.request(method, base + path, json=body, headers=auth)
+        assert answer.status_code == 403, (path, answer.text)

@@ -311,6 +311,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "create_dataset_record": {"text": "x"},
     "evaluate_dataset": {"queries": [{"query": "x", "relevant": ["r"]}]},
     "search_dataset": {"search": "x"},
+    "ensure_contact": {"fingerprint": "x"},
+    "evaluate_bot": {"questions": [{"question": "x", "unanswerable": True}]},
 }
 
 
@@ -339,6 +341,8 @@ class Reach:
             "recordId": api.make(f"/dataset/{page.dataset}/record/create", {"text": "r"}),
             "jobId": "job",
             "tokenId": "token",
+            "integrationId": "integration",
+            "contactId": "contact",
         }
 
     def call(self, act: Action, token: str) -> httpx.Response:
