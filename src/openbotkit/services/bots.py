@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import update as sql_update
 
-from openbotkit.services import crud, integrations
+from openbotkit.services import crud
 from openbotkit.services.context import Ctx
-from openbotkit.store.tables import Bot, Conversation, Dataset
+from openbotkit.store.tables import Bot, Conversation, Dataset, Integration
 
 REFS = {"dataset_id": Dataset}
 
@@ -45,6 +45,10 @@ def delete(ctx: Ctx, ref: str) -> str:
         .where(Conversation.account_id == ctx.account_id, Conversation.bot_id == bot.id)
         .values(bot_id=None)
     )
-    integrations.unlink_bot(ctx, bot.id)
+    ctx.session.execute(
+        sql_update(Integration)
+        .where(Integration.account_id == ctx.account_id, Integration.bot_id == bot.id)
+        .values(bot_id=None)
+    )
     ctx.session.delete(bot)
     return bot.id

@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import update as sql_update
 
-from openbotkit.channels import slack
 from openbotkit.errors import NotFound, Problem
 from openbotkit.ids import now_ms
 from openbotkit.services import crud
@@ -172,15 +171,6 @@ def delete(ctx: Ctx, kind_name: str, ref: str) -> str:
     return row.id
 
 
-def unlink_bot(ctx: Ctx, bot_id: str) -> None:
-    """A deleted bot's integrations stay, answering nothing until given another bot."""
-    ctx.session.execute(
-        sql_update(Integration)
-        .where(Integration.account_id == ctx.account_id, Integration.bot_id == bot_id)
-        .values(bot_id=None)
-    )
-
-
 def secret(row: Integration, name: str) -> str | None:
     value = (row.secrets or {}).get(name)
     return str(value) if value else None
@@ -227,6 +217,8 @@ def setup(scope: AccountScope, kind_name: str, ref: str) -> dict[str, Any]:
     app is given (from OBK_PUBLIC_URL). Kinds this installation does not run yet report their
     configuration only. A failed check is also kept as the integration's lastError.
     """
+    from openbotkit.channels import slack  # httpx: not for the CLI's plain reads
+
     kind = KINDS[kind_name]
     with scope.transaction(write=False) as ctx:
         row = get(ctx, kind_name, ref)
