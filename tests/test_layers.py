@@ -26,6 +26,7 @@ RANKS: dict[str, int] = {
     "models": 1,
     "abilities": 1,
     "vault": 1,
+    "channels": 1,
     "access": 0,
     "errors": 0,
     "ids": 0,

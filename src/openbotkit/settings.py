@@ -49,6 +49,8 @@ ENV_VARS: dict[str, str] = {
     "OBK_SERVER_THREADS": "server_threads",
     "OBK_CONSOLE_SESSION_S": "console_session_s",
     "OBK_SECRET_KEY": "secret_key",
+    "OBK_PUBLIC_URL": "public_url",
+    "OBK_SLACK_API_URL": "slack_api_url",
     SERVE_PEERS_ENV: "serve_peers",
     # Read before settings by the CLI's warm start (cli/warm.py); declared here to be validated.
     "OBK_CLI_WARM_SECONDS": "cli_warm_seconds",
@@ -138,6 +140,10 @@ class Settings(BaseModel):
     # one kept in OBK_HOME/secret.key, made on first use. Every process sharing a database must
     # use the same key. SecretStr: never shown by a repr or a log line.
     secret_key: SecretStr | None = None
+    # Integrations: the address chat channels reach this server at (webhook and event URLs),
+    # and the Slack Web API base (a test or a proxy points it elsewhere).
+    public_url: str | None = None
+    slack_api_url: str = "https://slack.com/api"
     # The folder the API processes of one `obk serve --workers N` share (server/balance.py).
     serve_peers: Path | None = None
     # How long the connector CLI's warm process outlives its last call; 0: no warm process. At

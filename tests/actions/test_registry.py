@@ -59,10 +59,12 @@ def test_action_declaration_is_consistent(action: Action) -> None:
         assert action.effect is Effect.DESTRUCTIVE
     if verb in ("list", "fetch"):
         assert action.effect is Effect.READ
-    # MCP's idempotentHint: updates set given values, a revoked key stays revoked; creates and
+    # MCP's idempotentHint: updates set given values, a revoked key stays revoked, an ensured
+    # contact is the same contact, a setup checks the same configuration; creates and
     # completions add things.
     assert action.idempotent is (
-        verb in ("update", "delete", "detach", "revoke") or action.effect is Effect.READ
+        verb in ("update", "delete", "detach", "revoke", "ensure", "setup")
+        or action.effect is Effect.READ
     )
     assert re.fullmatch(r"(/[a-z]+|/\{[a-zA-Z]+\})+", action.path)
 

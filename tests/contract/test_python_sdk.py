@@ -226,3 +226,45 @@ def test_complete_json_and_stream(live_server: LiveServer) -> None:
         assert stateless.text
 
     with_sdk(live_server, body)
+
+
+def test_integrations_and_contacts(live_server: LiveServer) -> None:
+    """Every integration kind's six actions and the contact actions, through the SDK's own
+    clients; no output carries a token or secret."""
+    secrets = {
+        "slack": {"signingSecret": "slack-signing-secret"},
+        "telegram": {"botToken": "123456:telegram-token"},
+        "discord": {"appId": "1234", "publicKey": "ab" * 32, "botToken": "discord-token"},
+        "whatsapp": {"phoneNumberId": "5550100", "accessToken": "wa-token", "appSecret": "wa-s"},
+        "email": {},
+    }
+
+    async def body(cbk: ChatBotKit) -> None:
+        bot = (await cbk.bot.create({"name": "channels"})).id
+        for kind, given in secrets.items():
+            client = getattr(cbk.integration, kind)
+            made = await client.create({"name": kind, "botId": bot, **given})
+            await client.update(made.id, {"allowFrom": "U1", "sessionDuration": 60_000})
+            fetched = await client.fetch(made.id)
+            assert fetched.id == made.id and fetched.allow_from == "U1"
+            listed = await client.list({})
+            assert [i.id for i in listed.items] == [made.id]
+            assert (await client.setup(made.id)).id == made.id
+            raw = httpx.get(
+                f"{live_server.url}/api/v1/integration/{kind}/{made.id}/fetch",
+                headers={"Authorization": f"Bearer {live_server.token_a}"},
+            ).text
+            for value in given.values():
+                if value not in ("1234", "5550100", "ab" * 32):  # readable settings
+                    assert value not in raw
+            await client.delete(made.id)
+        ensured = await cbk.contact.ensure({"fingerprint": "sdk:U1", "name": "Ann"})
+        again = await cbk.contact.ensure({"fingerprint": "sdk:U1"})
+        assert again.id == ensured.id
+        await cbk.contact.update(ensured.id, {"email": "ann@example.org"})
+        contact = await cbk.contact.fetch(ensured.id)
+        assert contact.name == "Ann" and contact.email == "ann@example.org"
+        assert [c.id for c in (await cbk.contact.list({})).items] == [ensured.id]
+        await cbk.contact.delete(ensured.id)
+
+    with_sdk(live_server, body)

@@ -20,12 +20,15 @@ def test_tool_hints_follow_the_effect_all_four_explicit(action: Action) -> None:
         assert values["idempotentHint"]
     if action.effect is Effect.WRITE:
         assert not values["readOnlyHint"] and not values["destructiveHint"]
-        assert values["idempotentHint"] is action.name.startswith("update_")
+        # Updates set given values; an ensured contact is the same contact; a setup checks
+        # the same configuration.
+        idempotent = action.name.startswith(("update_", "ensure_", "setup_"))
+        assert values["idempotentHint"] is idempotent
     if action.effect is Effect.DESTRUCTIVE:
         assert values["destructiveHint"] and values["idempotentHint"]
 
 
-def test_only_url_uploads_and_model_runs_reach_the_open_world() -> None:
+def test_only_url_uploads_model_runs_and_channel_checks_reach_the_open_world() -> None:
     open_world = {a.name for a in REGISTRY if tool_for(a, local=True).annotations.open_world_hint}  # type: ignore[union-attr]
     assert open_world == {
         "upload_file",
@@ -33,6 +36,7 @@ def test_only_url_uploads_and_model_runs_reach_the_open_world() -> None:
         "complete_messages",
         "receive_conversation",
         "evaluate_bot",
+        "setup_slack_integration",  # Slack's auth.test
     }
 
 
@@ -54,9 +58,11 @@ def test_remote_tools_leave_out_local_path_fields_only() -> None:
 def test_toolsets_are_the_resources() -> None:
     assert toolsets(REGISTRY) == [
         "bot",
+        "contact",
         "conversation",
         "dataset",
         "file",
+        "integration",
         "job",
         "secret",
         "skillset",
@@ -86,7 +92,10 @@ def test_selection_read_only_refuses_every_non_read() -> None:
 def test_selection_unknown_names_list_the_known_ones() -> None:
     with pytest.raises(
         InvalidInput,
-        match="toolsets: bot, conversation, dataset, file, job, secret, skillset, token, usage",
+        match=(
+            "toolsets: bot, contact, conversation, dataset, file, integration, job, secret,"
+            " skillset, token, usage"
+        ),
     ):
         ToolSelection.parse(REGISTRY, toolset=["bots", "robots"])
     with pytest.raises(UnknownAction, match="known actions: attach_dataset_file"):

@@ -313,6 +313,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "evaluate_bot": {"questions": [{"question": "x", "unanswerable": True}]},
     "search_dataset": {"search": "x"},
     "create_secret": {"value": "x"},
+    "ensure_contact": {"fingerprint": "x"},
 }
 
 
@@ -345,6 +346,8 @@ class Reach:
             "recordId": api.make(f"/dataset/{page.dataset}/record/create", {"text": "r"}),
             "jobId": "job",
             "tokenId": "token",
+            "integrationId": "integration",
+            "contactId": "contact",
         }
 
     def call(self, act: Action, token: str) -> httpx.Response:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -21,7 +20,7 @@ from openbotkit.actions.base import (
     public_view,
 )
 from openbotkit.actions.registry import Effect, action
-from openbotkit.services import citations, conversations, crud, sessions
+from openbotkit.services import citations, contacts, conversations, crud, sessions
 from openbotkit.services.context import Ctx
 from openbotkit.store.tables import Conversation, Message
 
@@ -76,8 +75,7 @@ class Contact(Input):
 
 def contact_id_for(account_id: str, contact: Contact) -> str:
     """The contact's id: the same fingerprint in the same account is the same contact."""
-    digest = hashlib.sha256(f"{account_id}\n{contact.fingerprint}".encode()).hexdigest()
-    return f"contact_{digest[:24]}"
+    return contacts.contact_id(account_id, contact.fingerprint)
 
 
 class CreateConversationInput(ConversationFields):

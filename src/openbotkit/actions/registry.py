@@ -42,11 +42,15 @@ RESOURCE_FIELDS = {
     "ability_id": "ability",
     "secret_id": "secret",
     "linked_secret_id": "secret",
+    # An account-wide resource: no key limited to bots or datasets reaches it (services/keys.py
+    # knows no owner for it), so such a key cannot re-point an integration at its bot.
+    "integration_id": "integration",
 }
 # `/bot/{botId}/update`: the parameter right before the verb names what the action changes.
 _TARGET = re.compile(r"{(\w+)Id}/[\w-]+$")
-# `/bot/create`: a new top-level resource (not a record or message inside a parent).
-_CREATES = re.compile(r"^/(\w+)/create$")
+# `/bot/create`, `/integration/slack/create`: a new top-level resource (not a record or message
+# inside a parent, whose path names the parent's id).
+_CREATES = re.compile(r"^/(\w+)(?:/[a-z]+)?/create$")
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,8 @@ class Action:
 
     @property
     def creates(self) -> str | None:
-        """The kind of top-level resource the action creates (`/bot/create`: bot), or None."""
+        """The kind of top-level resource the action creates (`/bot/create`: bot,
+        `/integration/slack/create`: integration), or None."""
         found = _CREATES.match(self.path)
         return found[1] if found else None
 

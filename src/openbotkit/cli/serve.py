@@ -56,7 +56,8 @@ def sign_in_link(host: str, port: int) -> str:
     "--worker/--no-worker",
     default=True,
     show_default=True,
-    help="Also run file-sync jobs in this process (else run `obk worker`).",
+    help="Also run background jobs (file syncs, chat channel answers) in this process (else"
+    " run `obk worker`).",
 )
 @click.option(
     "--open",

@@ -19,6 +19,8 @@ from openbotkit.store.wakeups import Listener
 CHANNEL = "obk_jobs"
 
 SYNC = "sync"
+# Answer one inbound chat-channel update (payload: the integration event's id).
+CHANNEL_ANSWER = "channel_answer"
 BACKOFF_BASE_MS = 2_000
 BACKOFF_MAX_MS = 5 * 60_000
 
@@ -46,6 +48,34 @@ def enqueue_sync(session: Session, account_id: str, file_id: str, dataset_id: st
         stage="queued",
         attempts=0,
         max_attempts=5,
+        run_after=now,
+        progress_done=0,
+        progress_total=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    session.flush()
+    wakeups.notify(session, CHANNEL)
+    return job
+
+
+def enqueue_payload(
+    session: Session, account_id: str, kind: str, payload: dict[str, object], max_attempts: int = 5
+) -> Job:
+    """Queue a job of another kind than a sync, whose subject is in `payload`."""
+    now = now_ms()
+    job = Job(
+        id=new_id(),
+        account_id=account_id,
+        kind=kind,
+        file_id="",
+        dataset_id="",
+        payload=payload,
+        status="queued",
+        stage="queued",
+        attempts=0,
+        max_attempts=max_attempts,
         run_after=now,
         progress_done=0,
         progress_total=0,

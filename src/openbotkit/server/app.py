@@ -31,6 +31,7 @@ from openbotkit.logs import configure_logging
 from openbotkit.server import wire_files  # noqa: F401 - registers the file wire adapters
 from openbotkit.server.access import AccessLog
 from openbotkit.server.balance import ConnectionBalance, Peers
+from openbotkit.server.channels import channel_routes
 from openbotkit.server.console import WidgetCors, console_routes
 from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
 from openbotkit.server.headers import SecurityHeaders
@@ -199,6 +200,7 @@ def create_app(
         *_probe_routes(engine),
         *action_routes(registry, engine, lanes),
         *_team_routes(engine),
+        *channel_routes(engine),
         *EXTRA_ROUTES,
         *(Route(p + "/openapi.json", openapi, methods=["GET"]) for p in PREFIXES),
         Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"]),

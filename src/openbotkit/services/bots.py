@@ -8,7 +8,7 @@ from sqlalchemy import update as sql_update
 
 from openbotkit.services import crud
 from openbotkit.services.context import Ctx
-from openbotkit.store.tables import Bot, Conversation, Dataset, Skillset
+from openbotkit.store.tables import Bot, Conversation, Dataset, Integration, Skillset
 
 REFS = {"dataset_id": Dataset, "skillset_id": Skillset}
 
@@ -37,11 +37,17 @@ def update(ctx: Ctx, ref: str, fields: dict[str, Any]) -> Bot:
 
 
 def delete(ctx: Ctx, ref: str) -> str:
-    """Delete a bot; its conversations stay, unlinked, with their history."""
+    """Delete a bot; its conversations and integrations stay, unlinked (conversations with
+    their history; integrations answer nothing until given another bot)."""
     bot = get(ctx, ref)
     ctx.session.execute(
         sql_update(Conversation)
         .where(Conversation.account_id == ctx.account_id, Conversation.bot_id == bot.id)
+        .values(bot_id=None)
+    )
+    ctx.session.execute(
+        sql_update(Integration)
+        .where(Integration.account_id == ctx.account_id, Integration.bot_id == bot.id)
         .values(bot_id=None)
     )
     ctx.session.delete(bot)

@@ -9,7 +9,7 @@ as used when the stream ends, however it ends (`_metered`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -212,8 +212,11 @@ def converse(
     *,
     entities: Sequence[dict[str, Any]] = (),
     with_end: bool = True,
+    stored: Callable[[Ctx, str], None] | None = None,
 ) -> Iterator[Event]:
-    """Answer in a stored conversation: `text` (if any) is the new user message."""
+    """Answer in a stored conversation: `text` (if any) is the new user message. `stored` is
+    called with the answer inside the transaction that stores the exchange (a channel keeps
+    the answer to send with it: both are written, or neither)."""
     text = _check_text(text)
     with scope.transaction(write=False) as ctx:
         conversation = conversations.get(ctx, conversation_id)
@@ -249,6 +252,8 @@ def converse(
                 {"type": "bot", "text": reply, "meta": meta},
             )
             message_id = bot_message.id
+            if stored is not None:
+                stored(ctx, reply)
     result: dict[str, Any] = {
         "id": message_id,
         "text": reply,

@@ -6,6 +6,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 
+from openbotkit.errors import NotFound, Problem
+from openbotkit.ingestion.jobs import SYNC
 from openbotkit.services import crud, datasets, files
 from openbotkit.services.context import Ctx
 from openbotkit.services.crud import PageRequest
@@ -18,8 +20,15 @@ STORED_STATUS = {public: stored for stored, public in PUBLIC_STATUS.items()}
 
 
 def get(ctx: Ctx, job_id: str) -> Job:
-    """The caller's job; another account's job is not found."""
-    return crud.get_owned(ctx, Job, job_id, field="jobId")
+    """The caller's sync job; another account's job is not found. Jobs of other kinds (a chat
+    channel's answers) are the queue's own business: their outcome shows on the integration."""
+    job = crud.get_owned(ctx, Job, job_id, field="jobId")
+    if job.kind != SYNC:
+        raise NotFound(
+            f"job {job_id!r} not found (field jobId)",
+            details=[Problem("/jobId", "exists", f"job {job_id!r} not found")],
+        )
+    return job
 
 
 def page(
@@ -35,7 +44,7 @@ def page(
     An `@alias` filter names the caller's file or dataset (not found if there is none); a plain
     id is taken as given, so the jobs of a file deleted since still show up.
     """
-    where: list[ColumnElement[bool]] = []
+    where: list[ColumnElement[bool]] = [Job.kind == SYNC]
     if file_ref:
         file_id = files.get(ctx, file_ref).id if file_ref.startswith("@") else file_ref
         where.append(Job.file_id == file_id)

@@ -1,4 +1,5 @@
-"""The worker: runs sync jobs through their stages (fetch, parse, chunk, embed, index).
+"""The worker: runs sync jobs through their stages (fetch, parse, chunk, embed, index), and
+answers chat channels' updates (services/channel_events.py).
 
 Everything slow happens outside write transactions; the records change in one final
 transaction that also marks the job done, so a search never sees a half-synced file and a
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session
 
+from openbotkit.channels.slack import SlackError
 from openbotkit.errors import InvalidInput, ObkError
 from openbotkit.ids import new_id, now_ms
 from openbotkit.ingestion import jobs
@@ -32,7 +34,7 @@ from openbotkit.ingestion.diff import plan_diff
 from openbotkit.ingestion.parsers import ParseLimits, parse
 from openbotkit.retrieval.embedders import Vectors
 from openbotkit.runtime import Runtime
-from openbotkit.services import file_content, resync, retention
+from openbotkit.services import channel_events, file_content, resync, retention
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.store import Store
 from openbotkit.store.tables import Dataset, DatasetFile, File, Job
@@ -63,6 +65,10 @@ class Worker:
             if job is None:
                 return None
             session.expunge(job)
+        if job.kind == jobs.CHANNEL_ANSWER:
+            self._answer(job)
+            with self.runtime.store.session(write=False) as session:
+                return session.get(Job, job.id)
         log.info("job %s: sync file %s into dataset %s", job.id, job.file_id, job.dataset_id)
         try:
             with self._lease_kept(job):
@@ -115,6 +121,35 @@ class Worker:
                 extra={"jobs": pruned.jobs, "executions": pruned.executions},
             )
         return pruned
+
+    def _answer(self, job: Job) -> None:
+        """Answer a chat channel's update (services/channel_events.py). A failure that cannot
+        be retried, and the last failed attempt, are reported on the integration."""
+
+        def finish(session: Session) -> None:
+            if not jobs.finish(session, job, self.worker_id, 0):
+                raise JobLost(job.id)
+
+        try:
+            with self._lease_kept(job):
+                channel_events.answer(self.runtime, job, finish)
+        except JobLost:
+            log.warning("job %s was taken over by another worker", job.id)
+        except channel_events.Undeliverable as exc:
+            self._report(job, str(exc))
+            self._fail(job, str(exc), retry=False)
+        except Exception as exc:
+            log.warning("job %s: answer failed, will retry: %s", job.id, exc)
+            error = str(exc) if isinstance(exc, ObkError | SlackError) else repr(exc)
+            if job.attempts >= job.max_attempts:
+                self._report(job, f"gave up after {job.attempts} attempts: {error}")
+            self._fail(job, error, retry=True)
+
+    def _report(self, job: Job, error: str) -> None:
+        with self.runtime.store.session(write=False) as session:
+            integration_id = channel_events.integration_of(session, job)
+        if integration_id is not None:
+            channel_events.report(self.runtime, integration_id, error)
 
     def _fail(self, job: Job, error: str, *, retry: bool) -> None:
         with self.runtime.store.session() as session:

@@ -368,7 +368,8 @@ class Execution(Base):
 
 
 class Job(Base):
-    """A durable background job (a file sync into a dataset), claimed by one worker at a time.
+    """A durable background job (a file sync into a dataset, an answer to a chat channel's
+    update), claimed by one worker at a time.
 
     A worker holds a lease (`lease_until`) that it renews while it works; a job whose lease ran
     out (the worker died) is claimed again and redone from the start. Jobs write their results
@@ -384,8 +385,11 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(String(40), _fk("accounts.id"))
     kind: Mapped[str] = mapped_column(String(32))
+    # A sync's file and dataset ("" for other kinds, whose subject is in `payload`).
     file_id: Mapped[str] = mapped_column(String(40))
     dataset_id: Mapped[str] = mapped_column(String(40))
+    # What a job of another kind works on (an integration event: its row's id).
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))  # queued | running | succeeded | failed
     stage: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -406,3 +410,85 @@ class Job(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     finished_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Contact(_Owned, Base):
+    """A person the account's bots talk to, known by a fingerprint the caller (or a channel:
+    `slack:T0123:U0456`) chooses. Its id is derived from the fingerprint (actions/conversations
+    `contact_id_for`), so the same person is the same contact on every path."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("account_id", "fingerprint"),
+        Index("ix_contacts_account_created", "account_id", "created_at", "id"),
+    )
+
+    fingerprint: Mapped[str] = mapped_column(String(256))
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(Text)
+    nick: Mapped[str | None] = mapped_column(Text)
+    preferences: Mapped[str | None] = mapped_column(Text)
+    verified_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Integration(_Owned, Base):
+    """A bot published on a chat channel (`kind`: slack, telegram, discord, whatsapp, email).
+
+    `settings` holds the kind's readable fields (appId, phoneNumberId, ...); `secrets` its
+    tokens and signing secrets, which no output ever returns. They are kept as given: the
+    channel needs the value itself (unlike API keys, of which a hash suffices).
+    """
+
+    __tablename__ = "integrations"
+    __table_args__ = (
+        UniqueConstraint("account_id", "alias"),
+        Index("ix_integrations_account_kind_created", "account_id", "kind", "created_at", "id"),
+    )
+
+    kind: Mapped[str] = mapped_column(String(16))
+    alias: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    bot_id: Mapped[str | None] = mapped_column(String(40))
+    blueprint_id: Mapped[str | None] = mapped_column(String(40))
+    allow_from: Mapped[str | None] = mapped_column(Text)
+    session_duration: Mapped[int | None] = mapped_column(BigInteger)
+    contact_collection: Mapped[bool | None] = mapped_column(Boolean)
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    secrets: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class IntegrationEvent(Base):
+    """One inbound update of a channel (a Slack event), stored before it is answered: the
+    unique (integration, event id) pair is what makes a redelivered update a no-op. The answer
+    is kept once generated, so a retried send repeats the message, not the generation."""
+
+    __tablename__ = "integration_events"
+    __table_args__ = (UniqueConstraint("integration_id", "event_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40), _fk("accounts.id"))
+    integration_id: Mapped[str] = mapped_column(String(40), _fk("integrations.id"))
+    event_id: Mapped[str] = mapped_column(String(191))
+    conversation_id: Mapped[str | None] = mapped_column(String(40))
+    reply: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class IntegrationSession(Base):
+    """A contact's current conversation on an integration, and when they last wrote: a
+    message within the integration's sessionDuration of `last_message_at` continues it."""
+
+    __tablename__ = "integration_sessions"
+
+    integration_id: Mapped[str] = mapped_column(
+        String(40), _fk("integrations.id"), primary_key=True
+    )
+    contact_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(40))
+    last_message_at: Mapped[int] = mapped_column(BigInteger)
