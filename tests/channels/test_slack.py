@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import func, select
 
 from openbotkit.channels.slack import signature
@@ -144,6 +145,10 @@ def test_secrets_are_write_only(served: Served) -> None:
         assert TOKEN not in shown and SIGNING not in shown
         assert "botToken" not in shown and "signingSecret" not in shown
     assert fetched["name"] == "Helpdesk" and fetched["allowFrom"] == "U0ALICE"
+    # At rest they are encrypted: the row holds neither value.
+    with served.engine.runtime.store.session(write=False) as session:
+        raw = session.execute(sa.text("SELECT secrets FROM integrations")).scalar_one()
+    assert TOKEN not in str(raw) and SIGNING not in str(raw)
     # Another kind's list does not show it; its fetch does not find it.
     assert served.run("list_telegram_integrations", {})["items"] == []
     with pytest.raises(NotFound, match="not found"):

@@ -70,7 +70,7 @@ def receive_slack(
     at once (the challenge, or an acknowledgement), its message queued to be answered."""
     with runtime.store.session(write=False) as session:
         row = _integration(session, "slack", integration_id)
-        signing = integrations.secret(row, "signing_secret")
+        signing = integrations.secret(runtime.vault, row, "signing_secret")
         session.expunge(row)
     if signing is None:
         raise NotAuthenticated("the integration has no signingSecret: set it to receive events")
@@ -226,7 +226,7 @@ def _generate(
 
 
 def _send(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
-    token = integrations.secret(row, "bot_token")
+    token = integrations.secret(runtime.vault, row, "bot_token")
     if token is None:
         raise Undeliverable("the integration has no botToken: set it to answer")
     try:

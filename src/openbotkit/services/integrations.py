@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import secrets as token_source
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update as sql_update
 
@@ -20,6 +20,9 @@ from openbotkit.services import crud
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.services.crud import PageRequest
 from openbotkit.store.tables import Bot, Integration
+
+if TYPE_CHECKING:
+    from openbotkit.vault import Vault
 
 REFS = {"bot_id": Bot}
 COLUMNS = frozenset(
@@ -100,9 +103,17 @@ def _merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _sealed(vault: Vault, secrets: dict[str, Any]) -> dict[str, Any]:
+    """Secrets encrypted with the installation's key (vault.py); None and "" stay, to remove."""
+    return {
+        k: vault.encrypt(str(v)).decode() if v not in (None, "") else v for k, v in secrets.items()
+    }
+
+
 def create(ctx: Ctx, kind_name: str, fields: dict[str, Any]) -> Integration:
     kind = KINDS[kind_name]
     columns, settings, secrets = _split(kind, fields)
+    secrets = _sealed(ctx.runtime.vault, secrets)
     crud.resolve_refs(ctx, columns, REFS)
     crud.check_alias_free(ctx, Integration, columns.get("alias"))
     for name, size in kind.generated.items():
@@ -152,6 +163,7 @@ def update(ctx: Ctx, kind_name: str, ref: str, fields: dict[str, Any]) -> Integr
     row = get(ctx, kind_name, ref)
     kind = KINDS[kind_name]
     columns, settings, secrets = _split(kind, fields)
+    secrets = _sealed(ctx.runtime.vault, secrets)
     crud.resolve_refs(ctx, columns, REFS)
     crud.check_alias_free(ctx, Integration, columns.get("alias"), own_id=row.id)
     changes: dict[str, Any] = dict(columns)
@@ -171,9 +183,12 @@ def delete(ctx: Ctx, kind_name: str, ref: str) -> str:
     return row.id
 
 
-def secret(row: Integration, name: str) -> str | None:
+def secret(vault: Vault, row: Integration, name: str) -> str | None:
+    """A secret's value, decrypted (None when it is not set)."""
     value = (row.secrets or {}).get(name)
-    return str(value) if value else None
+    if not value:
+        return None
+    return vault.decrypt(str(value).encode(), secret_id=f"{row.id}.{name}")
 
 
 def session_ms(row: Integration) -> int:
@@ -231,7 +246,7 @@ def setup(scope: AccountScope, kind_name: str, ref: str) -> dict[str, Any]:
     if kind.name == "slack":
         url = events_url(scope, row)
         out["events_url"] = url
-        token = secret(row, "bot_token")
+        token = secret(scope.runtime.vault, row, "bot_token")
         if token:
             try:
                 who = slack.auth_test(scope.settings.slack_api_url, token)

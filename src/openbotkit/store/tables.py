@@ -437,8 +437,9 @@ class Integration(_Owned, Base):
     """A bot published on a chat channel (`kind`: slack, telegram, discord, whatsapp, email).
 
     `settings` holds the kind's readable fields (appId, phoneNumberId, ...); `secrets` its
-    tokens and signing secrets, which no output ever returns. They are kept as given: the
-    channel needs the value itself (unlike API keys, of which a hash suffices).
+    tokens and signing secrets, which no output ever returns, encrypted with the installation's
+    key (vault.py): the channel needs the value itself (unlike API keys, of which a hash
+    suffices).
     """
 
     __tablename__ = "integrations"
