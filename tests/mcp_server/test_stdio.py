@@ -82,7 +82,7 @@ def test_stdio_tools_and_toolsets_select_what_is_offered(home: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--toolset", "bots,robots"], "no toolset 'robots'; toolsets: bot, conversation"),
+        (["--toolset", "bots,robots"], "no toolset 'robots'; toolsets: bot, contact, conversation"),
         (["--tools", "create_bot,make_bot"], "no action 'make_bot'"),
         (["--account", "a", "--base-url", "http://127.0.0.1:9"], "--account is for the embedded"),
     ],

@@ -22,6 +22,8 @@ FILLERS: dict[str, Any] = {
     "search": "hello",
     "messages": [{"type": "user", "text": "hello"}],
     "queries": [{"query": "hello", "relevant": ["x"]}],
+    "questions": [{"question": "hello", "unanswerable": True}],
+    "fingerprint": "bob:contact",
 }
 ID_FIELDS = (
     "botId",
@@ -36,6 +38,8 @@ ID_FIELDS = (
     "secretId",
     "linkedBotId",
     "linkedSecretId",
+    "contactId",
+    "integrationId",
 )
 
 
@@ -85,7 +89,11 @@ def _alice_world(alice: Account) -> dict[str, str]:
     ability = _post(
         alice, f"/skillset/{skillset}/ability/create", {"name": "private", "linkedBotId": bot}
     )["id"]
+    contact = _post(alice, "/contact/ensure", {"fingerprint": "alice:contact", "name": "private"})
+    integration = _post(alice, "/integration/slack/create", {"name": "private", "botId": bot})
     return {
+        "contactId": contact["id"],
+        "integrationId": integration["id"],
         "skillsetId": skillset,
         "abilityId": ability,
         "secretId": secret,
@@ -156,6 +164,8 @@ def test_another_accounts_ids_are_not_found_and_nothing_changes(
     own["abilityId"] = _post(bob, f"/skillset/{own['skillsetId']}/ability/create", {})["id"]
     own["secretId"] = _post(bob, "/secret/create", {"value": "x"})["id"]
     own["linkedBotId"], own["linkedSecretId"] = own["botId"], own["secretId"]
+    own["contactId"] = _post(bob, "/contact/ensure", {"fingerprint": "bob:contact"})["id"]
+    own["integrationId"] = _post(bob, "/integration/slack/create", {})["id"]
     tried = set()
     for act, data, foreign in _requests(ids):
         # Every other id in the request is Bob's own: Alice's id is the only reason to refuse.

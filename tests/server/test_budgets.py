@@ -57,7 +57,7 @@ def key(engine: Engine, **limits: object) -> tuple[str, str]:
 def test_concurrent_completions_never_spend_more_than_the_budget(api: Api) -> None:
     bot = api.make("/bot/create", FAST_BOT)
     budget = 100
-    key_id, token = key(api.engine, bots=[bot], scope=Effect.WRITE, budget_tokens=budget)
+    key_id, token = key(api.engine, scope=Effect.WRITE, budget_tokens=budget)
     convs = [
         api.call("POST", "/conversation/create", token, json={"botId": bot}).json()["id"]
         for _ in range(6)
@@ -104,7 +104,7 @@ def test_a_client_that_leaves_a_streamed_answer_is_charged(engine: Engine) -> No
             "/bot/create", json=long_bot, headers={"Authorization": f"Bearer {owner}"}
         ).json()["id"]
         for budget in (None, 10_000):
-            key_id, token = key(engine, bots=[bot], scope=Effect.WRITE, budget_tokens=budget)
+            key_id, token = key(engine, scope=Effect.WRITE, budget_tokens=budget)
             headers = {"Authorization": f"Bearer {token}"}
             conv = http.post("/conversation/create", json={"botId": bot}, headers=headers)
             path = f"/conversation/{conv.json()['id']}"
@@ -143,7 +143,7 @@ def test_a_model_that_fails_before_answering_charges_nothing(
     api = Api(engine)
     try:
         bot = api.make("/bot/create", {"model": "down/maxTokens=16"})
-        key_id, token = key(engine, bots=[bot], scope=Effect.WRITE, budget_tokens=100)
+        key_id, token = key(engine, scope=Effect.WRITE, budget_tokens=100)
         body = {"botId": bot, "messages": [{"type": "user", "text": "Hi!"}]}
         for _ in range(3):  # three reservations of ~50 tokens would not fit if any were kept
             resp = api.call("POST", "/conversation/complete", token, json=body)

@@ -15,7 +15,7 @@ from openbotkit.actions.base import NOT_BLANK, BotConfigFields, Input, Output
 from openbotkit.actions.conversations import Contact, CreateMessageOutput, Entity, MessageType
 from openbotkit.actions.registry import Effect, action
 from openbotkit.errors import InternalError
-from openbotkit.services import completion, conversations, skillsets
+from openbotkit.services import completion, contacts, conversations, skillsets
 from openbotkit.services.completion import BotConfig
 from openbotkit.services.context import AccountScope
 
@@ -165,10 +165,14 @@ class CompleteMessagesOutput(Output):
 
 
 def stream_messages(scope: AccountScope, inp: CompleteMessagesInput) -> Events:
-    if inp.skillset_id:
-        # As for a bot or a conversation, a skillset named inline must be the account's.
+    if inp.skillset_id or isinstance(inp.contact_id, str):
+        # As for a bot or a conversation, a skillset or contact named inline must be the
+        # account's (a contact given by fingerprint names nothing stored: nothing is kept).
         with scope.transaction(write=False) as ctx:
-            skillsets.get(ctx, inp.skillset_id)
+            if inp.skillset_id:
+                skillsets.get(ctx, inp.skillset_id)
+            if isinstance(inp.contact_id, str):
+                contacts.get(ctx, inp.contact_id)
     inline = BotConfig(inp.model, inp.backstory, inp.dataset_id)
     messages = [m.model_dump() for m in inp.messages]
     urls = [a.url for a in inp.attachments or []]

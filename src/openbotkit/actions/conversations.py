@@ -49,7 +49,7 @@ class ConversationFields(BotConfigFields):
     name: str | None = None
     description: str | None = None
     meta: Meta = None
-    contact_id: str | None = None
+    contact_id: str | None = Field(None, description="A contact of the account (its id).")
     task_id: str | None = None
     space_id: str | None = None
     bot_id: str | None = Field(None, description="Bot whose configuration answers here.")
@@ -71,11 +71,6 @@ class Contact(Input):
     phone: str | None = None
     nick: str | None = None
     meta: Meta = None
-
-
-def contact_id_for(account_id: str, contact: Contact) -> str:
-    """The contact's id: the same fingerprint in the same account is the same contact."""
-    return contacts.contact_id(account_id, contact.fingerprint)
 
 
 class CreateConversationInput(ConversationFields):
@@ -140,7 +135,9 @@ def create_conversation(ctx: Ctx, inp: CreateConversationInput) -> IdOutput:
     seed = [m.model_dump() for m in inp.messages or []]
     fields = inp.set_fields(exclude={"messages", "contact"})
     if inp.contact is not None:
-        fields["contact_id"] = contact_id_for(ctx.account_id, inp.contact)
+        # The contact is kept as a contact of the account (made or updated by fingerprint).
+        contact = inp.contact.model_dump(exclude={"fingerprint"}, exclude_none=True)
+        fields["contact_id"] = contacts.ensure(ctx, inp.contact.fingerprint, contact).id
     return IdOutput(id=conversations.create(ctx, fields, seed).id)
 
 

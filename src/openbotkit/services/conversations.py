@@ -10,9 +10,9 @@ from sqlalchemy import select
 from openbotkit.errors import InvalidInput, NotFound, Problem
 from openbotkit.services import crud, usage
 from openbotkit.services.context import Ctx
-from openbotkit.store.tables import Bot, Conversation, Dataset, Message, Skillset
+from openbotkit.store.tables import Bot, Contact, Conversation, Dataset, Message, Skillset
 
-REFS = {"bot_id": Bot, "dataset_id": Dataset, "skillset_id": Skillset}
+REFS = {"bot_id": Bot, "dataset_id": Dataset, "skillset_id": Skillset, "contact_id": Contact}
 
 
 def create(

@@ -414,8 +414,9 @@ class Job(Base):
 
 class Contact(_Owned, Base):
     """A person the account's bots talk to, known by a fingerprint the caller (or a channel:
-    `slack:T0123:U0456`) chooses. Its id is derived from the fingerprint (actions/conversations
-    `contact_id_for`), so the same person is the same contact on every path."""
+    `slack:T0123:U0456`) chooses. Its id is derived from the fingerprint (services/contacts
+    `contact_id`), so the same person is the same contact on every path; a conversation's
+    `contactId` names a contact of its account."""
 
     __tablename__ = "contacts"
     __table_args__ = (
