@@ -1,5 +1,9 @@
-"""Fuzzing: schemathesis against the OpenAPI document a real `obk serve` publishes, with a valid
-secret, every operation, bounded examples; no 5xx and every answer as the schema says."""
+"""Fuzzing: schemathesis against the OpenAPI document a real `obk serve` publishes, every
+operation, bounded examples; no 5xx and every answer (refusals included) as the schema says.
+
+It runs with a key that may do everything, on SQLite and on PostgreSQL, and with a public key
+(one bot, scope `write`: docs/sessions.md), which is refused nearly everything with 403
+`scope_missing` and must still answer every refusal as the schema says."""
 
 from __future__ import annotations
 
@@ -9,34 +13,73 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from openbotkit.actions import REGISTRY
-from tests.reliability.serving import obk_serve
+from tests.reliability.serving import Served, create_secret, obk_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 ST = str(Path(sys.executable).parent / "st")
-# Bounded for the suite (about a minute); the full run adds the coverage phase (every operation's
-# boundary and invalid inputs, ~3,000 cases, minutes on 2 cores):
+# Bounded for the suite (about a minute a run); the full run adds the coverage phase (every
+# operation's boundary and invalid inputs, ~3,000 cases, minutes on 2 cores):
 #   OBK_FUZZ_PHASES=examples,coverage,fuzzing,stateful pytest tests/reliability/test_fuzz.py
 EXAMPLES = int(os.environ.get("OBK_FUZZ_EXAMPLES", "5"))
 PHASES = os.environ.get("OBK_FUZZ_PHASES", "examples,fuzzing,stateful")
+# How often a generated `botId` (in a path or a body) is the public key's own bot: half the
+# cases reach what the key may do, half probe what it may not.
+OWN_BOT_PROBABILITY = 0.5
+
+
+def public_key(served: Served, config: Path) -> str:
+    """A public key of account `a` for a new bot, and at `config` a schemathesis configuration
+    that makes `botId` that bot in half the cases (random ids alone never reach it)."""
+    created = httpx.post(
+        served.base + "/bot/create", headers=served.headers("a"), json={"name": "fuzzed"}
+    )
+    assert created.status_code == 200, created.text
+    bot = str(created.json()["id"])
+    token = create_secret(served.env, "a", "--bot", bot, "--scope", "write")
+    binding = f'{{ dictionary = "bot", probability = {OWN_BOT_PROBABILITY} }}'
+    config.write_text(
+        f'[dictionaries.bot]\nvalues = ["{bot}"]\n\n[parameters]\n'
+        f'"path.botId" = {binding}\n"body.botId" = {binding}\n'
+    )
+    return token
 
 
 @pytest.mark.slow
 # Past the suite's limit: the run below has 1800 s of its own (a timeout then shows its report).
 @pytest.mark.timeout(1900)
-def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
+# A full key on both databases (the store's SQL differs between them); the public key on SQLite
+# only: what it is refused is decided by the access rules, the same code on either database, and
+# the few store reads they make (its bot, its conversation) are the full key's reads, which the
+# PostgreSQL run covers.
+@pytest.mark.parametrize(
+    ("db_backend", "key"),
+    [("sqlite", "full"), ("postgresql", "full"), ("sqlite", "public")],
+    indirect=["db_backend"],
+)
+def test_schemathesis_finds_nothing(tmp_path: Path, database_url: str | None, key: str) -> None:
+    settings = {"OBK_DATABASE_URL": database_url} if database_url else {}
     # Completions run the bundled model: a few tokens each keep the run bounded.
-    with obk_serve(tmp_path / "home", OBK_DEFAULT_MODEL="smollm2/maxTokens=4") as served:
+    with obk_serve(
+        tmp_path / "home", OBK_DEFAULT_MODEL="smollm2/maxTokens=4", **settings
+    ) as served:
+        config: list[str] = []
+        token = served.tokens["a"]
+        if key == "public":
+            token = public_key(served, tmp_path / "schemathesis.toml")
+            config = ["--config-file", str(tmp_path / "schemathesis.toml")]
         env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.reliability.st_hooks"}
         result = subprocess.run(
             [
                 ST,
+                *config,
                 "run",
                 served.base + "/openapi.json",
                 "-H",
-                f"Authorization: Bearer {served.tokens['a']}",
+                f"Authorization: Bearer {token}",
                 "--checks",
                 "not_a_server_error,response_schema_conformance",
                 "--max-examples",
