@@ -26,6 +26,8 @@ ST = str(Path(sys.executable).parent / "st")
 #   OBK_FUZZ_PHASES=examples,coverage,fuzzing,stateful pytest tests/reliability/test_fuzz.py
 EXAMPLES = int(os.environ.get("OBK_FUZZ_EXAMPLES", "5"))
 PHASES = os.environ.get("OBK_FUZZ_PHASES", "examples,fuzzing,stateful")
+# Fixed, so a run in CI is repeatable; another seed explores other inputs.
+SEED = os.environ.get("OBK_FUZZ_SEED", "1")
 # How often a generated `botId` (in a path or a body) is the public key's own bot: half the
 # cases reach what the key may do, half probe what it may not.
 OWN_BOT_PROBABILITY = 0.5
@@ -48,6 +50,15 @@ def public_key(served: Served, config: Path) -> str:
     return token
 
 
+def findings(report: str) -> str:
+    """What a failed run found (its failures and errors, where schemathesis lists them first,
+    then its warnings and summary), each part bounded."""
+    sections = [report.find(f"= {title} =") for title in ("FAILURES", "ERRORS")]
+    start = min((i for i in sections if i >= 0), default=-1)
+    found = report[start : start + 6000] if start >= 0 else ""
+    return found + "\n...\n" + report[-6000:]
+
+
 @pytest.mark.slow
 # Past the suite's limit: the run below has 1800 s of its own (a timeout then shows its report).
 @pytest.mark.timeout(1900)
@@ -68,9 +79,16 @@ def test_schemathesis_finds_nothing(tmp_path: Path, database_url: str | None, ke
     ) as served:
         config: list[str] = []
         token = served.tokens["a"]
+        options: list[str] = []
         if key == "public":
             token = public_key(served, tmp_path / "schemathesis.toml")
             config = ["--config-file", str(tmp_path / "schemathesis.toml")]
+            # Text holding NUL is refused (400, rule nul_character) before the key's reach is
+            # looked at: a rule the schema does not state for every string (free-form meta
+            # values included). The full-key runs send it (on PostgreSQL it was a 500) and
+            # tests/server/test_input_values.py pins the refusal; here, where nearly everything
+            # else is a 403, one such 400 would read as a rule the schema does not state.
+            options = ["--generation-allow-x00", "false"]
         env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.reliability.st_hooks"}
         result = subprocess.run(
             [
@@ -91,8 +109,9 @@ def test_schemathesis_finds_nothing(tmp_path: Path, database_url: str | None, ke
                 "--workers",
                 "2",
                 "--seed",
-                "1",
+                SEED,
                 "--no-color",
+                *options,
             ],
             cwd=ROOT,
             env=env,
@@ -102,7 +121,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path, database_url: str | None, ke
         )
     report = result.stdout + result.stderr
     summary = report[report.find("SUMMARY") :]
-    assert result.returncode == 0, report[-6000:]
+    assert result.returncode == 0, findings(report)
     tested = re.search(r"Tested:\s+(\d+)", summary)
     assert tested and int(tested.group(1)) == len(REGISTRY), summary
     # The published schema states what validation enforces, and every stream is read. One rule
@@ -110,5 +129,5 @@ def test_schemathesis_finds_nothing(tmp_path: Path, database_url: str | None, ke
     # messages yet needs `text` (conversations the stateful phase creates are empty).
     mismatch = report.split("Schema validation mismatch", 1)[1] if "mismatch:" in report else ""
     flagged = set(re.findall(r"- (\w+ /api/v1/\S+)", mismatch.split("💡", 1)[0]))
-    assert flagged <= {"POST /api/v1/conversation/{conversationId}/complete"}, report[-6000:]
-    assert "missing deserializers" not in report, report[-6000:]
+    assert flagged <= {"POST /api/v1/conversation/{conversationId}/complete"}, findings(report)
+    assert "missing deserializers" not in report, findings(report)
