@@ -30,6 +30,9 @@ def _agree(action: str, data: dict[str, Any]) -> tuple[bool, bool]:
     return in_schema, validated
 
 
+MESSAGES = [{"type": "user", "text": "Hi"}]
+
+
 @pytest.mark.parametrize(
     ("action", "data", "valid"),
     [
@@ -53,6 +56,10 @@ def _agree(action: str, data: dict[str, Any]) -> tuple[bool, bool]:
         ("update_dataset", {"datasetId": "d", "recordMaxTokens": MAX_INT32 + 1}, False),
         ("create_conversation", {"expiresAt": MAX_INT}, True),
         ("create_conversation", {"expiresAt": MAX_INT + 1}, False),
+        ("upload_file", {"fileId": "f", "file": {"type": "", "size": MAX_INT}}, True),
+        ("upload_file", {"fileId": "f", "file": {"type": "", "size": MAX_INT + 1}}, False),
+        ("complete_messages", {"messages": MESSAGES, "limits": {"calls": MAX_INT}}, True),
+        ("complete_messages", {"messages": MESSAGES, "limits": {"calls": MAX_INT + 1}}, False),
     ],
     ids=repr,
 )
