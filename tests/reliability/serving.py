@@ -55,9 +55,11 @@ def obk_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def create_secret(env: dict[str, str], account: str) -> str:
+def create_secret(env: dict[str, str], account: str, *limits: str) -> str:
+    """A new secret of `account`; `limits` are `obk secret create` options (`--bot`, `--scope`,
+    ...), none for a key that may do everything."""
     out = subprocess.run(
-        [OBK, "secret", "create", "--account", account, "--json"],
+        [OBK, "secret", "create", "--account", account, *limits, "--json"],
         env=env,
         capture_output=True,
         text=True,

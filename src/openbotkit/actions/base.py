@@ -6,12 +6,20 @@ import functools
 import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from openbotkit.access import Key
 
 MAX_TAKE = 100
+# The range of an integer an input may carry: a database's BIGINT column holds no more, and
+# the request body's JSON parser reads integers exactly only up to there. Inputs state it (a
+# value past it is a 400 naming the field, not a failed write). A field stored in an INTEGER
+# column stops at MAX_INT32.
+MIN_INT = -(2**63)
+MAX_INT = 2**63 - 1
+MAX_INT32 = 2**31 - 1
+Int = Annotated[int, Field(ge=MIN_INT, le=MAX_INT)]
 
 
 class Input(BaseModel):
@@ -53,11 +61,15 @@ def _check_meta(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
+MAX_ALIAS_CHARS = 128
+_ALIAS = r"[a-z0-9_-]*"
+
+
 def _check_alias(value: str | None) -> str | None:
     if value:
-        if len(value) > 128:
-            raise ValueError("alias must be at most 128 characters")
-        if not re.fullmatch(r"[a-z0-9_-]*", value):
+        if len(value) > MAX_ALIAS_CHARS:
+            raise ValueError(f"alias must be at most {MAX_ALIAS_CHARS} characters")
+        if not re.fullmatch(_ALIAS, value):
             raise ValueError(
                 "Alias must contain only lowercase letters, numbers, hyphens, and underscores"
             )
@@ -65,6 +77,13 @@ def _check_alias(value: str | None) -> str | None:
 
 
 _MODEL_STRING = re.compile(r"[A-Za-z0-9._:@+-]+(/[A-Za-z][A-Za-z0-9_]*=[^/=]*)*")
+
+
+def _string_schema(**rules: Any) -> WithJsonSchema:
+    """The published schema of an optional string whose rules a validator below enforces (with
+    its own message): the schema states them too, so a client (or a fuzzer) generating from the
+    schema meets the validation."""
+    return WithJsonSchema({"anyOf": [{"type": "string", **rules}, {"type": "null"}]})
 
 
 def _check_model(value: str | None) -> str | None:
@@ -76,16 +95,27 @@ def _check_model(value: str | None) -> str | None:
 Meta = Annotated[
     dict[str, Any] | None,
     AfterValidator(_check_meta),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "object", "propertyNames": {"pattern": "^[^_]"}},
+                {"type": "null"},
+            ]
+        }
+    ),
     Field(description="Free-form JSON object; keys must not start with '_'."),
 ]
 Alias = Annotated[
     str | None,
     AfterValidator(_check_alias),
+    _string_schema(maxLength=MAX_ALIAS_CHARS, pattern=f"^{_ALIAS}$"),
     Field(description="Unique per account and resource type; lowercase letters, digits, - and _."),
 ]
 ModelString = Annotated[
     str | None,
     AfterValidator(_check_model),
+    # Empty is allowed: it clears the setting.
+    _string_schema(pattern=f"^({_MODEL_STRING.pattern})?$"),
     Field(description="Model name, optionally with settings: 'name/key=value/...'."),
 ]
 Visibility = Literal["private", "protected", "public"]

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from openbotkit.actions.base import NOT_BLANK, BotConfigFields, Input, Output
+from openbotkit.actions.base import MAX_INT, NOT_BLANK, BotConfigFields, Input, Output
 from openbotkit.actions.conversations import Contact, CreateMessageOutput, Entity, MessageType
 from openbotkit.actions.registry import Effect, action
 from openbotkit.errors import InternalError
@@ -42,9 +42,9 @@ class Function(Input):
 
 
 class Limits(Input):
-    iterations: Annotated[int, Field(ge=1)] | None = None
-    continuations: Annotated[int, Field(ge=1)] | None = None
-    calls: Annotated[int, Field(ge=1)] | None = None
+    iterations: Annotated[int, Field(ge=1, le=MAX_INT)] | None = None
+    continuations: Annotated[int, Field(ge=1, le=MAX_INT)] | None = None
+    calls: Annotated[int, Field(ge=1, le=MAX_INT)] | None = None
 
 
 def _no_functions(value: list[Function] | None) -> list[Function] | None:

@@ -7,9 +7,11 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from openbotkit.actions.base import (
+    MAX_INT,
     BotConfigFields,
     IdOutput,
     Input,
+    Int,
     ListInput,
     ListOutput,
     Meta,
@@ -30,8 +32,8 @@ MessageType = Literal[
 
 
 class Replacement(Input):
-    begin: Annotated[int, Field(ge=0)]
-    end: Annotated[int, Field(ge=0)]
+    begin: Annotated[int, Field(ge=0, le=MAX_INT)]
+    end: Annotated[int, Field(ge=0, le=MAX_INT)]
     text: str
 
 
@@ -39,8 +41,8 @@ class Entity(Input):
     """A span of a message's text (offsets into it), optionally with a replacement."""
 
     type: str
-    begin: Annotated[int, Field(ge=0)]
-    end: Annotated[int, Field(ge=1)]
+    begin: Annotated[int, Field(ge=0, le=MAX_INT)]
+    end: Annotated[int, Field(ge=1, le=MAX_INT)]
     text: str
     replacement: Replacement | None = None
 
@@ -53,7 +55,7 @@ class ConversationFields(BotConfigFields):
     task_id: str | None = None
     space_id: str | None = None
     bot_id: str | None = Field(None, description="Bot whose configuration answers here.")
-    expires_at: int | None = Field(None, description="Milliseconds since the epoch, or null.")
+    expires_at: Int | None = Field(None, description="Milliseconds since the epoch, or null.")
 
 
 class SeedMessage(Input):

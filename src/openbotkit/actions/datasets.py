@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
 from openbotkit.actions.base import (
+    MAX_INT32,
     NOT_BLANK,
     Alias,
     IdOutput,
@@ -26,7 +27,8 @@ from openbotkit.services import crud, datasets, records
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.store.tables import Dataset, Record
 
-PositiveInt = Annotated[int | None, Field(ge=1)]
+# Stored in INTEGER columns.
+PositiveInt = Annotated[int | None, Field(ge=1, le=MAX_INT32)]
 
 
 class DatasetFields(Input):

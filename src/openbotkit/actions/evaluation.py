@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, WithJsonSchema, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
 
 from openbotkit.actions.base import NOT_BLANK, Input, Output
 from openbotkit.actions.completion import result_of
@@ -103,6 +103,16 @@ ExpectedAnswer = Annotated[
 
 
 class BotQuestion(Input):
+    # The schema states the rule _answers_or_unanswerable enforces: `answers` unless
+    # `unanswerable` is true, and then no answers.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"unanswerable": {"const": True}}, "required": ["unanswerable"]},
+            "then": {"properties": {"answers": {"type": "null"}}},
+            "else": {"properties": {"answers": {"type": "array"}}, "required": ["answers"]},
+        }
+    )
+
     id: str | None = Field(
         None,
         max_length=bot_evaluation.MAX_ID_CHARS,

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from openbotkit.actions.base import Input, LocalPath, Output, no_null_default
+from openbotkit.actions.base import MAX_INT, Input, LocalPath, Output, no_null_default
 from openbotkit.actions.registry import Effect, action
 from openbotkit.errors import InvalidInput, NotFound, Problem
 from openbotkit.ingestion.diff import CHANGED_SHOWN
@@ -28,7 +28,7 @@ class UploadSpec(Input):
     """Direct upload: describe the file, then PUT its bytes to the returned `uploadRequest`."""
 
     type: str = Field(description="Content type; '' to guess it from the name.")
-    size: Annotated[int, Field(ge=0)]
+    size: Annotated[int, Field(ge=0, le=MAX_INT)]
     name: str | None = None
 
 

@@ -194,6 +194,10 @@ class Action:
                 "input must be a JSON object",
                 details=[Problem("", "type", f"expected an object, got {type(data).__name__}")],
             )
+        nul = nul_problems(data)
+        if nul:
+            summary = "; ".join(f"{p.pointer or '/'}: {p.message}" for p in nul)
+            raise InvalidInput(f"invalid input: {summary}", details=nul)
         try:
             return self.input.model_validate(data)
         except ValidationError as exc:
@@ -201,6 +205,32 @@ class Action:
 
     def dump_output(self, out: BaseModel) -> dict[str, Any]:
         return out.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+NUL = "\x00"
+
+
+def nul_problems(value: Any, pointer: str = "") -> list[Problem]:
+    """Every string in `value` (object keys included) holding the NUL character, by JSON pointer.
+
+    PostgreSQL stores no NUL in text or jsonb (the write would fail half-way, a 500), and SQLite
+    would keep what PostgreSQL cannot: an input holding one is refused alike on either, naming
+    each place, before anything runs."""
+    problems: list[Problem] = []
+    if isinstance(value, str) and NUL in value:
+        problems.append(Problem(pointer, "nul_character", "must not contain the NUL character"))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{pointer}/{key}"
+            if NUL in str(key):
+                problems.append(
+                    Problem(pointer, "nul_character", "keys must not contain the NUL character")
+                )
+            problems += nul_problems(item, child)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            problems += nul_problems(item, f"{pointer}/{i}")
+    return problems
 
 
 def invalid_input_from(exc: ValidationError) -> InvalidInput:
