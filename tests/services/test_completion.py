@@ -234,7 +234,11 @@ def test_stateless_complete_reads_its_attachments_and_accepts_contact_and_namesp
         )
         assert hits == ["/zephyr.txt"]
         assert attached["usage"]["token"] > plain["usage"]["token"]
-        assert run("complete_messages", {**base, "contactId": "contact_1"})["text"]
+        contact = run("ensure_contact", {"fingerprint": "visitor-2"})["id"]
+        assert run("complete_messages", {**base, "contactId": contact})["text"]
+        # A contact id is a reference like any other: one the account does not have is not found.
+        with pytest.raises(NotFound, match="contactId"):
+            run("complete_messages", {**base, "contactId": "contact_1"})
     finally:
         server.shutdown()
         server.server_close()
