@@ -37,40 +37,34 @@ def enqueue_sync(session: Session, account_id: str, file_id: str, dataset_id: st
     )
     if waiting is not None:
         return waiting
-    now = now_ms()
-    job = Job(
-        id=new_id(),
-        account_id=account_id,
-        kind=SYNC,
-        file_id=file_id,
-        dataset_id=dataset_id,
-        status="queued",
-        stage="queued",
-        attempts=0,
-        max_attempts=5,
-        run_after=now,
-        progress_done=0,
-        progress_total=0,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(job)
-    session.flush()
-    wakeups.notify(session, CHANNEL)
-    return job
+    return _queue(session, account_id, SYNC, file_id=file_id, dataset_id=dataset_id)
 
 
 def enqueue_payload(
     session: Session, account_id: str, kind: str, payload: dict[str, object], max_attempts: int = 5
 ) -> Job:
     """Queue a job of another kind than a sync, whose subject is in `payload`."""
+    return _queue(session, account_id, kind, payload=payload, max_attempts=max_attempts)
+
+
+def _queue(
+    session: Session,
+    account_id: str,
+    kind: str,
+    *,
+    file_id: str = "",
+    dataset_id: str = "",
+    payload: dict[str, object] | None = None,
+    max_attempts: int = 5,
+) -> Job:
+    """A new queued job, due now, and a wake-up for the idle workers."""
     now = now_ms()
     job = Job(
         id=new_id(),
         account_id=account_id,
         kind=kind,
-        file_id="",
-        dataset_id="",
+        file_id=file_id,
+        dataset_id=dataset_id,
         payload=payload,
         status="queued",
         stage="queued",
