@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from openbotkit.actions import REGISTRY
 from openbotkit.actions.registry import invalid_input_from
 from openbotkit.cli.connector import Runner
+from openbotkit.cli.jsonl import json_lines
 from openbotkit.errors import InternalError, InvalidInput, Problem, error_class_for
 from openbotkit.services.bot_evaluation import MAX_QUESTIONS, SUPPORTED, summary
 
@@ -27,28 +28,18 @@ def read_questions(path: Path) -> list[dict[str, Any]]:
     from openbotkit.actions.evaluation import BotQuestion
 
     questions = []
-    with path.open(encoding="utf-8") as lines:
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInput(
-                    f"{path}:{n}: not JSON: {exc.msg}",
-                    details=[Problem(str(path), "json", f"line {n}: {exc.msg}")],
-                ) from None
-            if not isinstance(item, dict):
-                raise InvalidInput(
-                    f"{path}:{n}: expected a JSON object",
-                    details=[Problem(str(path), "jsonl", f"line {n}: not an object")],
-                )
-            try:
-                BotQuestion.model_validate(item)
-            except ValidationError as exc:
-                err = invalid_input_from(exc)
-                raise InvalidInput(f"{path}:{n}: {err.message}", details=err.details) from None
-            questions.append(item)
+    for n, item in json_lines(path):
+        if not isinstance(item, dict):
+            raise InvalidInput(
+                f"{path}:{n}: expected a JSON object",
+                details=[Problem(str(path), "jsonl", f"line {n}: not an object")],
+            )
+        try:
+            BotQuestion.model_validate(item)
+        except ValidationError as exc:
+            err = invalid_input_from(exc)
+            raise InvalidInput(f"{path}:{n}: {err.message}", details=err.details) from None
+        questions.append(item)
     if not questions:
         raise InvalidInput(
             f"{path} holds no question",

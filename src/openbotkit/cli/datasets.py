@@ -10,6 +10,7 @@ import click
 
 from openbotkit.actions import REGISTRY
 from openbotkit.cli.connector import Runner
+from openbotkit.cli.jsonl import json_lines
 from openbotkit.cli.state import state
 from openbotkit.errors import InvalidInput, Problem
 from openbotkit.retrieval.evaluation import read_qrels, read_queries
@@ -67,22 +68,12 @@ def import_command(dataset: str, path: Path, meta_key: str, base_url: str | None
     act = REGISTRY.get("create_dataset_record")
     runner = Runner(base_url)
     done = 0
-    with path.open(encoding="utf-8") as lines:
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInput(
-                    f"{path}:{n}: not JSON: {exc.msg}",
-                    details=[Problem(str(path), "json", f"line {n}: {exc.msg}")],
-                ) from None
-            fields = _record_input(item, n, path, meta_key)
-            runner.run(act, act.parse_input({"datasetId": dataset, **fields}))
-            done += 1
-            if done % 50 == 0:
-                click.echo(f"\r{done} record(s) imported", nl=False, err=True)
+    for n, item in json_lines(path):
+        fields = _record_input(item, n, path, meta_key)
+        runner.run(act, act.parse_input({"datasetId": dataset, **fields}))
+        done += 1
+        if done % 50 == 0:
+            click.echo(f"\r{done} record(s) imported", nl=False, err=True)
     click.echo(f"\rdone: {done} record(s) imported into {dataset}", err=True)
 
 
