@@ -353,8 +353,11 @@ def test_malformed_requests_leave_the_server_serving(env: dict[str, str], runtim
                 sock.connect(str(path))
                 message = struct.pack("!I", len(body)) + body
                 sent = socket.send_fds(sock, [message], [null, null, null])
-                sock.sendall(message[sent:])
-                assert sock.recv(4) == b""  # dropped, no child started
+                try:
+                    sock.sendall(message[sent:])
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the server may drop a bad request before reading all of it
+                assert _closed_without_reply(sock)  # dropped, no child started
         for raw in (b"", b"garbage", struct.pack("!I", 1 << 30) + b"{"):  # no descriptors
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.connect(str(path))
@@ -387,3 +390,11 @@ def test_the_warm_lifetimes_bound_is_the_settings_bound(tmp_path: Path) -> None:
     Settings(home=tmp_path, cli_warm_seconds=warm.MAX_SECONDS)
     with pytest.raises(ValidationError):
         Settings(home=tmp_path, cli_warm_seconds=warm.MAX_SECONDS + 1)
+
+
+def _closed_without_reply(sock: socket.socket) -> bool:
+    """Whether the peer closed the connection without sending anything (a reset counts)."""
+    try:
+        return sock.recv(4) == b""
+    except ConnectionResetError:
+        return True
