@@ -32,6 +32,18 @@ def test_ensure_is_one_contact_per_fingerprint(run: RunAction, run_bob: RunActio
     assert [c["id"] for c in run("list_contacts", {})["items"]] == [first]
 
 
+def test_a_fingerprint_given_up_by_one_contact_makes_a_new_contact(run: RunAction) -> None:
+    first = run("ensure_contact", {"fingerprint": "ann@example.com"})["id"]
+    run("update_contact", {"contactId": first, "fingerprint": "ann@example.org"})
+    # The old fingerprint now belongs to nobody: ensuring it makes a second contact (whose
+    # derived id the first one still holds), not an error.
+    second = run("ensure_contact", {"fingerprint": "ann@example.com"})["id"]
+    assert second != first
+    assert run("fetch_contact", {"contactId": first})["fingerprint"] == "ann@example.org"
+    assert run("fetch_contact", {"contactId": second})["fingerprint"] == "ann@example.com"
+    assert run("ensure_contact", {"fingerprint": "ann@example.com"})["id"] == second
+
+
 def test_integration_input_is_checked_and_a_deleted_bot_unlinks(run: RunAction) -> None:
     with pytest.raises(InvalidInput, match="sessionDuration"):
         run("create_slack_integration", {"sessionDuration": -1})

@@ -2,12 +2,15 @@
 
 A channel makes its users contacts with fingerprints of its own (`slack:T0123:U0456`); a
 caller may use any fingerprint (an email, its own user id). A new contact's id is derived from
-the fingerprint, as a conversation's `contact` gives it, so both name the same person.
+the fingerprint, as a conversation's `contact` gives it, so both name the same person (unless
+a contact made with that fingerprint has had it changed since: then the new one gets a fresh
+id).
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from typing import Any
 
 from sqlalchemy import select
@@ -47,8 +50,13 @@ def ensure(ctx: Ctx, fingerprint: str, fields: dict[str, Any]) -> Contact:
             crud.update(ctx, found, fields)
         return found
     now = now_ms()
+    ident = contact_id(ctx.account_id, fingerprint)
+    if ctx.session.get(Contact, ident) is not None:
+        # The contact first made with this fingerprint has had it changed since: its id stays
+        # its own, and this new contact gets a fresh one.
+        ident = f"contact_{secrets.token_hex(12)}"
     row = Contact(
-        id=contact_id(ctx.account_id, fingerprint),
+        id=ident,
         account_id=ctx.account_id,
         fingerprint=fingerprint,
         created_at=now,
