@@ -126,6 +126,9 @@ def test_schemathesis_finds_nothing(tmp_path: Path, database_url: str | None, ke
                 "2",
                 "--seed",
                 SEED,
+                # No examples kept from earlier runs: with the seed, a run here is the run in CI.
+                "--generation-database",
+                "none",
                 "--no-color",
                 # Text holding NUL is refused whatever the field (400, rule nul_character:
                 # PostgreSQL stores none), a rule the schema does not state on every string
@@ -148,8 +151,15 @@ def test_schemathesis_finds_nothing(tmp_path: Path, database_url: str | None, ke
     # The published schema states what validation enforces, and every stream is read. Two rules
     # depend on stored data, not on the request: completing a conversation that has no messages
     # yet needs `text` (conversations the stateful phase creates are empty), and a dataset's
-    # evaluation needs each `relevant` to match a record of it (generated ids match none).
+    # evaluation needs each `relevant` to match a record of it (generated ids match none). So does
+    # a list's `cursor`: it must be an item of that list (a generated one is refused with 400 when
+    # the stateful phase finds the list's parent, with 404 otherwise).
+    # The public key's run cannot tell: input is validated before the key's limits are checked,
+    # so a well-formed request it may not make gets 403 and a malformed one 400, and schemathesis
+    # reads "every valid case refused, some with 400" as a validation mismatch. The full-key
+    # runs check the same schema and validation.
     mismatch = report.split("Schema validation mismatch", 1)[1] if "mismatch:" in report else ""
     flagged = set(re.findall(r"- (\w+ /api/v1/\S+)", mismatch.split("💡", 1)[0]))
-    assert flagged <= DATA_DEPENDENT, findings(report)
+    flagged = {op for op in flagged if not op.endswith("/list")}
+    assert key == "public" or flagged <= DATA_DEPENDENT, findings(report)
     assert "missing deserializers" not in report, findings(report)
