@@ -7,9 +7,11 @@ import datasets from './pages/datasets.js'
 import files from './pages/files.js'
 import usage from './pages/usage.js'
 import keys from './pages/keys.js'
+import integrations from './pages/integrations.js'
+import skillsets from './pages/skillsets.js'
 
-const PAGES = { bots, playground, datasets, files, usage, keys }
-const NAV = [['bots', 'Bots'], ['playground', 'Playground'], ['datasets', 'Datasets'], ['files', 'Files'], ['usage', 'Usage'], ['keys', 'Keys']]
+const PAGES = { bots, playground, datasets, files, skillsets, integrations, usage, keys }
+const NAV = [['bots', 'Bots'], ['playground', 'Playground'], ['datasets', 'Datasets'], ['files', 'Files'], ['skillsets', 'Skillsets'], ['integrations', 'Integrations'], ['usage', 'Usage'], ['keys', 'Keys']]
 const app = document.getElementById('app')
 let team = null
 let cleanup = null
