@@ -1,11 +1,14 @@
-// Bots: list, create, edit (name, backstory, model, dataset, meta), delete, embed snippet.
+// Bots: list, create, edit (name, backstory, model, dataset, skillset, meta), delete, embed
+// snippet; each bot's integrations (where it answers) are listed with their state.
 import { all, post } from '../api.js'
 import { confirmAction, field, formAlert, h, jsonField, onSubmit, section, when } from '../ui.js'
 import { widgetSnippet } from './embed.js'
+import { allIntegrations, integrationName, statusText } from './integrations.js'
 
 export default async function bots (main) {
-  const [items, datasets] = await Promise.all([all('/bot/list'), all('/dataset/list')])
+  const [items, datasets, skillsets, integrations] = await Promise.all([all('/bot/list'), all('/dataset/list'), all('/skillset/list'), allIntegrations()])
   const datasetName = Object.fromEntries(datasets.map((d) => [d.id, d.name || d.id]))
+  const skillsetName = Object.fromEntries(skillsets.map((s) => [s.id, s.name || s.id]))
   const editor = h('div')
   const embed = h('div')
 
@@ -17,6 +20,9 @@ export default async function bots (main) {
     const dataset = h('select', { name: 'datasetId' },
       h('option', { value: '', text: '(none)' }),
       ...datasets.map((d) => h('option', { value: d.id, text: d.name || d.id, selected: d.id === bot?.datasetId })))
+    const skillset = h('select', { name: 'skillsetId' },
+      h('option', { value: '', text: '(none)' }),
+      ...skillsets.map((s) => h('option', { value: s.id, text: s.name || s.id, selected: s.id === bot?.skillsetId })))
     const meta = h('textarea', { name: 'meta', rows: 2, value: bot?.meta ? JSON.stringify(bot.meta) : '', placeholder: '{"team": "support"}' })
     const form = onSubmit(h('form.grid', {},
       field('Name', name),
@@ -24,6 +30,7 @@ export default async function bots (main) {
       field('Backstory', backstory, 'What the bot is and how it should answer.'),
       field('Model', model, 'Blank for the default model; e.g. smollm2/maxTokens=128/temperature=0.'),
       field('Dataset', dataset, 'The records the bot answers from.'),
+      field('Skillset', skillset, 'The abilities the bot can use (Skillsets page).'),
       field('Meta', meta, 'A JSON object of your own labels.'),
       formAlert(),
       h('div.actions', {},
@@ -36,6 +43,7 @@ export default async function bots (main) {
         backstory: backstory.value || (bot ? null : undefined),
         model: model.value || (bot ? null : undefined),
         datasetId: dataset.value || (bot ? null : undefined),
+        skillsetId: skillset.value || (bot ? null : undefined),
         meta: jsonField(meta.value, 'meta') ?? (bot ? null : undefined)
       }
       if (bot) await post(`/bot/${bot.id}/update`, body)
@@ -52,6 +60,8 @@ export default async function bots (main) {
     h('td', {}, h('strong', { text: bot.name || '(unnamed)' }), h('div.muted', { text: bot.description || '' })),
     h('td', { text: bot.model || 'default' }),
     h('td', { text: bot.datasetId ? datasetName[bot.datasetId] || bot.datasetId : '—' }),
+    h('td', {}, bot.skillsetId ? h('a', { href: `#/skillsets/${bot.skillsetId}`, text: skillsetName[bot.skillsetId] || bot.skillsetId }) : '—'),
+    h('td', {}, botIntegrations(integrations.filter((i) => i.botId === bot.id))),
     h('td.mono', { text: bot.id }),
     h('td', { text: when(bot.createdAt) }),
     h('td.row-actions', {},
@@ -76,7 +86,15 @@ export default async function bots (main) {
     embed,
     items.length
       ? h('table', { 'aria-label': 'Bots' },
-        h('thead', {}, h('tr', {}, ...['Name', 'Model', 'Dataset', 'Id', 'Created', ''].map((t) => h('th', { text: t })))),
+        h('thead', {}, h('tr', {}, ...['Name', 'Model', 'Dataset', 'Skillset', 'Integrations', 'Id', 'Created', ''].map((t) => h('th', { text: t })))),
         h('tbody', {}, rows))
       : h('p.empty', { text: 'No bots yet. Create one, give it a dataset, and chat with it in the Playground.' }))
+}
+
+/** Where a bot answers: its integrations, each with its kind and last error. */
+function botIntegrations (list) {
+  if (!list.length) return h('a.muted', { href: '#/integrations', text: 'none' })
+  return h('ul.plain', {}, list.map((i) => h('li', {},
+    h('a', { href: '#/integrations', text: `${i.kind}: ${integrationName(i)}` }),
+    i.lastError ? h('div', { class: 'status error', text: statusText(i) }) : null)))
 }
