@@ -1,8 +1,9 @@
-// Playground: pick a bot, chat with tokens streaming in, see each answer's sources and usage;
-// conversations are kept on the server and can be reopened.
+// Playground: pick a bot, chat with tokens streaming in, see each answer's sources and usage and
+// the abilities it called; conversations are kept on the server and can be reopened.
 import { all, get, post, stream } from '../api.js'
 import { field, formAlert, h, showError, clearErrors, when } from '../ui.js'
 import { answerText, groundingText, sourcesPart, usageText } from './sources.js'
+import { activityLine, activityOf } from './activity.js'
 
 export default async function playground (main, [botParam, conversationParam]) {
   const [bots, datasets, files] = await Promise.all([all('/bot/list'), all('/dataset/list'), all('/file/list')])
@@ -43,6 +44,25 @@ export default async function playground (main, [botParam, conversationParam]) {
     return { el, body }
   }
 
+  // Ability calls already on screen, by message id: a call streamed live is not drawn again
+  // when the stored messages are read after the answer.
+  const shownCalls = new Set()
+  function call (activity, before) {
+    if (activity.id && shownCalls.has(activity.id)) return
+    if (activity.id) shownCalls.add(activity.id)
+    const el = activityLine(activity)
+    if (before) before.before(el); else log.append(el)
+    log.scrollTop = log.scrollHeight
+  }
+
+  /** The calls of the turn just answered that the stream did not carry, read from the stored
+   * messages (newest first), put before the answer. */
+  async function storedCalls (answerEl) {
+    const { items } = await get(`/conversation/${conversationId}/message/list`, { order: 'desc', take: 20 })
+    const fresh = items.filter((m) => m.type === 'activity' && !shownCalls.has(m.id)).reverse()
+    for (const m of fresh) call(activityOf(m), answerEl)
+  }
+
   function finish (el, text, meta) {
     answerText(el.querySelector('.text'), text, meta)
     el.append(sourcesPart(meta, datasetNames, fileNames), h('p.usage', { text: usageText(meta?.usage) + groundingText(meta) }))
@@ -56,6 +76,7 @@ export default async function playground (main, [botParam, conversationParam]) {
     }
     const messages = await all(`/conversation/${conversationId}/message/list`, { order: 'asc' })
     for (const m of messages) {
+      if (m.type === 'activity') { call(activityOf(m)); continue }
       if (m.type !== 'user' && m.type !== 'bot') continue
       const { el } = bubble(m.type, m.text)
       if (m.type === 'bot') finish(el, m.text, m.meta)
@@ -81,14 +102,17 @@ export default async function playground (main, [botParam, conversationParam]) {
       answer.el.setAttribute('aria-busy', 'true')
       let result = null
       let usage = null
+      let streamedCalls = 0
       for await (const ev of stream(`/conversation/${conversationId}/complete`, { text })) {
         if (ev.type === 'token') { answer.body.textContent += ev.data.token; log.scrollTop = log.scrollHeight }
         if (ev.type === 'usage') usage = ev.data
+        if (ev.type === 'activity' && activityOf(ev.data)) { streamedCalls++; call(activityOf(ev.data), answer.el) }
         if (ev.type === 'result') result = ev.data
       }
       const stored = result?.id ? await get(`/conversation/${conversationId}/message/${result.id}/fetch`) : null
       finish(answer.el, result?.text ?? answer.body.textContent, { ...(stored?.meta || {}), usage: stored?.meta?.usage || usage })
       answer.el.removeAttribute('aria-busy')
+      if (!streamedCalls) await storedCalls(answer.el)
       await loadConversations()
     } catch (err) {
       showError(form, err)
