@@ -59,7 +59,16 @@ def test_sign_in_and_out_keeps_the_secret_for_the_tab_only(
         w.shot("sign-in")
         sign_in(w, origin, secret)
         assert w.page.evaluate("sessionStorage.getItem('obk.secret')") == secret
-        for name in ("Bots", "Playground", "Datasets", "Files", "Usage", "Keys"):
+        for name in (
+            "Bots",
+            "Playground",
+            "Datasets",
+            "Files",
+            "Skillsets",
+            "Integrations",
+            "Usage",
+            "Keys",
+        ):
             w.page.get_by_role("link", name=name, exact=True).click()
             expect(w.page.get_by_role("heading", name=name, exact=True)).to_be_visible()
         w.page.get_by_role("button", name="Sign out").click()
