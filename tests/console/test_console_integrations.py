@@ -61,9 +61,9 @@ def test_a_telegram_integration_is_created_set_up_and_shows_its_last_error(
         page.get_by_role("button", name="Create integration").click()
 
         # Creating runs setup: it says what is still missing.
-        setup = page.get_by_role("region", name=re.compile("^Setup of Telegram"))
+        setup = page.get_by_role("region", name="Setup of Telegram Support chat")
         expect(setup).to_contain_text("Missing")
-        expect(setup).to_contain_text("botToken")
+        expect(setup).to_contain_text("Bot token")
         expect(setup.locator("dd").first).to_have_text("no")  # Ready: no
         row = page.get_by_role("row").filter(has_text="Support chat")
         expect(row).to_contain_text("No errors reported")
@@ -210,6 +210,9 @@ def test_a_skillset_gets_abilities_from_templates_and_a_malformed_one_names_its_
         message = page.locator(f"#{instruction.get_attribute('aria-describedby')}")
         expect(message).to_contain_text("instruction line 5")
         expect(message).to_contain_text("unknown flag 'zz'")
+        # The caret is put on that line, selected.
+        selected = instruction.evaluate("t => t.value.slice(t.selectionStart, t.selectionEnd)")
+        assert selected == "url: https://api.example.com/orders/$[orderId! zz|the order number]"
         w.shot("ability-error")
         page.get_by_role("button", name="Cancel").click()
 

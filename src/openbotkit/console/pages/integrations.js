@@ -2,7 +2,7 @@
 // create and edit (each kind's fields come from its action's schema; tokens are write-only),
 // run setup and show what it still needs, see the last error, delete.
 import { all, post } from '../api.js'
-import { bodySchema, schemaFields } from '../schema.js'
+import { bodySchema, labelOf, schemaFields } from '../schema.js'
 import { confirmAction, field, formAlert, h, onSubmit, section, when } from '../ui.js'
 
 export const KINDS = [['telegram', 'Telegram'], ['slack', 'Slack'], ['discord', 'Discord'], ['whatsapp', 'WhatsApp'], ['email', 'Email']]
@@ -71,7 +71,7 @@ export default async function integrations (main) {
       } else {
         const made = await post(`/integration/${kind.value}/create`, read())
         await integrations(main)
-        await runSetup(main, { id: made.id, kind: kind.value })
+        await runSetup(main, { id: made.id, kind: kind.value, name: form.querySelector('[name=name]')?.value })
       }
     })
     kind.addEventListener('change', draw)
@@ -124,14 +124,15 @@ async function runSetup (main, item) {
   const facts = [
     ['Ready', out.ready ? 'yes' : 'no'],
     ['Runs here', out.runtime ? 'yes' : 'not in this version'],
-    ['Missing', out.missing?.length ? out.missing.join(', ') : 'nothing'],
+    // The missing fields by the labels the form gives them (`botToken`: "Bot token").
+    ['Missing', out.missing?.length ? out.missing.map(labelOf).join(', ') : 'nothing'],
     ['Events URL', out.eventsUrl],
     ['Workspace', out.teamId],
     ['Bot user', out.botUserId],
     ['Error', out.error]
   ].filter(([, v]) => v !== undefined && v !== null)
   const card = section(`Setup of ${LABEL[item.kind] || item.kind} ${item.name || out.id}`,
-    h('p', { role: 'status', class: out.ready ? 'saved' : 'status error', text: out.message }),
+    h('p', { role: 'status', class: out.error ? 'status error' : out.ready ? 'saved' : 'status', text: out.message }),
     h('dl.facts', {}, facts.map(([k, v]) => [h('dt', { text: k }), h('dd', { class: k === 'Events URL' ? 'mono' : '', text: v })])))
   main.querySelector('.page-head').after(card)
 }

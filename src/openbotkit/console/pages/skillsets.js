@@ -71,6 +71,17 @@ export function templates (datasets) {
   return list
 }
 
+/** Put the caret on the line an `instruction line N: ...` error names, and select it. */
+function selectLine (textarea, message) {
+  const found = /^instruction line (\d+):/.exec(message || '')
+  if (!found) return
+  const lines = textarea.value.split('\n')
+  const index = Math.min(Number(found[1]), lines.length) - 1
+  const start = lines.slice(0, index).reduce((n, line) => n + line.length + 1, 0)
+  textarea.focus()
+  textarea.setSelectionRange(start, start + lines[index].length)
+}
+
 /** The action block's name (`fetch`, `dataset/search`...), or "text only". */
 function actionOf (instruction) {
   const found = /^\s*```([^`\s]+)/m.exec(instruction || '')
@@ -221,8 +232,13 @@ async function skillset (main, id) {
         linkedSecretId: secret.value || (ability ? null : undefined),
         linkedBotId: bot.value || (ability ? null : undefined)
       }
-      if (ability) await post(`/skillset/${id}/ability/${ability.id}/update`, body)
-      else await post(`/skillset/${id}/ability/create`, body)
+      try {
+        if (ability) await post(`/skillset/${id}/ability/${ability.id}/update`, body)
+        else await post(`/skillset/${id}/ability/create`, body)
+      } catch (err) {
+        selectLine(instruction, err.message)
+        throw err
+      }
       await skillset(main, id)
     })
     editor.replaceChildren(section(ability ? `Edit ${ability.name || ability.id}` : 'New ability', form))
