@@ -16,6 +16,7 @@ import pytest
 
 from tests.contract.conftest import OBK, LiveServer
 from tests.mcp_server.clients import (
+    INITIALIZE,
     check_errors,
     check_flow,
     check_tools,
@@ -26,17 +27,6 @@ from tests.mcp_server.clients import (
 )
 
 pytestmark = pytest.mark.contract
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "probe", "version": "1"},
-    },
-}
 
 
 def test_http_lists_every_action_without_local_paths(live_server: LiveServer) -> None:

@@ -23,6 +23,17 @@ from openbotkit.actions import REGISTRY, Effect
 
 OBK = shutil.which("obk", path=str(Path(sys.executable).parent)) or "obk"
 COMPLETION_MODEL = "smollm2/maxTokens=12/temperature=0"
+# A bare `initialize` request, for tests that speak JSON-RPC over HTTP without a client.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "1"},
+    },
+}
 
 
 def stdio_client(home: Path, *args: str, env: dict[str, str] | None = None) -> Client:

@@ -17,18 +17,9 @@ from openbotkit.server.headers import API_CSP, CONSOLE_CSP
 from openbotkit.server.mcp_http import origin_allowed
 from openbotkit.services.secrets import create_secret
 from openbotkit.settings import Settings
+from tests.mcp_server.clients import INITIALIZE
 
 CONSOLE = Path(__file__).resolve().parents[2] / "src" / "openbotkit" / "console"
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "probe", "version": "1"},
-    },
-}
 
 
 def _client(tmp_path: Path, **fields: str) -> Iterator[tuple[TestClient, str]]:
