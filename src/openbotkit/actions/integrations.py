@@ -99,10 +99,19 @@ class SetupOutput(Output):
     missing: list[str] = Field(description="Fields it still needs.")
     message: str = Field(description="What to do next.")
     events_url: str | None = Field(
-        None, description="Slack: the Request URL for the app's Event Subscriptions."
+        None,
+        description="Where the channel delivers updates (from OBK_PUBLIC_URL): Slack's Event"
+        " Subscriptions Request URL, Discord's Interactions Endpoint URL, WhatsApp's webhook"
+        " Callback URL.",
     )
     team_id: str | None = Field(None, description="Slack: the workspace the bot token is for.")
-    bot_user_id: str | None = Field(None, description="Slack: the bot's user id.")
+    bot_user_id: str | None = Field(None, description="Slack, Discord: the bot's user id.")
+    command_id: str | None = Field(
+        None, description="Discord: the slash command `setup` registered (named by `handle`)."
+    )
+    display_phone_number: str | None = Field(
+        None, description="WhatsApp: the business number the access token answers from."
+    )
     error: str | None = None
 
 
@@ -274,8 +283,12 @@ def _declare(
             IntegrationRef,
             SetupOutput,
             f"Check a {label} integration's configuration and say what it still needs.",
-            # Only Slack's setup calls out (auth.test); the others report configuration.
-            {"idempotent": True, "open_world": kind == "slack", "own_transactions": True},
+            # Slack's, Discord's and WhatsApp's setup call out to check the credentials.
+            {
+                "idempotent": True,
+                "open_world": kind in ("slack", "discord", "whatsapp"),
+                "own_transactions": True,
+            },
         ),
     ]
     for fn, name, effect, route, inp_type, out_type, doc, extensions in declared:
