@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +34,7 @@ from openbotkit.settings import Settings
 from openbotkit.store.tables import Job, Message
 from tests.channels.fake_discord import APP_ID, BOT_TOKEN, BOT_USER_ID, FakeDiscord, fake_discord
 from tests.channels.test_slack import FAST_BOT, PUBLIC, jobs_done, wait_until
+from tests.reliability.serving import obk_serve
 from tests.server.serving import serve_in_thread
 
 KEY = SigningKey.generate()
@@ -280,3 +282,36 @@ def test_a_worker_that_dies_mid_answer_loses_nothing(
             assert len(discord.edits()) == 1
         finally:
             engine.close()
+
+
+def test_obk_serve_answers_an_interaction(tmp_path: Path, cache_dir: Path) -> None:
+    """The real `obk serve` (its own process and worker): set up over the REST API, then a
+    signed slash command is deferred and answered through the fake Discord."""
+    with (
+        fake_discord() as discord,
+        obk_serve(
+            tmp_path / "home",
+            OBK_DISCORD_API_URL=discord.url,
+            OBK_PUBLIC_URL=PUBLIC,
+            OBK_CACHE_DIR=str(cache_dir),
+        ) as served,
+        httpx.Client(headers=served.headers("a"), timeout=30) as http,
+    ):
+        bot = http.post(served.base + "/bot/create", json=FAST_BOT).json()["id"]
+        fields = {"botId": bot, "appId": APP_ID, "publicKey": PUBLIC_KEY, "botToken": BOT_TOKEN}
+        made = http.post(served.base + "/integration/discord/create", json=fields)
+        iid = made.json()["id"]
+        setup = http.post(served.base + f"/integration/discord/{iid}/setup", json={}).json()
+        assert setup["ready"] is True and setup["commandId"] == "1300"
+        body = json.dumps(command("2100", "Say hello")).encode()
+        url = f"{served.origin}/v1/integration/discord/{iid}/interaction"
+        with httpx.Client(timeout=30) as channel:  # Discord sends no API key
+            deferred = channel.post(url, content=body, headers=signed(body))
+            assert deferred.status_code == 200 and deferred.json() == {"type": 5}
+            again = channel.post(url, content=body, headers=signed(body))
+            assert again.json() == {"type": 5}
+        wait_until(lambda: len(discord.edits()) >= 1)
+        conversations = http.get(served.base + "/conversation/list").json()["items"]
+        assert len(conversations) == 1
+        time.sleep(1.5)
+        assert len(discord.edits()) == 1

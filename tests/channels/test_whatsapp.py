@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,6 +35,7 @@ from tests.channels.fake_graph import (
     fake_graph,
 )
 from tests.channels.test_slack import FAST_BOT, PUBLIC, jobs_done, wait_until
+from tests.reliability.serving import obk_serve
 from tests.server.serving import serve_in_thread
 
 APP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -239,3 +241,42 @@ def test_a_failed_send_is_retried_then_reported(served: Served) -> None:
     with served.engine.store.session(write=False) as session:
         failed = session.scalars(select(Job).where(Job.status == "failed")).all()
     assert len(failed) == 1 and "code 190" in (failed[0].error or "")
+
+
+def test_obk_serve_answers_a_message(tmp_path: Path, cache_dir: Path) -> None:
+    """The real `obk serve` (its own process and worker): the handshake, then a signed
+    message answered once through the fake Graph API, though Meta delivers it twice."""
+    with (
+        fake_graph() as graph,
+        obk_serve(
+            tmp_path / "home",
+            OBK_WHATSAPP_API_URL=graph.url,
+            OBK_PUBLIC_URL=PUBLIC,
+            OBK_CACHE_DIR=str(cache_dir),
+        ) as served,
+        httpx.Client(headers=served.headers("a"), timeout=30) as http,
+    ):
+        bot = http.post(served.base + "/bot/create", json=FAST_BOT).json()["id"]
+        fields = {
+            "botId": bot,
+            "phoneNumberId": PHONE_NUMBER_ID,
+            "accessToken": ACCESS_TOKEN,
+            "appSecret": APP_SECRET,
+        }
+        iid = http.post(served.base + "/integration/whatsapp/create", json=fields).json()["id"]
+        fetched = http.get(served.base + f"/integration/whatsapp/{iid}/fetch").json()
+        url = f"{served.origin}/v1/integration/whatsapp/{iid}/webhook"
+        with httpx.Client(timeout=30) as meta:  # Meta sends no API key
+            params = {
+                "hub.mode": "subscribe",
+                "hub.verify_token": fetched["verifyToken"],
+                "hub.challenge": "42",
+            }
+            assert meta.get(url, params=params).text == "42"
+            body = json.dumps(delivery(text("wamid.SERVE", "Say hello"))).encode()
+            headers = {"X-Hub-Signature-256": signature(APP_SECRET, body)}
+            for _ in range(2):
+                assert meta.post(url, content=body, headers=headers).status_code == 200
+        wait_until(lambda: len(graph.sent()) >= 1)
+        time.sleep(1.5)
+        assert [s["context"]["message_id"] for s in graph.sent()] == ["wamid.SERVE"]
