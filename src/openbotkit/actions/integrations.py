@@ -127,8 +127,18 @@ class TelegramFields(IntegrationFields):
 
 class DiscordFields(IntegrationFields):
     app_id: str | None = None
-    public_key: str | None = Field(None, description="The application's Ed25519 public key.")
-    handle: str | None = Field(None, description="The slash command that asks the bot.")
+    public_key: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="The application's Ed25519 public key (64 hex digits, from its General"
+        " Information page).",
+    )
+    handle: str | None = Field(
+        None,
+        pattern=r"^/?[-_A-Za-z0-9]{1,32}$",
+        description="The slash command that asks the bot (default `ask`): 1 to 32 letters,"
+        " digits, - or _, a leading / allowed; Discord shows it in lower case.",
+    )
     bot_token: SecretValue = None
 
 

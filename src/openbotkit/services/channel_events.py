@@ -345,10 +345,10 @@ def _send(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: st
         raise
 
 
-def _token(runtime: Runtime, row: Integration, name: str) -> str:
+def _token(runtime: Runtime, row: Integration, name: str, field: str) -> str:
+    """The secret `name` (the input `field`) the answer is sent with; Undeliverable if unset."""
     token = integrations.secret(runtime.vault, row, name)
     if token is None:
-        field = "".join(p.title() if i else p for i, p in enumerate(name.split("_")))
         raise Undeliverable(f"the integration has no {field}: set it to answer")
     return token
 
@@ -356,7 +356,7 @@ def _token(runtime: Runtime, row: Integration, name: str) -> str:
 def _send_slack(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
     slack.post_message(
         runtime.settings.slack_api_url,
-        _token(runtime, row, "bot_token"),
+        _token(runtime, row, "bot_token", "botToken"),
         str(payload.get("channel")),
         reply,
         str(payload.get("threadTs") or ""),
@@ -375,7 +375,7 @@ def _send_discord(runtime: Runtime, row: Integration, payload: dict[str, Any], r
 def _send_whatsapp(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
     whatsapp.send_text(
         runtime.settings.whatsapp_api_url,
-        _token(runtime, row, "access_token"),
+        _token(runtime, row, "access_token", "accessToken"),
         str(payload.get("team")),
         str(payload.get("user")),
         reply,
