@@ -255,6 +255,7 @@ def test_a_failed_follow_up_is_retried_then_reported(served: Served) -> None:
     assert len(served.discord.edits()) == 3
     fetched = served.run("fetch_discord_integration", {"integrationId": iid})
     assert "HTTP 404" in fetched["lastError"] and "will retry" not in fetched["lastError"]
+    assert "aW50ZXJhY3Rpb24" not in fetched["lastError"]  # no interaction token in the report
     with served.engine.store.session(write=False) as session:
         failed = session.scalars(select(Job).where(Job.status == "failed")).all()
     assert len(failed) == 1 and "HTTP 404" in (failed[0].error or "")

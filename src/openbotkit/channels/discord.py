@@ -135,25 +135,26 @@ def _request(
     """One REST call; its JSON body (None for 204), else DiscordError (permanent or not)."""
     headers = {"Authorization": f"Bot {token}"} if token else {}
     url = base_url.rstrip("/") + path
+    # What an error names: the webhook's path holds the interaction token, which it must not.
+    where = "/webhooks/…" if path.startswith("/webhooks/") else path
     try:
         response = httpx.request(method, url, json=json, headers=headers, timeout=TIMEOUT_S)
     except httpx.HTTPError as exc:
         raise DiscordError(
-            f"{method} {path}: {type(exc).__name__}: {exc}", permanent=False
+            f"{method} {where}: {type(exc).__name__}: {exc}", permanent=False
         ) from None
-    if response.status_code < 300:
-        return response.json() if response.content else None
-    detail = ""
     try:
-        body = response.json()
-        if isinstance(body, dict):
-            detail = f": {body.get('message')} (code {body.get('code')})"
+        body = response.json() if response.content else None
     except ValueError:
-        pass
-    # 429 and 5xx pass; 401 (token), 403 (access), 404 (an expired interaction token) and a
-    # refused body do not.
+        body = None
+    if response.status_code < 300:
+        return body
+    detail = ""
+    if isinstance(body, dict):
+        detail = f": {body.get('message')} (code {body.get('code')})"
+    # 429 and 5xx are worth another attempt; 401 (the token), 403 (access), 404 (an expired
+    # interaction token) and a refused body are not.
     permanent = response.status_code != 429 and response.status_code < 500
-    where = path.split("/webhooks/")[0] + "/webhooks/…" if "/webhooks/" in path else path
     raise DiscordError(
         f"{method} {where}: HTTP {response.status_code}{detail}", permanent=permanent
     )
