@@ -99,10 +99,19 @@ class SetupOutput(Output):
     missing: list[str] = Field(description="Fields it still needs.")
     message: str = Field(description="What to do next.")
     events_url: str | None = Field(
-        None, description="Slack: the Request URL for the app's Event Subscriptions."
+        None,
+        description="Where the channel delivers updates (from OBK_PUBLIC_URL): Slack's Event"
+        " Subscriptions Request URL, Discord's Interactions Endpoint URL, WhatsApp's webhook"
+        " Callback URL.",
     )
     team_id: str | None = Field(None, description="Slack: the workspace the bot token is for.")
-    bot_user_id: str | None = Field(None, description="Slack: the bot's user id.")
+    bot_user_id: str | None = Field(None, description="Slack, Discord: the bot's user id.")
+    command_id: str | None = Field(
+        None, description="Discord: the slash command `setup` registered (named by `handle`)."
+    )
+    display_phone_number: str | None = Field(
+        None, description="WhatsApp: the business number the access token answers from."
+    )
     error: str | None = None
 
 
@@ -118,8 +127,18 @@ class TelegramFields(IntegrationFields):
 
 class DiscordFields(IntegrationFields):
     app_id: str | None = None
-    public_key: str | None = Field(None, description="The application's Ed25519 public key.")
-    handle: str | None = Field(None, description="The slash command that asks the bot.")
+    public_key: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="The application's Ed25519 public key (64 hex digits, from its General"
+        " Information page).",
+    )
+    handle: str | None = Field(
+        None,
+        pattern=r"^/?[-_A-Za-z0-9]{1,32}$",
+        description="The slash command that asks the bot (default `ask`): 1 to 32 letters,"
+        " digits, - or _, a leading / allowed; Discord shows it in lower case.",
+    )
     bot_token: SecretValue = None
 
 
@@ -274,8 +293,12 @@ def _declare(
             IntegrationRef,
             SetupOutput,
             f"Check a {label} integration's configuration and say what it still needs.",
-            # Only Slack's setup calls out (auth.test); the others report configuration.
-            {"idempotent": True, "open_world": kind == "slack", "own_transactions": True},
+            # Slack's, Discord's and WhatsApp's setup call out to check the credentials.
+            {
+                "idempotent": True,
+                "open_world": kind in ("slack", "discord", "whatsapp"),
+                "own_transactions": True,
+            },
         ),
     ]
     for fn, name, effect, route, inp_type, out_type, doc, extensions in declared:

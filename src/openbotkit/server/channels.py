@@ -1,5 +1,6 @@
-"""Where chat channels deliver updates: `POST /v1/integration/slack/{integrationId}/event` (and
-under `/api/v1`). No API key: the channel's own signature authenticates the request
+"""Where chat channels deliver updates: `POST /v1/integration/slack/{integrationId}/event`,
+`POST .../discord/{integrationId}/interaction` and `GET|POST .../whatsapp/{integrationId}/webhook`
+(each also under `/api/v1`). No API key: the channel's own signature authenticates the request
 (services/channel_events.py), and the answer is left to a worker, so Slack gets its
 acknowledgement well within the three seconds it waits."""
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from openbotkit.engine import Engine
@@ -21,12 +22,7 @@ MAX_EVENT_BYTES = 1024 * 1024
 
 def channel_routes(engine: Engine) -> list[BaseRoute]:
     async def slack_event(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_EVENT_BYTES:
-            raise InvalidInput(
-                "the event body is larger than 1 MiB",
-                details=[Problem("", "max_size", "larger than 1 MiB")],
-            )
+        body = await _body(request)
         ack = await run_in_threadpool(
             channel_events.receive_slack,
             engine.runtime,
@@ -36,5 +32,49 @@ def channel_routes(engine: Engine) -> list[BaseRoute]:
         )
         return Response(orjson.dumps(ack.body), media_type="application/json")
 
-    path = "/integration/slack/{integrationId}/event"
-    return [Route(p + path, slack_event, methods=["POST"]) for p in PREFIXES]
+    async def discord_interaction(request: Request) -> Response:
+        body = await _body(request)
+        ack = await run_in_threadpool(
+            channel_events.receive_discord,
+            engine.runtime,
+            request.path_params["integrationId"],
+            request.headers,
+            body,
+        )
+        return Response(orjson.dumps(ack.body), media_type="application/json")
+
+    async def whatsapp_webhook(request: Request) -> Response:
+        integration_id = request.path_params["integrationId"]
+        if request.method == "GET":
+            challenge = await run_in_threadpool(
+                channel_events.whatsapp_challenge,
+                engine.runtime,
+                integration_id,
+                dict(request.query_params),
+            )
+            return PlainTextResponse(challenge)
+        body = await _body(request)
+        ack = await run_in_threadpool(
+            channel_events.receive_whatsapp, engine.runtime, integration_id, request.headers, body
+        )
+        return Response(orjson.dumps(ack.body), media_type="application/json")
+
+    routes: list[BaseRoute] = []
+    for handler, path, methods in (
+        (slack_event, "/integration/slack/{integrationId}/event", ["POST"]),
+        (discord_interaction, "/integration/discord/{integrationId}/interaction", ["POST"]),
+        (whatsapp_webhook, "/integration/whatsapp/{integrationId}/webhook", ["GET", "POST"]),
+    ):
+        routes.extend(Route(p + path, handler, methods=methods) for p in PREFIXES)
+    return routes
+
+
+async def _body(request: Request) -> bytes:
+    """The raw body (signatures are over its bytes), refused past 1 MiB."""
+    body = await request.body()
+    if len(body) > MAX_EVENT_BYTES:
+        raise InvalidInput(
+            "the request body is larger than 1 MiB",
+            details=[Problem("", "max_size", "larger than 1 MiB")],
+        )
+    return body

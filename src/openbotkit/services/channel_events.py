@@ -11,7 +11,8 @@ kept as the integration's lastError.
 
 Sending is at least once at the network boundary: a worker killed after Slack accepted the
 message but before its transaction commits sends it again on retry (Slack's chat.postMessage
-has no idempotency key).
+has no idempotency key; WhatsApp's messages call has none either; Discord's answer edits the
+deferred response in place, so a second send changes nothing).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from openbotkit.channels import slack
+from openbotkit.channels import ChannelError, discord, slack, whatsapp
 from openbotkit.errors import InvalidInput, NotAuthenticated, NotFound, ObkError, Problem
 from openbotkit.ids import new_id, now_ms
 from openbotkit.ingestion import jobs
@@ -110,6 +111,112 @@ def receive_slack(
         return Acknowledged({})
     _store_once(runtime, row, mention.event_id, payload)
     return Acknowledged({})
+
+
+def _detached(runtime: Runtime, kind: str, integration_id: str) -> Integration:
+    """The integration, read and detached (its settings and sealed secrets loaded)."""
+    with runtime.store.session(write=False) as session:
+        row = _integration(session, kind, integration_id)
+        session.expunge(row)
+    return row
+
+
+def receive_discord(
+    runtime: Runtime, integration_id: str, headers: Mapping[str, str], body: bytes
+) -> Acknowledged:
+    """One interaction, verified against the application's public key: a PING gets its PONG,
+    the integration's slash command a deferred response at once (its answer follows from a
+    worker), anything else a note only the asker sees."""
+    row = _detached(runtime, "discord", integration_id)
+    public_key = str((row.settings or {}).get("public_key") or "")
+    if not public_key:
+        raise NotAuthenticated("the integration has no publicKey: set it to receive interactions")
+    try:
+        discord.verify(
+            public_key,
+            headers.get("x-signature-timestamp"),
+            headers.get("x-signature-ed25519"),
+            body,
+        )
+    except discord.BadSignature as exc:
+        raise NotAuthenticated(f"Discord signature refused: {exc}") from None
+    interaction = _json_object(body)
+    if interaction.get("type") == discord.PING:
+        return Acknowledged({"type": discord.PONG})
+    handle = discord.handle_of(row.settings)
+    command = discord.command_of(interaction, handle)
+    if command is None:
+        return Acknowledged(discord.ephemeral(f"This bot answers /{handle} with a question."))
+    if not integrations.allowed(row, command.user, command.channel, command.guild):
+        log.info("discord integration %s: refused %s (not in allowFrom)", row.id, command.user)
+        return Acknowledged(discord.ephemeral("You are not allowed to ask this bot."))
+    payload = {
+        "team": command.application_id,
+        "user": command.user,
+        "channel": command.channel,
+        "guild": command.guild,
+        "text": command.text,
+        "applicationId": command.application_id,
+        # The interaction token can edit the bot's answer for 15 minutes: sealed like a secret.
+        "token": runtime.vault.encrypt(command.token).decode(),
+    }
+    _store_once(runtime, row, command.interaction_id, payload)
+    return Acknowledged({"type": discord.DEFERRED_CHANNEL_MESSAGE})
+
+
+def whatsapp_challenge(runtime: Runtime, integration_id: str, params: dict[str, str]) -> str:
+    """Meta's subscription check: its challenge, echoed when the verify token is ours."""
+    row = _detached(runtime, "whatsapp", integration_id)
+    challenge = whatsapp.handshake(params, (row.settings or {}).get("verify_token"))
+    if challenge is None:
+        raise NotAuthenticated(
+            "hub.verify_token does not match the integration's verifyToken (or hub.mode is not"
+            " subscribe)"
+        )
+    return challenge
+
+
+def receive_whatsapp(
+    runtime: Runtime, integration_id: str, headers: Mapping[str, str], body: bytes
+) -> Acknowledged:
+    """One webhook delivery, verified against the app secret: each text message to the
+    integration's number is queued to be answered once; statuses and the rest are
+    acknowledged."""
+    row = _detached(runtime, "whatsapp", integration_id)
+    app_secret = integrations.secret(runtime.vault, row, "app_secret")
+    if app_secret is None:
+        raise NotAuthenticated("the integration has no appSecret: set it to receive messages")
+    try:
+        whatsapp.verify(app_secret, headers.get("x-hub-signature-256"), body)
+    except whatsapp.BadSignature as exc:
+        raise NotAuthenticated(f"WhatsApp signature refused: {exc}") from None
+    number = str((row.settings or {}).get("phone_number_id") or "")
+    for text in whatsapp.texts_of(_json_object(body)):
+        if number and text.phone_number_id != number:
+            continue  # one app's webhook serves all its numbers: another integration's
+        if not integrations.allowed(row, text.user, "+" + text.user):
+            log.info("whatsapp integration %s: ignored %s (not in allowFrom)", row.id, text.user)
+            continue
+        payload = {
+            "team": text.phone_number_id or number,
+            "user": text.user,
+            "text": text.text,
+            "messageId": text.message_id,
+        }
+        _store_once(runtime, row, text.message_id, payload)
+    return Acknowledged({})
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        raise InvalidInput(
+            "the request body is not JSON", details=[Problem("", "json", "not JSON")]
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidInput("the request body is not an object", details=[Problem("", "type", "")])
+    return value
 
 
 def _store_once(runtime: Runtime, row: Integration, event_id: str, payload: dict[str, Any]) -> bool:
@@ -226,23 +333,62 @@ def _generate(
 
 
 def _send(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
-    token = integrations.secret(runtime.vault, row, "bot_token")
-    if token is None:
-        raise Undeliverable("the integration has no botToken: set it to answer")
+    """Deliver `reply` on the integration's channel. A failure retrying cannot fix is
+    Undeliverable; any other is kept as lastError and raised, for the job to retry."""
     try:
-        slack.post_message(
-            runtime.settings.slack_api_url,
-            token,
-            str(payload.get("channel")),
-            reply,
-            str(payload.get("threadTs") or ""),
-        )
-    except slack.SlackError as exc:
+        SENDERS[row.kind](runtime, row, payload, reply)
+    except ChannelError as exc:
         message = f"sending the answer failed: {exc}"
         if exc.permanent:
             raise Undeliverable(message) from None
         report(runtime, row.id, message + " (will retry)")
         raise
+
+
+def _token(runtime: Runtime, row: Integration, name: str, field: str) -> str:
+    """The secret `name` (the input `field`) the answer is sent with; Undeliverable if unset."""
+    token = integrations.secret(runtime.vault, row, name)
+    if token is None:
+        raise Undeliverable(f"the integration has no {field}: set it to answer")
+    return token
+
+
+def _send_slack(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
+    slack.post_message(
+        runtime.settings.slack_api_url,
+        _token(runtime, row, "bot_token", "botToken"),
+        str(payload.get("channel")),
+        reply,
+        str(payload.get("threadTs") or ""),
+    )
+
+
+def _send_discord(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
+    token = runtime.vault.decrypt(
+        str(payload.get("token")).encode(), secret_id=f"{row.id}.interaction"
+    )
+    discord.edit_original(
+        runtime.settings.discord_api_url, str(payload.get("applicationId")), token, reply
+    )
+
+
+def _send_whatsapp(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
+    whatsapp.send_text(
+        runtime.settings.whatsapp_api_url,
+        _token(runtime, row, "access_token", "accessToken"),
+        str(payload.get("team")),
+        str(payload.get("user")),
+        reply,
+        str(payload.get("messageId") or ""),
+    )
+
+
+# How each kind delivers an answer (the payload is what its receive_* stored).
+SENDERS: dict[str, Callable[[Runtime, Integration, dict[str, Any], str], None]] = {
+    "slack": _send_slack,
+    "discord": _send_discord,
+    "whatsapp": _send_whatsapp,
+}
 
 
 def report(runtime: Runtime, integration_id: str, error: str) -> None:

@@ -69,6 +69,7 @@ KINDS: dict[str, Kind] = {
         settings=("app_id", "public_key", "handle"),
         secrets=("bot_token",),
         required=("bot_id", "app_id", "public_key", "bot_token"),
+        runtime=True,
     ),
     "whatsapp": Kind(
         "whatsapp",
@@ -77,6 +78,7 @@ KINDS: dict[str, Kind] = {
         required=("bot_id", "phone_number_id", "access_token", "app_secret"),
         # What Meta's webhook handshake echoes: made here, shown to paste into Meta's console.
         generated={"verify_token": 24},
+        runtime=True,
     ),
     "email": Kind("email", required=("bot_id",)),
 }
@@ -217,20 +219,27 @@ def report_error(ctx: Ctx, integration_id: str, error: str | None) -> None:
     )
 
 
+# The last segment of the address each channel delivers to (server/channels.py).
+ENDPOINTS = {"slack": "event", "discord": "interaction", "whatsapp": "webhook"}
+
+
 def events_url(ctx: Ctx | AccountScope, row: Integration) -> str | None:
-    """Where Slack sends this integration's events, if this server has a public address."""
+    """Where the channel sends this integration's updates, if this server has a public
+    address."""
     base = ctx.settings.public_url
     if not base:
         return None
-    return f"{base.rstrip('/')}/v1/integration/{row.kind}/{row.id}/event"
+    return f"{base.rstrip('/')}/v1/integration/{row.kind}/{row.id}/{ENDPOINTS[row.kind]}"
 
 
 def setup(scope: AccountScope, kind_name: str, ref: str) -> dict[str, Any]:
     """Check what the integration needs and, where the channel has one, its credentials.
 
     Slack: the bot token is checked with `auth.test` and the Events URL to paste into the Slack
-    app is given (from OBK_PUBLIC_URL). Kinds this installation does not run yet report their
-    configuration only. A failed check is also kept as the integration's lastError.
+    app is given (from OBK_PUBLIC_URL). Discord: the bot token is checked and the slash command
+    registered. WhatsApp: the access token is checked against the phone number id. Kinds this
+    installation does not run yet report their configuration only. A failed check is also kept
+    as the integration's lastError.
     """
     from openbotkit.channels import slack  # httpx: not for the CLI's plain reads
 
@@ -261,6 +270,10 @@ def setup(scope: AccountScope, kind_name: str, ref: str) -> dict[str, Any]:
             )
         else:
             out["message"] = "paste eventsUrl into the Slack app's Event Subscriptions"
+    elif kind.name == "discord":
+        error = _setup_discord(scope, row, out)
+    elif kind.name == "whatsapp":
+        error = _setup_whatsapp(scope, row, out)
     else:
         out["message"] = (
             f"{kind.name} integrations are stored and configured, but this version does not "
@@ -273,6 +286,68 @@ def setup(scope: AccountScope, kind_name: str, ref: str) -> dict[str, Any]:
             report_error(ctx, row.id, error)
     out["ready"] = kind.runtime and not missing and error is None
     return out
+
+
+def _setup_discord(scope: AccountScope, row: Integration, out: dict[str, Any]) -> str | None:
+    """Check the bot token (`GET /users/@me`) and register the slash command; the error, if
+    either fails."""
+    from openbotkit.channels import discord
+
+    url = out["events_url"] = events_url(scope, row)
+    handle = discord.handle_of(row.settings)
+    app_id = str((row.settings or {}).get("app_id") or "")
+    token = secret(scope.runtime.vault, row, "bot_token")
+    if not discord.COMMAND_NAME.match(handle):
+        return (
+            f"handle {handle!r} is not a slash command name: 1 to 32 lower-case letters,"
+            " digits, - or _"
+        )
+    if token and app_id:
+        base = scope.settings.discord_api_url
+        try:
+            out["bot_user_id"] = discord.current_user(base, token).get("id")
+            out["command_id"] = discord.register_command(base, token, app_id, handle)
+        except discord.DiscordError as exc:
+            return f"Discord refused the setup: {exc}"
+    if url is None:
+        out["message"] = (
+            "set OBK_PUBLIC_URL to the address Discord can reach this server at (a tunnel will"
+            " do), then paste eventsUrl into the application's Interactions Endpoint URL"
+        )
+    else:
+        out["message"] = (
+            f"paste eventsUrl into the application's Interactions Endpoint URL; /{handle} asks"
+            " the bot"
+        )
+    return None
+
+
+def _setup_whatsapp(scope: AccountScope, row: Integration, out: dict[str, Any]) -> str | None:
+    """Check the access token against the phone number id; the error, if it fails."""
+    from openbotkit.channels import whatsapp
+
+    url = out["events_url"] = events_url(scope, row)
+    number = str((row.settings or {}).get("phone_number_id") or "")
+    token = secret(scope.runtime.vault, row, "access_token")
+    if token and number:
+        try:
+            phone = whatsapp.phone_number(scope.settings.whatsapp_api_url, token, number)
+        except whatsapp.WhatsAppError as exc:
+            return f"the access token was refused for phoneNumberId {number}: {exc}"
+        out["display_phone_number"] = phone.get("display_phone_number")
+    verify = (row.settings or {}).get("verify_token")
+    if url is None:
+        out["message"] = (
+            "set OBK_PUBLIC_URL to the address Meta can reach this server at (a tunnel will"
+            " do), then paste eventsUrl and verifyToken into the app's WhatsApp webhook"
+            " configuration and subscribe to messages"
+        )
+    else:
+        out["message"] = (
+            f"paste eventsUrl as the Callback URL and {verify} as the Verify token in the app's"
+            " WhatsApp configuration, and subscribe to the messages field"
+        )
+    return None
 
 
 def _camel(name: str) -> str:
