@@ -108,7 +108,7 @@ def scope(engine: Engine) -> AccountScope:
 
 def ability(run: RunAction, instruction: str, name: str = "Lookup order", **extra: Any) -> str:
     """A skillset holding one ability; returns the skillset's id."""
-    skillset = run("create_skillset", {"name": "Shop"})["id"]
+    skillset: str = run("create_skillset", {"name": "Shop"})["id"]
     fields = {"skillsetId": skillset, "name": name, "instruction": instruction, **extra}
     run("create_skillset_ability", fields)
     return skillset
@@ -123,7 +123,8 @@ def the_tool(engine: Engine, skillset: str) -> tools.Tool:
 
 
 def bearer(run: RunAction, value: str = TOKEN) -> str:
-    return run("create_secret", {"name": "Shop API", "type": "bearer", "value": value})["id"]
+    secret: str = run("create_secret", {"name": "Shop API", "type": "bearer", "value": value})["id"]
+    return secret
 
 
 def fetch_block(url: str, *extra: str) -> str:
@@ -186,7 +187,7 @@ def test_bad_arguments_are_refused_naming_the_parameter_and_nothing_is_sent(
         AUTH,
     )
     tool = the_tool(engine, ability(run, instruction, linkedSecretId=bearer(run)))
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "parameter 'orderId' is required": {},
         "parameter 'status' must be one of open, shipped": {"orderId": "1", "status": "lost"},
         "parameter 'orderId' must be of type string": {"orderId": 17},
