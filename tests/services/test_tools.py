@@ -48,6 +48,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         )
         if self.path.startswith("/slow"):
             time.sleep(3)
+        if self.path.startswith("/submit"):
+            # A form that answers "see the result over there" (the same origin).
+            self.send_response(303)
+            self.send_header("Location", "/orders/7")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path.startswith("/moved"):
             # To another origin (the same server by another name): the credential stays here.
             self.send_response(302)
@@ -257,6 +264,22 @@ def test_a_parameter_cannot_move_the_secret_to_another_host(
     out = tools.call(scope, chosen, {"host": f"127.0.0.1:{api.port}"}, deadline_s=10)
     assert not out.ok and out.error is not None and "secret" in out.error
     assert api.seen == []
+
+
+def test_a_post_answered_with_303_continues_as_a_get_on_the_same_origin(
+    run: RunAction, engine: Engine, scope: AccountScope, api: Api
+) -> None:
+    instruction = (
+        f"```fetch\nmethod: POST\nurl: {api.origin}/submit\n{AUTH}\n"
+        "body:\n  note: $[note!|a note]\n```"
+    )
+    tool = the_tool(engine, ability(run, instruction, linkedSecretId=bearer(run)))
+    out = tools.call(scope, tool, {"note": "hi"}, deadline_s=10)
+    assert out.ok and json.loads(out.result)["order"] == "7", out
+    first, second = api.seen
+    assert (first["method"], json.loads(first["body"])) == ("POST", {"note": "hi"})
+    assert (second["method"], second["body"]) == ("GET", "")
+    assert second["headers"]["Authorization"] == f"Bearer {TOKEN}"  # same origin: kept
 
 
 def test_a_redirect_to_another_origin_does_not_carry_the_secret(
