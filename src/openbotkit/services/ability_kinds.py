@@ -149,16 +149,18 @@ def _params_in(template: Any) -> list[str]:
 
 
 def check_headers(headers: Mapping[str, str], templates: Mapping[str, Any]) -> None:
-    """Refuse a header whose name or value would hold a line break (request smuggling) or
-    a NUL, naming the parameter that brought it."""
+    """Refuse a header whose name or value would hold a line break (request smuggling), a NUL
+    or a character HTTP headers cannot carry, naming the parameter that brought it."""
     for name, value in headers.items():
+        template = templates.get(name, "")
+        source = _params_in(template) or _params_in(name)
+        what = f"parameter {source[0]!r}" if source else "the header"
         if any(c in name + value for c in "\r\n\0"):
-            template = templates.get(name, "")
-            source = _params_in(template) or _params_in(name)
-            what = f"parameter {source[0]!r}" if source else "the header"
             raise Failed(
                 f"{what}: header {name!r} may not hold a line break or NUL (refused, not sent)"
             )
+        if not (name + value).isascii():
+            raise Failed(f"{what}: header {name!r} may hold ASCII characters only (not sent)")
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -210,7 +212,7 @@ def _fetch(scope: AccountScope, request: Request, deadline: float) -> tuple[bool
     rendered: dict[str, Any] = render(body, request.params, request.arguments, request.secrets)
     url = str(rendered.get("url") or "")
     if not url:
-        raise Failed(f"parameter {_params_in(template)[0]!r} gave an empty URL")
+        raise Failed(f"parameter {(_params_in(template) or ['url'])[0]!r} gave an empty URL")
     if "://" in template and "$[" not in _authority(template):
         fixed = _PARAM.sub("", _SECRET.sub("", template))
         if _origin(url) != _origin(fixed):
@@ -242,10 +244,7 @@ def _fetch(scope: AccountScope, request: Request, deadline: float) -> tuple[bool
     timeout = left(deadline)
     if isinstance(options.get("timeout"), int) and options["timeout"] > 0:
         timeout = min(timeout, options["timeout"] / 1000)
-    bounded = type(base)(
-        base.allow_private, base.allow_hosts, min(base.timeout_s, timeout), base.max_bytes,
-        base.resolver,
-    )  # fmt: skip
+    bounded = replace(base, timeout_s=min(base.timeout_s, timeout))
     send = Send(method, content, headers)
     try:
         with bounded.open(url, send=send, error_statuses=True, field="/url") as fetched:
