@@ -33,6 +33,7 @@ MAX_BOT_DEPTH = 3  # bots asking bots: at most this many levels below the conver
 _PARAM = re.compile(r"\$\[(?P<inner>[^\]\n]*)\]")
 _PARAM_NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)")
 _SECRET = re.compile(r"\$\{SECRET_(?P<name>[A-Z0-9][A-Z0-9_]*)\}")
+_FILLED = re.compile(r"\$\[(?P<inner>[^\]\n]*)\]|\$\{SECRET_(?P<secret>[A-Z0-9][A-Z0-9_]*)\}")
 _MISSING = object()
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/yaml")
 
@@ -128,6 +129,8 @@ def render(
             return arguments[name]
 
     def fill(found: re.Match[str]) -> str:
+        if found["secret"] is not None:
+            return secrets.get(found["secret"], "")
         name = _param_name(found["inner"])
         given = arguments.get(name)
         if given is None:
@@ -137,11 +140,9 @@ def render(
         text = given if isinstance(given, str) and "j" not in flags else json.dumps(given)
         return quote(text, safe="") if "euc" in flags else text
 
-    def secret(found: re.Match[str]) -> str:
-        return secrets.get(found["name"], "")
-
-    # Secrets first: a parameter's value that spells ${SECRET_X} stays that text.
-    return _PARAM.sub(fill, _SECRET.sub(secret, value))
+    # One pass: a parameter's value that spells ${SECRET_X} stays that text, and a secret's
+    # value that spells $[x] is not a parameter.
+    return _FILLED.sub(fill, value)
 
 
 def _params_in(template: Any) -> list[str]:
