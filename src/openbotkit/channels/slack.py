@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from openbotkit.channels import ChannelError
+
 # Slack's replay window: a request signed more than five minutes ago (or ahead) is refused.
 MAX_SKEW_S = 300
 TIMEOUT_S = 10.0
@@ -42,12 +44,8 @@ class BadSignature(Exception):
     """The request is not Slack's: a missing, wrong or stale signature."""
 
 
-class SlackError(Exception):
+class SlackError(ChannelError):
     """A Web API call failed; `permanent` when retrying cannot help."""
-
-    def __init__(self, message: str, *, permanent: bool) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session
 
-from openbotkit.channels.slack import SlackError
+from openbotkit.channels import ChannelError
 from openbotkit.errors import InvalidInput, ObkError
 from openbotkit.ids import new_id, now_ms
 from openbotkit.ingestion import jobs
@@ -140,7 +140,7 @@ class Worker:
             self._fail(job, str(exc), retry=False)
         except Exception as exc:
             log.warning("job %s: answer failed, will retry: %s", job.id, exc)
-            error = str(exc) if isinstance(exc, ObkError | SlackError) else repr(exc)
+            error = str(exc) if isinstance(exc, ObkError | ChannelError) else repr(exc)
             if job.attempts >= job.max_attempts:
                 self._report(job, f"gave up after {job.attempts} attempts: {error}")
             self._fail(job, error, retry=True)
