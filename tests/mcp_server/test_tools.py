@@ -37,6 +37,7 @@ def test_only_url_uploads_model_runs_and_channel_checks_reach_the_open_world() -
         "receive_conversation",
         "evaluate_bot",
         "setup_slack_integration",  # Slack's auth.test
+        "setup_email_integration",  # the SMTP login
     }
 
 
