@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import logging
 import re
 import smtplib
 import ssl
@@ -36,6 +37,7 @@ from urllib.parse import urlsplit
 
 from openbotkit.channels import ChannelError
 
+log = logging.getLogger("openbotkit.channels")
 # The largest mail the listener takes (aiosmtpd answers 552 above it, before reading it all).
 MAX_MAIL_BYTES = 4 * 1024 * 1024
 # The longest question passed to the bot: quoted history is already gone; this bounds the rest.
@@ -395,6 +397,7 @@ class _Handler:
         except BadMail as exc:
             return f"550 5.6.0 {_one_line(str(exc), 200)}"
         except Exception:  # the database is briefly unavailable: the sender's server retries
+            log.exception("a received mail could not be stored; the sender was told to retry")
             return "451 4.3.0 Temporary failure, try again later"
         return "250 OK: queued to be answered"
 
