@@ -25,10 +25,12 @@ import ipaddress
 import logging
 import re
 import smtplib
+import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import formatdate, getaddresses
@@ -229,7 +231,7 @@ class Answer:
 def compose(answer: Answer, sender: str, sender_name: str, text: str, own_id: str) -> EmailMessage:
     """The answer: `Re:` subject, In-Reply-To and References naming the mail it answers."""
     msg = EmailMessage()
-    msg["From"] = f"{_one_line(sender_name, 100)} <{sender}>" if sender_name.strip() else sender
+    msg["From"] = Address(display_name=_one_line(sender_name, 100), addr_spec=sender)
     msg["To"] = answer.to
     subject = _one_line(answer.subject, MAX_SUBJECT_CHARS)
     if not subject.lower().startswith("re:"):
@@ -408,10 +410,13 @@ async def listen(host: str, port: int, accepts: Accepts, deliver: Deliver) -> as
     from aiosmtpd.smtp import SMTP
 
     handler = _Handler(accepts, deliver)
+    # Looked up once: aiosmtpd would otherwise resolve it on the event loop for each connection.
+    fqdn = await asyncio.to_thread(socket.getfqdn)
 
     def protocol() -> SMTP:
         return SMTP(
             handler,
+            hostname=fqdn,
             data_size_limit=MAX_MAIL_BYTES,
             enable_SMTPUTF8=True,
             ident="openbotkit",
