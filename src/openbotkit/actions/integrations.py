@@ -26,7 +26,6 @@ from openbotkit.actions.base import (
     Timestamp,
 )
 from openbotkit.actions.registry import Effect, action
-from openbotkit.channels import email as email_channel
 from openbotkit.services import integrations
 from openbotkit.services.context import AccountScope, Ctx
 
@@ -161,7 +160,9 @@ class EmailFields(IntegrationFields):
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str | None) -> str | None:
-        return email_channel.check_url(value.strip()) if value else value
+        from openbotkit.channels.email import check_url  # smtplib, ssl: not for plain reads
+
+        return check_url(value.strip()) if value else value
 
 
 class UpdateSlackInput(SlackFields, IntegrationRef):
