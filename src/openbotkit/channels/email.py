@@ -89,6 +89,19 @@ class Inbound:
         """The mails this one answers, nearest first (In-Reply-To, then References backwards)."""
         return list(dict.fromkeys(i for i in (self.in_reply_to, *reversed(self.references)) if i))
 
+    @property
+    def thread_keys(self) -> list[str]:
+        """`thread` as the mails were stored (their event ids)."""
+        return [event_key(i) for i in self.thread]
+
+
+def event_key(message_id: str) -> str:
+    """How a mail is known among an integration's updates: its Message-ID, or the sha256 of one
+    too long to store."""
+    if len(message_id) > MAX_EVENT_ID:
+        return "sha256:" + hashlib.sha256(message_id.encode()).hexdigest()
+    return message_id
+
 
 def _one_line(value: str, limit: int) -> str:
     return " ".join(value.split())[:limit]
@@ -114,12 +127,7 @@ def parse(raw: bytes) -> Inbound:
     name, sender = addresses[0]
     answer_to = next((a.strip() for _, a in reply_to if "@" in a), sender)
     message_id = next(iter(_message_ids(str(msg.get("Message-ID") or ""))), "")
-    if not message_id:
-        event_id = "sha256:" + hashlib.sha256(raw).hexdigest()
-    elif len(message_id) > MAX_EVENT_ID:
-        event_id = "sha256:" + hashlib.sha256(message_id.encode()).hexdigest()
-    else:
-        event_id = message_id
+    event_id = event_key(message_id) if message_id else "sha256:" + hashlib.sha256(raw).hexdigest()
     subject = _one_line(str(msg.get("Subject") or ""), MAX_SUBJECT_CHARS)
     text = strip_quoted(body_text(msg))[:MAX_TEXT_CHARS].strip()
     automatic = _automatic(msg, sender)

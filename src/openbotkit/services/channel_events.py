@@ -341,7 +341,6 @@ def receive_email(
         if not integrations.allowed(row, inbound.sender, "@" + inbound.domain):
             log.info("email integration %s: ignored %s (not in allowFrom)", row.id, inbound.sender)
             continue
-        thread = inbound.thread
         contact = {"email": inbound.sender, **({"name": inbound.name} if inbound.name else {})}
         payload = {
             "fingerprint": inbound.sender,
@@ -351,8 +350,8 @@ def receive_email(
             "subject": inbound.subject,
             "messageId": inbound.message_id,
             "references": list(inbound.references),
-            "thread": thread,
-            "threadEvents": [e for e in map(email_channel.replied_event, thread) if e],
+            "thread": inbound.thread_keys,
+            "threadEvents": [e for e in map(email_channel.replied_event, inbound.thread) if e],
         }
         queued += _store_once(runtime, row, inbound.event_id, payload)
     return queued
