@@ -273,7 +273,7 @@ def test_oversized_and_malformed_mail_is_refused_without_losing_the_rest(served:
     integration(served)
     huge = served.mail("<big@example.org>", "x" * (5 * 1024 * 1024))
     no_sender = b"To: bot@bots.example.org\r\nSubject: who?\r\nMessage-ID: <n@x>\r\n\r\nhello\r\n"
-    empty = served.mail("<empty@example.org>", "\n> only quoted text\n")
+    empty = served.mail("<empty@example.org>", "\n> only quoted text\n", subject="Re: ")
     html = EmailMessage()
     html["From"] = "alice@example.org"
     html["To"] = BOT
@@ -338,3 +338,6 @@ def test_reading_mail() -> None:
     )
     inbound = parse(latin)
     assert (inbound.name, inbound.sender, inbound.text) == ("André", "andre@example.org", "Café?")
+    # The question only in the subject: asked by the subject.
+    subject_only = b"From: a@example.org\r\nSubject: Re: Fwd: Opening hours?\r\n\r\n\r\n"
+    assert parse(subject_only).text == "Opening hours?"

@@ -53,6 +53,7 @@ PORTS = {"smtp": 587, "smtps": 465}
 # The bot's own replies carry Message-IDs it can recognise: `<obk.{eventId}@{domain}>`.
 _REPLY_ID = re.compile(r"^<obk\.([A-Za-z0-9_-]{1,64})@[^>]*>$")
 _ATTRIBUTION = re.compile(r"^[ \t]*On\b[^\n]{0,300}(?:\n[^\n]{0,300})?wrote:[ \t]*$", re.M)
+_PREFIXES = re.compile(r"^(?:\s*(?:re|fwd?|aw|sv|wg)\s*:\s*)+", re.I)
 _SEPARATORS = ("-----original message-----", "________________________________")
 _AUTOMATIC_SENDERS = ("mailer-daemon", "postmaster", "no-reply", "noreply", "do-not-reply")
 
@@ -129,7 +130,8 @@ def parse(raw: bytes) -> Inbound:
     message_id = next(iter(_message_ids(str(msg.get("Message-ID") or ""))), "")
     event_id = event_key(message_id) if message_id else "sha256:" + hashlib.sha256(raw).hexdigest()
     subject = _one_line(str(msg.get("Subject") or ""), MAX_SUBJECT_CHARS)
-    text = strip_quoted(body_text(msg))[:MAX_TEXT_CHARS].strip()
+    # A mail with its question in the subject and nothing in the body is asked by its subject.
+    text = strip_quoted(body_text(msg))[:MAX_TEXT_CHARS].strip() or _PREFIXES.sub("", subject)
     automatic = _automatic(msg, sender)
     if not text and not automatic:
         raise BadMail("the mail has no text to answer")
