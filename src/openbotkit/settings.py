@@ -53,6 +53,7 @@ ENV_VARS: dict[str, str] = {
     "OBK_SLACK_API_URL": "slack_api_url",
     "OBK_DISCORD_API_URL": "discord_api_url",
     "OBK_WHATSAPP_API_URL": "whatsapp_api_url",
+    "OBK_EMAIL_LISTEN": "email_listen",
     SERVE_PEERS_ENV: "serve_peers",
     # Read before settings by the CLI's warm start (cli/warm.py); declared here to be validated.
     "OBK_CLI_WARM_SECONDS": "cli_warm_seconds",
@@ -149,6 +150,9 @@ class Settings(BaseModel):
     # The Discord REST API and Meta's Graph API (WhatsApp Cloud API) bases, likewise.
     discord_api_url: str = "https://discord.com/api/v10"
     whatsapp_api_url: str = "https://graph.facebook.com/v21.0"
+    # Where `obk serve` listens for the email integrations' inbound mail (SMTP, `host:port`);
+    # unset: no listener (channels/email.py says why a listener and not IMAP polling).
+    email_listen: str | None = None
     # The folder the API processes of one `obk serve --workers N` share (server/balance.py).
     serve_peers: Path | None = None
     # How long the connector CLI's warm process outlives its last call; 0: no warm process. At
@@ -170,6 +174,18 @@ class Settings(BaseModel):
     def _allow_hosts(cls, value: str) -> str:
         allow_hosts(value)  # refused now, with the entry named, rather than at the first fetch
         return value
+
+    @field_validator("email_listen")
+    @classmethod
+    def _email_listen(cls, value: str | None) -> str | None:
+        if value:
+            listen_address(value)
+        return value or None
+
+    @property
+    def email_listen_address(self) -> tuple[str, int] | None:
+        """OBK_EMAIL_LISTEN as (host, port), or None when no listener is wanted."""
+        return listen_address(self.email_listen) if self.email_listen else None
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -232,3 +248,11 @@ class Settings(BaseModel):
             ]
             summary = "; ".join(f"{p.pointer[1:]}: {p.message}" for p in problems)
             raise InvalidInput(f"bad setting: {summary}", details=problems) from None
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """A `host:port` to listen on (an IPv6 host in brackets); ValueError says what is wrong."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError("must be host:port, such as 0.0.0.0:25 or 127.0.0.1:2525")
+    return host.strip("[]"), int(port)

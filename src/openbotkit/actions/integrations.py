@@ -7,10 +7,11 @@ secrets are write-only: inputs take them, no output has them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from openbotkit.actions.base import (
     Alias,
@@ -27,6 +28,8 @@ from openbotkit.actions.base import (
 from openbotkit.actions.registry import Effect, action
 from openbotkit.services import integrations
 from openbotkit.services.context import AccountScope, Ctx
+
+_ADDRESS = re.compile(r"^[^@\s<>\"(),;:]+@[^@\s<>\"(),;:]+$")
 
 
 def _write_only(schema: dict[str, Any]) -> None:
@@ -149,7 +152,36 @@ class WhatsAppFields(IntegrationFields):
 
 
 class EmailFields(IntegrationFields):
-    pass
+    address: str | None = Field(
+        None,
+        description="The bot's address: mail to it is answered, and answers come from it.",
+        max_length=254,
+    )
+    smtp_url: str | None = Field(
+        None,
+        description="The SMTP server answers are sent through: smtp://host:587 (STARTTLS when"
+        " offered) or smtps://host:465.",
+        max_length=500,
+    )
+    smtp_username: str | None = Field(None, description="The SMTP login (none if empty).")
+    smtp_password: SecretValue = None
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return value
+        value = value.strip().lower()
+        if not _ADDRESS.match(value):
+            raise ValueError("must be a plain address such as bot@example.org")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        from openbotkit.channels.email import check_url  # smtplib, ssl: not for plain reads
+
+        return check_url(value.strip()) if value else value
 
 
 class UpdateSlackInput(SlackFields, IntegrationRef):
@@ -194,7 +226,9 @@ class WhatsAppOutput(IntegrationOutput):
 
 
 class EmailOutput(IntegrationOutput):
-    pass
+    address: str | None = None
+    smtp_url: str | None = None
+    smtp_username: str | None = None
 
 
 # handler, name, effect, route, input, output, purpose, extensions
@@ -293,10 +327,11 @@ def _declare(
             IntegrationRef,
             SetupOutput,
             f"Check a {label} integration's configuration and say what it still needs.",
-            # Slack's, Discord's and WhatsApp's setup call out to check the credentials.
+            # Slack's, Discord's and WhatsApp's setup call out to check the credentials, email's
+            # logs in to SMTP.
             {
                 "idempotent": True,
-                "open_world": kind in ("slack", "discord", "whatsapp"),
+                "open_world": kind in ("slack", "discord", "whatsapp", "email"),
                 "own_transactions": True,
             },
         ),

@@ -31,7 +31,7 @@ from openbotkit.logs import configure_logging
 from openbotkit.server import wire_files  # noqa: F401 - registers the file wire adapters
 from openbotkit.server.access import AccessLog
 from openbotkit.server.balance import ConnectionBalance, Peers
-from openbotkit.server.channels import channel_routes
+from openbotkit.server.channels import channel_routes, email_listener
 from openbotkit.server.console import WidgetCors, console_routes
 from openbotkit.server.errors import on_http_error, on_obk_error, on_unexpected
 from openbotkit.server.headers import SecurityHeaders
@@ -185,11 +185,14 @@ def create_app(
                 target=Worker(engine.runtime).run, args=(stop,), name="obk-worker", daemon=True
             )
             thread.start()
+        mail = await email_listener(engine)
         async with anyio.create_task_group() as rounds, mcp.manager.run():
             if balance:
                 rounds.start_soon(balance.run)
             yield
             rounds.cancel_scope.cancel()
+        if mail is not None:
+            mail.close()
         lanes.close()
         stop.set()
         if thread is not None:

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from openbotkit.channels import ChannelError, discord, slack, whatsapp
+from openbotkit.channels import email as email_channel
 from openbotkit.errors import InvalidInput, NotAuthenticated, NotFound, ObkError, Problem
 from openbotkit.ids import new_id, now_ms
 from openbotkit.ingestion import jobs
@@ -242,18 +243,30 @@ def _store_once(runtime: Runtime, row: Integration, event_id: str, payload: dict
     return True
 
 
-def _conversation_for(ctx: Ctx, row: Integration, fingerprint: str, now: int) -> str:
-    """The contact's conversation with the integration's bot: the current one if they wrote
-    within sessionDuration, else a new one. The contact is stored if contactCollection is on
-    (the default); the conversation names it either way."""
+def _conversation_for(
+    ctx: Ctx,
+    row: Integration,
+    fingerprint: str,
+    now: int,
+    *,
+    thread: str | None = None,
+    contact: dict[str, Any] | None = None,
+) -> str:
+    """The contact's conversation with the integration's bot: the one the channel's own
+    threading names (`thread`: the conversation of the mail a reply answers), else the current
+    one if they wrote within sessionDuration, else a new one. The contact is stored, with the
+    `contact` fields the channel knows, if contactCollection is on (the default); the
+    conversation names it either way."""
     if row.bot_id is None:
         raise Undeliverable("the integration has no bot: set its botId")
     contact_id = contacts.contact_id(ctx.account_id, fingerprint)
     if row.contact_collection is not False:
-        contact_id = contacts.ensure(ctx, fingerprint, {}).id
+        contact_id = contacts.ensure(ctx, fingerprint, contact or {}).id
     current = ctx.session.get(IntegrationSession, (row.id, contact_id))
     conversation_id = None
-    if (
+    if thread is not None and ctx.session.get(Conversation, thread) is not None:
+        conversation_id = thread
+    elif (
         current is not None
         and now - current.last_message_at <= integrations.session_ms(row)
         and ctx.session.get(Conversation, current.conversation_id) is not None
@@ -298,8 +311,16 @@ def answer(runtime: Runtime, job: Job, finish: Callable[[Session], None]) -> Non
         reply = event.reply
         conversation_id = event.conversation_id
         if reply is None and conversation_id is None:
-            fingerprint = f"{row.kind}:{payload.get('team')}:{payload.get('user')}"
-            conversation_id = _conversation_for(ctx, row, fingerprint, event.created_at)
+            chat_user = f"{row.kind}:{payload.get('team')}:{payload.get('user')}"
+            fingerprint = str(payload.get("fingerprint") or chat_user)
+            conversation_id = _conversation_for(
+                ctx,
+                row,
+                fingerprint,
+                event.created_at,
+                thread=_threaded(ctx, row, payload),
+                contact=payload.get("contact"),
+            )
             event.conversation_id = conversation_id
         ctx.session.expunge(row)
         event_id = event.id
@@ -383,14 +404,6 @@ def _send_whatsapp(runtime: Runtime, row: Integration, payload: dict[str, Any], 
     )
 
 
-# How each kind delivers an answer (the payload is what its receive_* stored).
-SENDERS: dict[str, Callable[[Runtime, Integration, dict[str, Any], str], None]] = {
-    "slack": _send_slack,
-    "discord": _send_discord,
-    "whatsapp": _send_whatsapp,
-}
-
-
 def report(runtime: Runtime, integration_id: str, error: str) -> None:
     """Keep `error` as the integration's lastError (its own transaction: it outlives a failed
     attempt's)."""
@@ -403,3 +416,103 @@ def integration_of(session: Session, job: Job) -> str | None:
     """The integration a CHANNEL_ANSWER job answers for (to report its failure on)."""
     event = session.get(IntegrationEvent, (job.payload or {}).get("eventId"))
     return event.integration_id if event is not None else None
+
+
+def _threaded(ctx: Ctx, row: Integration, payload: dict[str, Any]) -> str | None:
+    """The conversation of the nearest earlier update this one answers (payload `thread`:
+    their update ids, nearest first; `threadEvents`: ids of updates the bot's own answers
+    answered), or None."""
+    for event_id in payload.get("threadEvents") or []:
+        found = ctx.session.get(IntegrationEvent, event_id)
+        if found is not None and found.integration_id == row.id and found.conversation_id:
+            return found.conversation_id
+    for key in payload.get("thread") or []:
+        conversation_id = ctx.session.scalar(
+            select(IntegrationEvent.conversation_id).where(
+                IntegrationEvent.integration_id == row.id, IntegrationEvent.event_id == key
+            )
+        )
+        if conversation_id:
+            return conversation_id
+    return None
+
+
+def _email_integrations(session: Session, address: str) -> list[Integration]:
+    """The email integrations whose address this is (in any account: the address routes)."""
+    wanted = address.strip().lower()
+    rows = session.scalars(select(Integration).where(Integration.kind == "email")).all()
+    return [r for r in rows if str((r.settings or {}).get("address", "")).lower() == wanted]
+
+
+def email_accepts(runtime: Runtime, address: str) -> bool:
+    """Whether mail to `address` reaches an email integration (the listener's RCPT check)."""
+    with runtime.store.session(write=False) as session:
+        return bool(_email_integrations(session, address))
+
+
+def receive_email(
+    runtime: Runtime, raw: bytes, recipients: Sequence[str], mail_from: str = ""
+) -> int:
+    """One inbound mail, for each integration it is addressed to: the sender checked against
+    allowFrom (the address, or `@domain`), the mail stored once by its Message-ID and its
+    answer queued. Returns how many answers were queued. BadMail: refuse it."""
+    inbound = email_channel.parse(raw)
+    with runtime.store.session(write=False) as session:
+        rows = {r.id: r for a in recipients for r in _email_integrations(session, a)}
+        for row in rows.values():
+            session.expunge(row)
+    if inbound.automatic or mail_from in ("", "<>"):
+        log.info("email %s from %s: automatic, not answered", inbound.event_id, inbound.sender)
+        return 0
+    queued = 0
+    for row in rows.values():
+        bot_address = str((row.settings or {}).get("address", ""))
+        if inbound.sender == bot_address:
+            continue  # the bot's own answer, come back: answering would loop
+        if not integrations.allowed(row, inbound.sender, "@" + inbound.domain):
+            log.info("email integration %s: ignored %s (not in allowFrom)", row.id, inbound.sender)
+            continue
+        contact = {"email": inbound.sender, **({"name": inbound.name} if inbound.name else {})}
+        payload = {
+            "fingerprint": inbound.sender,
+            "contact": contact,
+            "text": inbound.text,
+            "to": inbound.reply_to,
+            "subject": inbound.subject,
+            "messageId": inbound.message_id,
+            "references": list(inbound.references),
+            "thread": inbound.thread_keys,
+            "threadEvents": [e for e in map(email_channel.replied_event, inbound.thread) if e],
+        }
+        queued += _store_once(runtime, row, inbound.event_id, payload)
+    return queued
+
+
+def _send_email(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
+    settings = row.settings or {}
+    address, url = settings.get("address"), settings.get("smtp_url")
+    if not address or not url:
+        raise Undeliverable("the integration has no address or smtpUrl: set them to answer")
+    server = email_channel.SmtpServer(
+        url=str(url),
+        username=str(settings.get("smtp_username") or ""),
+        password=integrations.secret(runtime.vault, row, "smtp_password") or "",
+    )
+    answer = email_channel.Answer(
+        to=str(payload.get("to")),
+        subject=str(payload.get("subject") or ""),
+        message_id=str(payload.get("messageId") or ""),
+        references=tuple(str(r) for r in payload.get("references") or []),
+    )
+    own_id = email_channel.reply_id(str(payload.get("eventId")), str(address))
+    message = email_channel.compose(answer, str(address), row.name or "", reply, own_id)
+    email_channel.send(server, message)
+
+
+# How each kind delivers an answer (the payload is what its receive_* stored).
+SENDERS: dict[str, Callable[[Runtime, Integration, dict[str, Any], str], None]] = {
+    "slack": _send_slack,
+    "discord": _send_discord,
+    "whatsapp": _send_whatsapp,
+    "email": _send_email,
+}

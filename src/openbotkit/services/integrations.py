@@ -80,7 +80,13 @@ KINDS: dict[str, Kind] = {
         generated={"verify_token": 24},
         runtime=True,
     ),
-    "email": Kind("email", required=("bot_id",)),
+    "email": Kind(
+        "email",
+        settings=("address", "smtp_url", "smtp_username"),
+        secrets=("smtp_password",),
+        required=("bot_id", "address", "smtp_url"),
+        runtime=True,
+    ),
 }
 
 
@@ -237,9 +243,10 @@ def setup(scope: AccountScope, kind_name: str, ref: str) -> dict[str, Any]:
 
     Slack: the bot token is checked with `auth.test` and the Events URL to paste into the Slack
     app is given (from OBK_PUBLIC_URL). Discord: the bot token is checked and the slash command
-    registered. WhatsApp: the access token is checked against the phone number id. Kinds this
-    installation does not run yet report their configuration only. A failed check is also kept
-    as the integration's lastError.
+    registered. WhatsApp: the access token is checked against the phone number id. Email: the
+    SMTP login is tried, and whether this server listens for mail (OBK_EMAIL_LISTEN) is said.
+    Kinds this installation does not run yet report their configuration only. A failed check is
+    also kept as the integration's lastError.
     """
     from openbotkit.channels import slack  # httpx: not for the CLI's plain reads
 
@@ -252,6 +259,7 @@ def setup(scope: AccountScope, kind_name: str, ref: str) -> dict[str, Any]:
     out: dict[str, Any] = {"id": row.id, "kind": kind.name, "runtime": kind.runtime}
     out["missing"] = missing
     error = None
+    receiving = True
     if kind.name == "slack":
         url = events_url(scope, row)
         out["events_url"] = url
@@ -274,6 +282,8 @@ def setup(scope: AccountScope, kind_name: str, ref: str) -> dict[str, Any]:
         error = _setup_discord(scope, row, out)
     elif kind.name == "whatsapp":
         error = _setup_whatsapp(scope, row, out)
+    elif kind.name == "email":
+        error, receiving = _setup_email(scope, row, out)
     else:
         out["message"] = (
             f"{kind.name} integrations are stored and configured, but this version does not "
@@ -284,7 +294,7 @@ def setup(scope: AccountScope, kind_name: str, ref: str) -> dict[str, Any]:
         out["message"] = error
         with scope.transaction() as ctx:
             report_error(ctx, row.id, error)
-    out["ready"] = kind.runtime and not missing and error is None
+    out["ready"] = kind.runtime and receiving and not missing and error is None
     return out
 
 
@@ -348,6 +358,40 @@ def _setup_whatsapp(scope: AccountScope, row: Integration, out: dict[str, Any]) 
             " WhatsApp configuration, and subscribe to the messages field"
         )
     return None
+
+
+def _setup_email(
+    scope: AccountScope, row: Integration, out: dict[str, Any]
+) -> tuple[str | None, bool]:
+    """Email: log in to the SMTP server answers go through, and say where mail must arrive.
+    Returns the failed check (or None) and whether this server receives mail at all."""
+    from openbotkit.channels import email as email_channel
+
+    settings = row.settings or {}
+    listen = scope.settings.email_listen
+    address = settings.get("address") or "the bot's address"
+    if listen is None:
+        out["message"] = (
+            "set OBK_EMAIL_LISTEN (such as 0.0.0.0:25) so obk serve receives mail, then point "
+            f"the MX record of {address}'s domain (or a forwarding rule) at this server"
+        )
+    else:
+        out["message"] = (
+            f"obk serve receives mail on {listen}: point the MX record of {address}'s domain "
+            "(or a forwarding rule or relay) at it"
+        )
+    if not settings.get("smtp_url"):
+        return None, listen is not None
+    server = email_channel.SmtpServer(
+        url=str(settings["smtp_url"]),
+        username=str(settings.get("smtp_username") or ""),
+        password=secret(scope.runtime.vault, row, "smtp_password") or "",
+    )
+    try:
+        email_channel.check_login(server)
+    except email_channel.SmtpError as exc:
+        return f"the SMTP server refused: {exc}", listen is not None
+    return None, listen is not None
 
 
 def _camel(name: str) -> str:
