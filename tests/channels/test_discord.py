@@ -318,3 +318,18 @@ def test_obk_serve_answers_an_interaction(tmp_path: Path, cache_dir: Path) -> No
         assert len(conversations) == 1
         time.sleep(1.5)
         assert len(discord.edits()) == 1
+
+
+def test_a_bot_that_cannot_answer_replaces_thinking_with_a_notice(served: Served) -> None:
+    iid = integration(served)
+    bot = served.run("fetch_discord_integration", {"integrationId": iid})["botId"]
+    served.run("delete_bot", {"botId": bot})
+    assert served.deliver(iid, command("2011", "hello")).json() == {"type": 5}
+    wait_until(lambda: len(served.discord.edits()) == 1 and jobs_done(served.engine))
+    # Discord shows "thinking…" until the deferred reply is edited: the person is told.
+    assert served.discord.edits()[0][1]["content"] == channel_events.FAILURE_NOTICE
+    fetched = served.run("fetch_discord_integration", {"integrationId": iid})
+    assert "has no bot" in fetched["lastError"]
+    with served.engine.store.session(write=False) as session:
+        failed = session.scalars(select(Job).where(Job.status == "failed")).all()
+    assert len(failed) == 1

@@ -45,6 +45,10 @@ from openbotkit.store.tables import (
 
 log = logging.getLogger("openbotkit.channels")
 MAX_ATTEMPTS = 5
+# Channels that show the person a pending answer until it is sent, and what replaces it when the
+# bot cannot answer (_notify_failure).
+PENDING_KINDS = frozenset({"discord"})
+FAILURE_NOTICE = "Sorry, I could not answer this time."
 
 
 class Undeliverable(Exception):
@@ -308,30 +312,42 @@ def answer(runtime: Runtime, job: Job, finish: Callable[[Session], None]) -> Non
             finish(ctx.session)
             return
         row = _integration(ctx.session, str(payload.get("kind")), event.integration_id)
-        reply = event.reply
-        conversation_id = event.conversation_id
-        if reply is None and conversation_id is None:
-            chat_user = f"{row.kind}:{payload.get('team')}:{payload.get('user')}"
-            fingerprint = str(payload.get("fingerprint") or chat_user)
-            conversation_id = _conversation_for(
-                ctx,
-                row,
-                fingerprint,
-                event.created_at,
-                thread=_threaded(ctx, row, payload),
-                contact=payload.get("contact"),
-            )
-            event.conversation_id = conversation_id
         ctx.session.expunge(row)
-        event_id = event.id
+        reply, conversation_id, event_id = event.reply, event.conversation_id, event.id
     if reply is None:
-        assert conversation_id is not None
-        reply = _generate(scope, row, event_id, conversation_id, str(payload.get("text")))
+        try:
+            if conversation_id is None:
+                conversation_id = _start(scope, row, event_id, payload)
+            reply = _generate(scope, row, event_id, conversation_id, str(payload.get("text")))
+        except Undeliverable:
+            _notify_failure(runtime, row, payload)
+            raise
     _send(runtime, row, payload, reply)
     with runtime.store.session() as session:
         sent = update(IntegrationEvent).where(IntegrationEvent.id == event_id)
         session.execute(sent.values(sent_at=now_ms()))
         finish(session)
+
+
+def _start(scope: AccountScope, row: Integration, event_id: str, payload: dict[str, Any]) -> str:
+    """The conversation the update goes to (the contact's current one, a thread's, or a new
+    one), kept on the update so a retry asks in the same place."""
+    with scope.transaction() as ctx:
+        event = ctx.session.get(IntegrationEvent, event_id)
+        assert event is not None
+        if event.conversation_id is not None:
+            return event.conversation_id
+        chat_user = f"{row.kind}:{payload.get('team')}:{payload.get('user')}"
+        fingerprint = str(payload.get("fingerprint") or chat_user)
+        event.conversation_id = _conversation_for(
+            ctx,
+            row,
+            fingerprint,
+            event.created_at,
+            thread=_threaded(ctx, row, payload),
+            contact=payload.get("contact"),
+        )
+        return event.conversation_id
 
 
 def _generate(
@@ -351,6 +367,19 @@ def _generate(
     except ObkError as exc:  # the bot cannot answer (a bad model, limits): say so once
         raise Undeliverable(f"the bot could not answer: {exc.message}") from None
     raise Undeliverable("the completion ended without an answer")
+
+
+def _notify_failure(runtime: Runtime, row: Integration, payload: dict[str, Any]) -> None:
+    """Where the channel shows the person a pending answer (Discord's "thinking…" until the
+    deferred reply is edited), replace it with a short notice when the bot cannot answer, instead
+    of leaving it pending until the interaction expires. Best effort: the job fails either way,
+    and its error is the integration's lastError."""
+    if row.kind not in PENDING_KINDS:
+        return
+    try:
+        SENDERS[row.kind](runtime, row, payload, FAILURE_NOTICE)
+    except (ChannelError, Undeliverable) as exc:
+        log.warning("integration %s: the failure notice was not sent either: %s", row.id, exc)
 
 
 def _send(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
