@@ -345,7 +345,8 @@ def parse_choice(text: str) -> ToolCall | None:
     """The chosen action, or None for "none" (or for text that is not a choice: the grammar
     keeps to the schema, but a generation cut short by its token cap may not close it)."""
     try:
-        data = json.loads(text)
+        # strict=False: llama.cpp's JSON grammar lets a string hold a raw newline.
+        data = json.loads(text, strict=False)
     except json.JSONDecodeError:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("tool"), str):
