@@ -59,6 +59,7 @@ class Fetched:
     etag: str | None = None
     last_modified: str | None = None
     not_modified: bool = False  # a 304: what was fetched last time is still current
+    status: int = 200
 
 
 def conditional_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:
@@ -193,15 +194,25 @@ def check_url(
     return Target(url, host, port, tuple(addresses))
 
 
+@dataclass(frozen=True)
+class Send:
+    """What a request sends besides its URL: GET with no body unless an ability says more."""
+
+    method: str = "GET"
+    content: bytes | None = None
+    headers: Mapping[str, str] | None = None
+
+
 def _pinned_request(
-    client: httpx.Client, target: Target, address: str, headers: Mapping[str, str] | None
+    client: httpx.Client, target: Target, address: str, send: Send
 ) -> httpx.Request:
-    """GET `target.url` over a socket to `address`, the Host header and TLS name unchanged."""
+    """`target.url` over a socket to `address`, the Host header and TLS name unchanged."""
     original = httpx.URL(target.url)
     request = client.build_request(
-        "GET",
+        send.method,
         original.copy_with(host=address),
-        headers={**(headers or {}), "Host": original.netloc.decode("ascii")},
+        headers={**(send.headers or {}), "Host": original.netloc.decode("ascii")},
+        content=send.content,
     )
     if original.scheme == "https":
         request.extensions["sni_hostname"] = target.host
@@ -292,14 +303,23 @@ def open_url(
     allow_hosts: AllowHosts = frozenset(),
     deadline: float | None = None,
     field: str = "/file",
+    send: Send | None = None,
+    error_statuses: bool = False,
 ) -> Iterator[tuple[httpx.Response, Fetched]]:
     """A checked, pinned, streaming GET; redirects are checked hop by hop. `headers` go with
     every hop (conditional ones included: a 304 yields `Fetched.not_modified` and an unread
     response). `timeout` bounds each step; `deadline` (a `time.monotonic()` instant), if given,
     the whole fetch. Errors name `field`, the input that gave the URL.
 
+    `send` makes it another method with a body and headers (an ability's request): its headers
+    go to the first origin only (they may carry a credential; a redirect elsewhere gets none),
+    and a 303 (or a 301/302 of anything but GET/HEAD) continues as a GET without the body, as
+    browsers do. `error_statuses` hands back a 4xx/5xx answer instead of raising.
+
     `check`, if given, is called with each hop's URL before it is resolved (a test's probe).
     """
+    first_origin_only = send is not None
+    send = send or Send(headers=headers)
     with _client(timeout, deadline) as client:
         current = url
         for _ in range(MAX_REDIRECTS + 1):
@@ -312,14 +332,22 @@ def open_url(
                 allow_hosts=allow_hosts,
                 field=field,
             )
-            response = _connect(client, target, headers, field)
+            response = _connect(client, target, send, field)
             if response.has_redirect_location:  # not 304, nor a 3xx without Location
                 location = response.headers.get("location", "")
                 response.close()
-                current = urljoin(current, location)
+                status, previous, current = (
+                    response.status_code,
+                    current,
+                    urljoin(current, location),
+                )
+                if status == 303 or (status in (301, 302) and send.method not in ("GET", "HEAD")):
+                    send = Send("GET", None, send.headers)
+                if first_origin_only and _origin(current) != _origin(previous):
+                    send = Send(send.method, send.content, None)
                 continue
             try:
-                if response.status_code >= 400:
+                if response.status_code >= 400 and not error_statuses:
                     raise InvalidInput(
                         f"fetching {current} failed with HTTP {response.status_code}",
                         details=[Problem(field, "fetch", f"HTTP {response.status_code}")],
@@ -335,6 +363,7 @@ def open_url(
                         etag=response.headers.get("etag"),
                         last_modified=response.headers.get("last-modified"),
                         not_modified=response.status_code == 304,
+                        status=response.status_code,
                     ),
                 )
             finally:
@@ -345,14 +374,21 @@ def open_url(
         )
 
 
-def _connect(
-    client: httpx.Client, target: Target, headers: Mapping[str, str] | None, field: str
-) -> httpx.Response:
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _connect(client: httpx.Client, target: Target, send: Send, field: str) -> httpx.Response:
     """The response from the first checked address that accepts a connection."""
     failure: httpx.HTTPError | None = None
     for address in target.addresses:
         try:
-            return client.send(_pinned_request(client, target, address, headers), stream=True)
+            return client.send(_pinned_request(client, target, address, send), stream=True)
         except httpx.ConnectError as exc:
             failure = exc
         except httpx.HTTPError as exc:
@@ -419,10 +455,17 @@ class Fetcher:
 
     @contextmanager
     def open(
-        self, url: str, *, headers: Mapping[str, str] | None = None, field: str = "/file"
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        field: str = "/file",
+        send: Send | None = None,
+        error_statuses: bool = False,
     ) -> Iterator[Body]:
-        """A checked GET of `url` (see `open_url`), its body read within the deadline. Errors
-        are InvalidInput naming `field` (LimitsReached past the size cap)."""
+        """A checked GET of `url` (see `open_url`; `send` and `error_statuses` as there), its
+        body read within the deadline. Errors are InvalidInput naming `field` (LimitsReached
+        past the size cap)."""
         deadline = time.monotonic() + self.timeout_s
         try:
             with open_url(
@@ -434,6 +477,8 @@ class Fetcher:
                 timeout=min(READ_TIMEOUT_S, self.timeout_s),
                 deadline=deadline,
                 field=field,
+                send=send,
+                error_statuses=error_statuses,
             ) as (response, fetched):
                 yield Body(self._chunks(response, url, field), fetched)
         except InvalidInput as exc:
