@@ -31,6 +31,9 @@ from openbotkit.services.accounts import LOCAL_ACCOUNT
 from openbotkit.services.secrets import create_secret
 from openbotkit.settings import Settings
 from tests.server.serving import serve_in_thread
+from tests.services.test_tools import AUTH, TOKEN, Api, api, fetch_block
+
+__all__ = ["api"]  # the loopback API fixture, shared with the runner's tests
 
 Chunk = dict[str, Any]
 
@@ -91,7 +94,7 @@ def script() -> Iterator[tuple[Script, str]]:
 
 
 @pytest.fixture
-def engine(tmp_path: Path, script: tuple[Script, str]) -> Iterator[Engine]:
+def engine(tmp_path: Path, script: tuple[Script, str], api: Api) -> Iterator[Engine]:
     origin = script[1]
     table = {
         "models": {
@@ -106,7 +109,13 @@ def engine(tmp_path: Path, script: tuple[Script, str]) -> Iterator[Engine]:
     }
     path = tmp_path / "models.json"
     path.write_text(json.dumps(table))
-    engine = Engine(Settings(home=tmp_path / "home", models_file=path, default_model="scripted"))
+    settings = Settings(
+        home=tmp_path / "home",
+        models_file=path,
+        default_model="scripted",
+        fetch_allow_hosts=f"127.0.0.1:{api.port}",  # the loopback API the abilities call
+    )
+    engine = Engine(settings)
     yield engine
     engine.close()
 
@@ -329,3 +338,36 @@ def test_over_rest_a_public_key_may_not_set_functions_or_extensions(
     events = [json.loads(line) for line in lines]
     assert activities(events)[0]["name"] == "lookup_order"
     assert result_of(events)["text"] == "Shipped."
+
+
+def test_a_bots_fetch_ability_calls_the_api_with_its_secret_and_the_model_reads_it(
+    engine: Engine, script: tuple[Script, str], api: Api
+) -> None:
+    run = engine.execute
+    secret = run("create_secret", {"name": "Shop API", "type": "bearer", "value": TOKEN})["id"]
+    skillset = run("create_skillset", {"name": "Shop"})["id"]
+    instruction = fetch_block(f"{api.origin}/orders/$[orderId! euc|the order number]", AUTH)
+    ability = run(
+        "create_skillset_ability",
+        {
+            "skillsetId": skillset,
+            "name": "Lookup order",
+            "instruction": instruction,
+            "linkedSecretId": secret,
+        },
+    )["id"]
+    bot = run("create_bot", {"name": "shop", "skillsetId": skillset})["id"]
+    conversation = run("create_conversation", {"botId": bot})["id"]
+    model = script[0]
+    model.replies = [calls(("lookup_order", '{"orderId": "42"}')), text("Order 42 shipped.")]
+    out = run("complete_conversation", {"conversationId": conversation, "text": "order 42?"})
+    assert out["text"] == "Order 42 shipped."
+    (activity,) = out["meta"]["activities"]
+    assert activity["abilityId"] == ability and activity["status"] == "ok"
+    assert json.loads(activity["result"])["status"] == "shipped"
+    (seen,) = api.seen
+    assert seen["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    fed = model.requests[1]["messages"][-1]
+    assert fed["role"] == "tool" and json.loads(fed["content"])["order"] == "42"
+    stored = run("list_conversation_messages", {"conversationId": conversation})["items"]
+    assert TOKEN not in json.dumps(stored)  # the secret is in no message
