@@ -150,6 +150,14 @@ class _State:
     output_tokens: int = 0
     activities: list[dict[str, Any]] = field(default_factory=list)
     requested: list[dict[str, Any]] = field(default_factory=list)
+    began: bool = False
+
+    def begin(self) -> Iterator[Event]:
+        """completeBegin, once: after the first generation's hold is taken, so a key whose
+        budget cannot pay is refused before the stream starts (a 402, not a broken stream)."""
+        if not self.began:
+            self.began = True
+            yield {"type": "completeBegin", "data": {}}
 
     def offer(self) -> bool:
         """Whether the next generation may call tools: rounds, calls and time left."""
@@ -173,7 +181,6 @@ def answer(
     """The turn's events (completeBegin, tokens, usage, activity messages, completeEnd); calls
     `finish` with the last generation's meter and the answer, inside that generation's hold."""
     state = _State(limits, time.monotonic() + limits.deadline_s)
-    yield {"type": "completeBegin", "data": {}}
     messages = list(prepared.messages)
     mode = tool_mode(prepared.provider) if box else "none"
     if mode == "choice" and state.offer():
@@ -188,6 +195,7 @@ def answer(
             offered = False
         options = replace(prepared.options, tools=tuple(box.specs()) if offered else ())
         with _metered(scope, prepared, messages, options) as (meter, options):
+            yield from state.begin()
             calls = yield from _generate(prepared, messages, options, meter, state)
             if not calls or not offered:
                 result = _answer(state, meter, reason=None)
@@ -292,6 +300,7 @@ def _choose(
     messages = choice_messages(prepared.backstory, prepared.history, specs)
     options = replace(prepared.options, temperature=0.0)
     with _metered(scope, prepared, messages, options) as (meter, options):
+        yield from state.begin()
         events = provider.choose(messages, specs, options)
         yield from _generate(
             prepared, messages, options, meter, state, events=events, stream_tokens=False
