@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import json
 
+from openbotkit.engine import Engine
 from openbotkit.models.llamacpp import LlamaCppProvider
 from openbotkit.models.prompt import Turn
-from openbotkit.models.providers import Finished, GenerationOptions, Token, ToolSpec
+from openbotkit.models.providers import Finished, GenerationOptions, LLMProvider, Token, ToolSpec
+from openbotkit.retrieval.embedders import Embedder
 from openbotkit.services.answering import choice_messages, parse_choice
-from tests.conftest import RunAction
+from openbotkit.settings import Settings
+from tests.conftest import RunAction, make_runner
+from tests.services.test_tools import AUTH, TOKEN, Api, api, fetch_block
+
+__all__ = ["api"]  # the loopback API fixture, shared with the runner's tests
 
 ORDER = ToolSpec(
     "lookup_order",
@@ -65,3 +71,48 @@ def test_a_local_turn_with_a_function_chooses_runs_and_answers(run: RunAction) -
     assert stored[-1]["text"] == out["text"]
     if called:
         assert called[0]["status"] == "ok" and called[0]["name"] == "lookup_order"
+
+
+def test_a_local_bot_runs_its_fetch_ability_against_a_loopback_api(
+    settings: Settings, api: Api, local_embedder: Embedder, local_llm: LLMProvider
+) -> None:
+    allowed = Settings(**{**settings.model_dump(), "fetch_allow_hosts": f"127.0.0.1:{api.port}"})
+    engine = Engine(allowed, embedder=local_embedder, local_llms=[local_llm])
+    try:
+        run = make_runner(engine, "alice")
+        bot = order_bot(run, api)
+        conversation = run("create_conversation", {"botId": bot})["id"]
+        out = run(
+            "complete_conversation",
+            {"conversationId": conversation, "text": "Look up order 48213."},
+        )
+    finally:
+        engine.close()
+    # The small model is greedy here: the same prompt chooses the same action every run.
+    (activity,) = out["meta"]["activities"]
+    assert activity["name"] == "lookup_order" and activity["status"] == "ok", activity
+    (seen,) = api.seen
+    assert seen["path"].startswith("/orders/")
+    assert seen["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    # The grounded answer read the call's result as a fact.
+    assert out["meta"]["sources"] == []
+    assert out["text"]
+
+
+def order_bot(run: RunAction, api: Api) -> str:
+    """A bot whose one ability looks an order up in the loopback API, with its bearer secret."""
+    secret = run("create_secret", {"name": "Shop API", "type": "bearer", "value": TOKEN})["id"]
+    skillset = run("create_skillset", {"name": "Shop"})["id"]
+    instruction = fetch_block(f"{api.origin}/orders/$[orderId! euc|the order number]", AUTH)
+    run(
+        "create_skillset_ability",
+        {
+            "skillsetId": skillset,
+            "name": "Lookup order",
+            "description": "Look up an order's status by its order number.",
+            "instruction": instruction,
+            "linkedSecretId": secret,
+        },
+    )
+    bot: str = run("create_bot", {"name": "shop", "skillsetId": skillset})["id"]
+    return bot
