@@ -371,3 +371,51 @@ def test_a_bots_fetch_ability_calls_the_api_with_its_secret_and_the_model_reads_
     assert fed["role"] == "tool" and json.loads(fed["content"])["order"] == "42"
     stored = run("list_conversation_messages", {"conversationId": conversation})["items"]
     assert TOKEN not in json.dumps(stored)  # the secret is in no message
+
+
+def test_a_bots_public_key_and_session_run_its_abilities_but_may_not_add_tools(
+    engine: Engine, script: tuple[Script, str], api: Api
+) -> None:
+    run = engine.execute
+    secret = run("create_secret", {"name": "Shop API", "type": "bearer", "value": TOKEN})["id"]
+    skillset = run("create_skillset", {"name": "Shop"})["id"]
+    run(
+        "create_skillset_ability",
+        {
+            "skillsetId": skillset,
+            "name": "Lookup order",
+            "instruction": fetch_block(f"{api.origin}/orders/$[orderId! euc|the number]", AUTH),
+            "linkedSecretId": secret,
+        },
+    )
+    bot = run("create_bot", {"name": "shop", "skillsetId": skillset})["id"]
+    public = create_secret(engine.runtime, LOCAL_ACCOUNT, bots=[bot], scope=Effect.WRITE)[1]
+    script[0].replies = [calls(("lookup_order", '{"orderId": "9"}')), text("Order 9 shipped.")]
+    with serve_in_thread(create_app(engine.settings, engine)) as origin:
+        base = f"{origin}/api/v1"
+
+        def post(path: str, token: str, body: dict[str, Any]) -> httpx.Response:
+            auth = {"Authorization": f"Bearer {token}"}
+            return httpx.post(f"{base}{path}", json=body, headers=auth, timeout=30)
+
+        conversation = post("/conversation/create", public, {"botId": bot}).json()["id"]
+        session = post(f"/conversation/{conversation}/session/create", public, {}).json()["token"]
+        answered = post(f"/conversation/{conversation}/complete", session, {"text": "order 9?"})
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["text"] == "Order 9 shipped."
+        assert answered.json()["meta"]["activities"][0]["status"] == "ok"
+        # The same session may not bring tools of its own, nor read the bot's.
+        for extra in ({"functions": [ORDER]}, {"extensions": {"skillsets": [skillset]}}):
+            body = {"text": "and now?", **extra}
+            refused = post(f"/conversation/{conversation}/complete", session, body)
+            assert refused.status_code == 403, refused.text
+            assert next(iter(extra)) in refused.text
+        assert (
+            httpx.get(
+                f"{base}/skillset/{skillset}/ability/list",
+                headers={"Authorization": f"Bearer {public}"},
+            ).status_code
+            == 403
+        )
+    (seen,) = api.seen
+    assert seen["headers"]["Authorization"] == f"Bearer {TOKEN}"
