@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -48,6 +48,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         )
         if self.path.startswith("/slow"):
             time.sleep(3)
+        if self.path.startswith("/submit"):
+            # A form that answers "see the result over there" (the same origin).
+            self.send_response(303)
+            self.send_header("Location", "/orders/7")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path.startswith("/moved"):
+            # To another origin (the same server by another name): the credential stays here.
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{self.api.port}/orders/1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.headers.get("authorization") != f"Bearer {TOKEN}":
             return self._send(401, {"error": "unauthorized"})
         if self.path.startswith("/echo"):
@@ -62,11 +76,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _send(self, status: int, data: dict[str, Any]) -> None:
         payload = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the caller's deadline passed and it went away (the slow path)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -89,8 +106,10 @@ def api() -> Iterator[Api]:
 def engine(
     settings: Settings, api: Api, local_embedder: Embedder, local_llm: LLMProvider
 ) -> Iterator[Engine]:
-    """The test's engine, the loopback API let through by OBK_FETCH_ALLOW_HOSTS."""
-    allowed = Settings(**{**settings.model_dump(), "fetch_allow_hosts": f"127.0.0.1:{api.port}"})
+    """The test's engine, the loopback API let through by OBK_FETCH_ALLOW_HOSTS (by address
+    and by name: two origins)."""
+    hosts = f"127.0.0.1:{api.port},localhost:{api.port}"
+    allowed = Settings(**{**settings.model_dump(), "fetch_allow_hosts": hosts})
     made = Engine(allowed, embedder=local_embedder, local_llms=[local_llm])
     yield made
     made.close()
@@ -211,6 +230,8 @@ def test_header_injection_through_a_parameter_is_refused(
         out = tools.call(scope, tool, {"customer": hostile}, deadline_s=10)
         assert not out.ok and out.error is not None
         assert "parameter 'customer'" in out.error and "line break" in out.error
+    out = tools.call(scope, tool, {"customer": "Zoë"}, deadline_s=10)
+    assert not out.ok and out.error is not None and "ASCII" in out.error
     assert api.seen == []
 
 
@@ -248,6 +269,36 @@ def test_a_parameter_cannot_move_the_secret_to_another_host(
     out = tools.call(scope, chosen, {"host": f"127.0.0.1:{api.port}"}, deadline_s=10)
     assert not out.ok and out.error is not None and "secret" in out.error
     assert api.seen == []
+
+
+def test_a_post_answered_with_303_continues_as_a_get_on_the_same_origin(
+    run: RunAction, engine: Engine, scope: AccountScope, api: Api
+) -> None:
+    instruction = (
+        f"```fetch\nmethod: POST\nurl: {api.origin}/submit\n{AUTH}\n"
+        "body:\n  note: $[note!|a note]\n```"
+    )
+    tool = the_tool(engine, ability(run, instruction, linkedSecretId=bearer(run)))
+    out = tools.call(scope, tool, {"note": "hi"}, deadline_s=10)
+    assert out.ok and json.loads(out.result)["order"] == "7", out
+    first, second = api.seen
+    assert (first["method"], json.loads(first["body"])) == ("POST", {"note": "hi"})
+    assert (second["method"], second["body"]) == ("GET", "")
+    assert second["headers"]["Authorization"] == f"Bearer {TOKEN}"  # same origin: kept
+
+
+def test_a_redirect_to_another_origin_does_not_carry_the_secret(
+    run: RunAction, engine: Engine, scope: AccountScope, api: Api
+) -> None:
+    tool = the_tool(
+        engine, ability(run, fetch_block(f"{api.origin}/moved", AUTH), linkedSecretId=bearer(run))
+    )
+    out = tools.call(scope, tool, {}, deadline_s=10)
+    first, second = api.seen
+    assert first["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    assert second["path"] == "/orders/1" and "Authorization" not in second["headers"]
+    assert second["headers"]["Host"] == f"localhost:{api.port}"
+    assert not out.ok and out.error == "HTTP 401 from localhost"
 
 
 def test_a_slow_server_meets_the_deadline_as_a_failed_call(
@@ -336,17 +387,10 @@ def test_bots_asking_bots_cannot_loop(run: RunAction, engine: Engine, scope: Acc
     instruction = f"```bot/ask/id={expert}\n$[question!|question]\n```"
     tool = the_tool(engine, ability(run, instruction, "Ask"))
     # As if the expert itself were answering, and asked itself through this ability.
-    token = ability_kinds.ASKING.set((expert,))
-    try:
-        out = tools.call(scope, tool, {"question": "hi"}, deadline_s=60)
-    finally:
-        ability_kinds.ASKING.reset(token)
+    out = tools.call(replace(scope, asking=(expert,)), tool, {"question": "hi"}, deadline_s=60)
     assert not out.ok and out.error is not None and "already answering" in out.error
-    deep = ability_kinds.ASKING.set(tuple(f"bot_{i}" for i in range(ability_kinds.MAX_BOT_DEPTH)))
-    try:
-        out = tools.call(scope, tool, {"question": "hi"}, deadline_s=60)
-    finally:
-        ability_kinds.ASKING.reset(deep)
+    chain = tuple(f"bot_{i}" for i in range(ability_kinds.MAX_BOT_DEPTH))
+    out = tools.call(replace(scope, asking=chain), tool, {"question": "hi"}, deadline_s=60)
     assert not out.ok and out.error is not None and "levels" in out.error
 
 

@@ -11,13 +11,12 @@ pinned to the checked address, one total deadline, a bounded response.
 from __future__ import annotations
 
 import base64
-import contextvars
 import html.parser
 import json
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, urlencode, urlsplit
 
@@ -34,11 +33,9 @@ MAX_BOT_DEPTH = 3  # bots asking bots: at most this many levels below the conver
 _PARAM = re.compile(r"\$\[(?P<inner>[^\]\n]*)\]")
 _PARAM_NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)")
 _SECRET = re.compile(r"\$\{SECRET_(?P<name>[A-Z0-9][A-Z0-9_]*)\}")
+_FILLED = re.compile(r"\$\[(?P<inner>[^\]\n]*)\]|\$\{SECRET_(?P<secret>[A-Z0-9][A-Z0-9_]*)\}")
 _MISSING = object()
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/yaml")
-
-# The bots being asked on this call chain (bot asking bot), innermost last.
-ASKING: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("obk_asking", default=())
 
 
 class Failed(Exception):
@@ -132,6 +129,8 @@ def render(
             return arguments[name]
 
     def fill(found: re.Match[str]) -> str:
+        if found["secret"] is not None:
+            return secrets.get(found["secret"], "")
         name = _param_name(found["inner"])
         given = arguments.get(name)
         if given is None:
@@ -141,11 +140,9 @@ def render(
         text = given if isinstance(given, str) and "j" not in flags else json.dumps(given)
         return quote(text, safe="") if "euc" in flags else text
 
-    def secret(found: re.Match[str]) -> str:
-        return secrets.get(found["name"], "")
-
-    # Secrets first: a parameter's value that spells ${SECRET_X} stays that text.
-    return _PARAM.sub(fill, _SECRET.sub(secret, value))
+    # One pass: a parameter's value that spells ${SECRET_X} stays that text, and a secret's
+    # value that spells $[x] is not a parameter.
+    return _FILLED.sub(fill, value)
 
 
 def _params_in(template: Any) -> list[str]:
@@ -153,16 +150,18 @@ def _params_in(template: Any) -> list[str]:
 
 
 def check_headers(headers: Mapping[str, str], templates: Mapping[str, Any]) -> None:
-    """Refuse a header whose name or value would hold a line break (request smuggling) or
-    a NUL, naming the parameter that brought it."""
+    """Refuse a header whose name or value would hold a line break (request smuggling), a NUL
+    or a character HTTP headers cannot carry, naming the parameter that brought it."""
     for name, value in headers.items():
+        template = templates.get(name, "")
+        source = _params_in(template) or _params_in(name)
+        what = f"parameter {source[0]!r}" if source else "the header"
         if any(c in name + value for c in "\r\n\0"):
-            template = templates.get(name, "")
-            source = _params_in(template) or _params_in(name)
-            what = f"parameter {source[0]!r}" if source else "the header"
             raise Failed(
                 f"{what}: header {name!r} may not hold a line break or NUL (refused, not sent)"
             )
+        if not (name + value).isascii():
+            raise Failed(f"{what}: header {name!r} may hold ASCII characters only (not sent)")
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -214,7 +213,7 @@ def _fetch(scope: AccountScope, request: Request, deadline: float) -> tuple[bool
     rendered: dict[str, Any] = render(body, request.params, request.arguments, request.secrets)
     url = str(rendered.get("url") or "")
     if not url:
-        raise Failed(f"parameter {_params_in(template)[0]!r} gave an empty URL")
+        raise Failed(f"parameter {(_params_in(template) or ['url'])[0]!r} gave an empty URL")
     if "://" in template and "$[" not in _authority(template):
         fixed = _PARAM.sub("", _SECRET.sub("", template))
         if _origin(url) != _origin(fixed):
@@ -246,20 +245,21 @@ def _fetch(scope: AccountScope, request: Request, deadline: float) -> tuple[bool
     timeout = left(deadline)
     if isinstance(options.get("timeout"), int) and options["timeout"] > 0:
         timeout = min(timeout, options["timeout"] / 1000)
-    bounded = type(base)(
-        base.allow_private, base.allow_hosts, min(base.timeout_s, timeout), base.max_bytes,
-        base.resolver,
-    )  # fmt: skip
+    bounded = replace(base, timeout_s=min(base.timeout_s, timeout))
     send = Send(method, content, headers)
     try:
         with bounded.open(url, send=send, error_statuses=True, field="/url") as fetched:
             data = _read_some(fetched.chunks)
             status, content_type = fetched.fetched.status, fetched.fetched.content_type
+            answered = fetched.fetched.url  # after redirects
     except ObkError as exc:
+        if any(p.rule == "fetch_timeout" for p in exc.details):
+            seconds = bounded.timeout_s
+            raise Failed(f"{url} took longer than the {seconds:.3g} s the call had") from None
         raise Failed(str(exc)) from None
     text = _as_text(data, content_type, str(options.get("format") or ""))
     if status >= 400:
-        return False, text, f"HTTP {status} from {urlsplit(url).hostname}"
+        return False, text, f"HTTP {status} from {urlsplit(answered).hostname}"
     return True, text, None
 
 
@@ -347,7 +347,8 @@ def _ask_bot(
 ) -> tuple[bool, str, str | None]:
     """The other bot's grounded answer to the rendered prompt. Bots asking each other are
     bounded: a bot already asked on this chain is not asked again, and the chain is at most
-    MAX_BOT_DEPTH deep (a context variable carries it through nested calls)."""
+    MAX_BOT_DEPTH deep. The chain travels on the scope (`AccountScope.asking`): the other bot's
+    completion gets a scope naming it, and passes that scope to any call it makes."""
     # completion imports this module (through tools): imported here, when a bot is asked.
     from openbotkit.services import bots
     from openbotkit.services.completion import BotConfig, complete_messages
@@ -362,7 +363,7 @@ def _ask_bot(
         raise Failed("the ability names no bot to ask")
     with scope.transaction(write=False) as ctx:
         bot_id = bots.get(ctx, target).id
-    chain = ASKING.get()
+    chain = scope.asking
     if bot_id in chain:
         path = " -> ".join((*chain, bot_id))
         raise Failed(f"bot {bot_id} is already answering on this chain ({path}): not asked again")
@@ -371,21 +372,17 @@ def _ask_bot(
     timeout = body.get("timeout")
     if isinstance(timeout, int):
         deadline = min(deadline, time.monotonic() + timeout / 1000)
-    token = ASKING.set((*chain, bot_id))
+    asked = replace(scope, asking=(*chain, bot_id))
+    events = complete_messages(asked, [{"type": "user", "text": prompt}], bot_id, BotConfig())
     try:
-        events = complete_messages(scope, [{"type": "user", "text": prompt}], bot_id, BotConfig())
-        try:
-            for event in events:
-                if time.monotonic() > deadline:
-                    raise Failed(f"bot {bot_id} did not answer in time")
-                if event.get("type") == "result":
-                    text = str(event["data"]["text"])
-                    return True, text, None
-        finally:
-            # A generator's close stops the generation (and settles its metering) at once.
-            close = getattr(events, "close", None)
-            if close is not None:
-                close()
+        for event in events:
+            if time.monotonic() > deadline:
+                raise Failed(f"bot {bot_id} did not answer in time")
+            if event.get("type") == "result":
+                return True, str(event["data"]["text"]), None
     finally:
-        ASKING.reset(token)
+        # A generator's close stops the generation (and settles its metering) at once.
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
     raise Failed(f"bot {bot_id} gave no answer")

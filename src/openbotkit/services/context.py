@@ -61,6 +61,9 @@ class AccountScope:
     runtime: Runtime
     account_id: str
     key: Key | None = None
+    # The bots asked on behalf of this one through abilities (services/ability_kinds.py), so
+    # bots asking each other stop instead of looping; the completion passes its scope on.
+    asking: tuple[str, ...] = ()
 
     @property
     def settings(self) -> Settings:
