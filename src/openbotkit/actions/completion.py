@@ -69,7 +69,9 @@ class Limits(Input):
         description=f"Model rounds offered tools (default {answering.DEFAULT_ITERATIONS}); "
         "one more, without tools, answers after them.",
     )
-    continuations: Annotated[int, Field(ge=1, le=MAX_INT)] | None = None
+    continuations: Annotated[int, Field(ge=1, le=MAX_INT)] | None = Field(
+        None, description="Accepted for compatibility; an answer is never continued."
+    )
     calls: Annotated[int, Field(ge=1, le=MAX_INT)] | None = Field(
         None, description=f"Tool calls in the turn (default {answering.DEFAULT_CALLS})."
     )
