@@ -419,3 +419,23 @@ def test_a_bots_public_key_and_session_run_its_abilities_but_may_not_add_tools(
         )
     (seen,) = api.seen
     assert seen["headers"]["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_the_official_sdks_stream_types_read_every_event_of_a_tool_turn(
+    engine: Engine, script: tuple[Script, str]
+) -> None:
+    from chatbotkit.types import ConversationMessageCompleteStreamItem
+
+    ticket = {
+        "name": "open_ticket",
+        "description": "Open a support ticket.",
+        "parameters": {"type": "object", "properties": {"topic": {"type": "string"}}},
+    }
+    script[0].replies = [
+        calls(("lookup_order", '{"orderId": "1"}')),
+        calls(("open_ticket", '{"topic": "late"}')),
+    ]
+    events, _ = converse(engine, functions=[ORDER, ticket])
+    kinds = [ConversationMessageCompleteStreamItem.from_dict(e).type.value for e in events]
+    assert kinds.count("message") == 2 and "waitForChannelMessageBegin" in kinds
+    assert kinds[0] == "completeBegin" and kinds[-2:] == ["completeEnd", "result"]
