@@ -194,4 +194,5 @@ def _openai_compat(name: str, entry: Mapping[str, Any], settings: Settings) -> L
         entry.get("model", name),
         entry.get("apiKey"),
         int(entry.get("contextWindow", 8192)),
+        tools=entry.get("tools", True) is not False,
     )

@@ -161,14 +161,6 @@ def test_another_accounts_conversation_is_not_found(
         run_bob("complete_conversation", {"conversationId": grounded["conversation"], "text": "hi"})
 
 
-def test_function_calling_is_refused_not_ignored(run: RunAction) -> None:
-    conv = run("create_conversation", {})["id"]
-    fn = {"name": "lookup", "description": "d", "parameters": {"type": "object", "properties": {}}}
-    with pytest.raises(InvalidInput) as err:
-        run("complete_conversation", {"conversationId": conv, "text": "hi", "functions": [fn]})
-    assert err.value.details[0].pointer == "/functions"
-
-
 def test_the_user_messages_entities_are_stored(run: RunAction) -> None:
     conv = run("create_conversation", {"model": "smollm2/maxTokens=4"})["id"]
     entity = {"type": "name", "begin": 11, "end": 16, "text": "Alice"}

@@ -211,13 +211,20 @@ class BotConfigFields(Input):
 CONFIG_FIELDS = tuple(BotConfigFields.model_fields)
 
 
+# A completion's per-request tools (actions/completion.py): they too change what the bot does
+# and what it calls, so a public key may not give them either.
+TURN_FIELDS = ("functions", "extensions")
+
+
 def configured_fields(inp: BaseModel) -> list[str]:
-    """The bot configuration fields (by alias) an input gives, null included."""
-    if not isinstance(inp, BotConfigFields):
-        return []
+    """The bot configuration fields (by alias) an input gives, null included, and the
+    per-request tools it gives."""
     given = inp.model_fields_set
     fields = type(inp).model_fields
-    return [fields[name].alias or name for name in CONFIG_FIELDS if name in given]
+    names = [name for name in TURN_FIELDS if name in fields and name in given]
+    if isinstance(inp, BotConfigFields):
+        names = [name for name in CONFIG_FIELDS if name in given] + names
+    return [fields[name].alias or name for name in names]
 
 
 ViewT = TypeVar("ViewT", bound=BaseModel)

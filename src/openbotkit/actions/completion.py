@@ -9,15 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from openbotkit.actions.base import MAX_INT, NOT_BLANK, BotConfigFields, Input, Output
 from openbotkit.actions.conversations import Contact, CreateMessageOutput, Entity, MessageType
 from openbotkit.actions.registry import Effect, action
 from openbotkit.errors import InternalError
-from openbotkit.services import completion, contacts, conversations, skillsets
+from openbotkit.services import answering, completion, contacts, conversations, crud, skillsets
 from openbotkit.services.completion import BotConfig
 from openbotkit.services.context import AccountScope
+from openbotkit.store.tables import Dataset, Skillset
 
 OutT = TypeVar("OutT", bound=BaseModel)
 Events = Iterator[dict[str, Any]]
@@ -31,41 +32,107 @@ def result_of(events: Events, output: type[OutT]) -> OutT:
     raise InternalError("the completion ended without a result")
 
 
-class Function(Input):
-    """A function the model may call (accepted; openbotkit's local models do not call tools)."""
+class FunctionResult(Input):
+    """Where the call's result comes from: `data`, a fixed result the platform hands the model
+    itself; otherwise the client runs the function (the turn ends with the call), `channel`
+    naming it in the `waitForChannelMessageBegin` event."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z_$][A-Za-z0-9_$]*$", max_length=64)]
-    description: str
+    data: Any = None
+    channel: Annotated[str, Field(max_length=128)] | None = None
+
+
+class Function(Input):
+    """A function the model may call, run by the client (or answered by its fixed result)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    description: Annotated[str, Field(max_length=4_000)]
     parameters: dict[str, Any]
-    result: dict[str, Any] | None = None
+    result: FunctionResult | None = None
     call: dict[str, bool] | None = None
+
+    def client_function(self) -> answering.ClientFunction:
+        result = self.result
+        fixed = result is not None and "data" in result.model_fields_set
+        return answering.ClientFunction(
+            self.name,
+            self.description,
+            self.parameters,
+            data=result.data if result is not None else None,
+            fixed=fixed,
+            channel=result.channel if result is not None else None,
+        )
 
 
 class Limits(Input):
-    iterations: Annotated[int, Field(ge=1, le=MAX_INT)] | None = None
-    continuations: Annotated[int, Field(ge=1, le=MAX_INT)] | None = None
-    calls: Annotated[int, Field(ge=1, le=MAX_INT)] | None = None
+    iterations: Annotated[int, Field(ge=1, le=MAX_INT)] | None = Field(
+        None,
+        description=f"Model rounds offered tools (default {answering.DEFAULT_ITERATIONS}); "
+        "one more, without tools, answers after them.",
+    )
+    continuations: Annotated[int, Field(ge=1, le=MAX_INT)] | None = Field(
+        None, description="Accepted for compatibility; an answer is never continued."
+    )
+    calls: Annotated[int, Field(ge=1, le=MAX_INT)] | None = Field(
+        None, description=f"Tool calls in the turn (default {answering.DEFAULT_CALLS})."
+    )
 
 
-def _no_functions(value: list[Function] | None) -> list[Function] | None:
-    if value:
-        # Refused rather than ignored: a caller relying on a tool call must not get silence.
-        raise ValueError("function calling is not supported yet by openbotkit's providers")
-    return value
+class Extensions(Input):
+    """What a request adds to the bot for one turn."""
+
+    backstory: Annotated[str, Field(max_length=20_000)] | None = Field(
+        None, description="Put after the bot's backstory."
+    )
+    datasets: Annotated[list[str], Field(max_length=1)] | None = Field(
+        None, description="A dataset (id) to answer from instead of the bot's."
+    )
+    skillsets: Annotated[list[str], Field(max_length=8)] | None = Field(
+        None, description="Skillsets (ids) whose abilities join the bot's."
+    )
+
+
+MAX_FUNCTIONS = 64
 
 
 class TurnOptions(Input):
-    functions: Annotated[list[Function] | None, AfterValidator(_no_functions)] = Field(
+    functions: Annotated[list[Function], Field(max_length=MAX_FUNCTIONS)] | None = Field(
         None,
-        description="Not supported yet: a non-empty list is refused.",
-        json_schema_extra={"maxItems": 0},
+        description="Client-side functions the model may call: a call ends the turn and comes "
+        "back to the client (`waitForChannelMessageBegin`, `end.reason` activity), unless the "
+        "function gives a fixed `result.data`.",
     )
-    extensions: dict[str, Any] | None = Field(
-        None, description="Accepted and ignored, as ChatBotKit does for untrusted sessions."
+    extensions: Extensions | None = Field(
+        None, description="Inline backstory, dataset and skillsets for this turn."
     )
     limits: Limits | None = Field(
-        None, description="Iteration caps; one model call never exceeds them."
+        None, description="Per-turn caps on model rounds with tools and on tool calls."
     )
+
+    def turn_tools(self, scope: AccountScope) -> completion.TurnTools:
+        """The turn's tools and limits; skillsets and a dataset named in `extensions` must be
+        the account's (not_found naming the entry otherwise, as for a bot's), by id or @alias."""
+        ext = self.extensions or Extensions()
+        limits = self.limits or Limits()
+        skillset_ids: list[str] = []
+        dataset_id = None
+        if ext.skillsets or ext.datasets:
+            with scope.transaction(write=False) as ctx:
+                for i, ref in enumerate(ext.skillsets or []):
+                    field = f"extensions/skillsets/{i}"
+                    skillset_ids.append(crud.get_owned(ctx, Skillset, ref, field=field).id)
+                for i, ref in enumerate(ext.datasets or []):
+                    field = f"extensions/datasets/{i}"
+                    dataset_id = crud.get_owned(ctx, Dataset, ref, field=field).id
+        return completion.TurnTools(
+            functions=[f.client_function() for f in self.functions or []],
+            skillset_ids=skillset_ids,
+            backstory=ext.backstory,
+            dataset_id=dataset_id,
+            limits=answering.TurnLimits(
+                iterations=limits.iterations or answering.DEFAULT_ITERATIONS,
+                calls=limits.calls or answering.DEFAULT_CALLS,
+            ),
+        )
 
 
 class Usage(Output):
@@ -103,7 +170,9 @@ class CompleteConversationInput(TurnOptions):
 
 def stream_complete(scope: AccountScope, inp: CompleteConversationInput) -> Events:
     entities = [e.model_dump(exclude_none=True) for e in inp.entities or []]
-    return completion.converse(scope, inp.conversation_id, inp.text, entities=entities)
+    return completion.converse(
+        scope, inp.conversation_id, inp.text, entities=entities, turn=inp.turn_tools(scope)
+    )
 
 
 @action(
@@ -173,10 +242,12 @@ def stream_messages(scope: AccountScope, inp: CompleteMessagesInput) -> Events:
                 skillsets.get(ctx, inp.skillset_id)
             if isinstance(inp.contact_id, str):
                 contacts.get(ctx, inp.contact_id)
-    inline = BotConfig(inp.model, inp.backstory, inp.dataset_id)
+    inline = BotConfig(inp.model, inp.backstory, inp.dataset_id, inp.skillset_id)
     messages = [m.model_dump() for m in inp.messages]
     urls = [a.url for a in inp.attachments or []]
-    return completion.complete_messages(scope, messages, inp.bot_id, inline, attachments=urls)
+    return completion.complete_messages(
+        scope, messages, inp.bot_id, inline, attachments=urls, turn=inp.turn_tools(scope)
+    )
 
 
 @action(
@@ -235,7 +306,9 @@ class ReceiveOutput(Output):
 
 
 def stream_receive(scope: AccountScope, inp: ReceiveInput) -> Events:
-    return completion.converse(scope, inp.conversation_id, None, with_end=False)
+    return completion.converse(
+        scope, inp.conversation_id, None, with_end=False, turn=inp.turn_tools(scope)
+    )
 
 
 @action(

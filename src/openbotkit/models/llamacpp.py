@@ -8,6 +8,7 @@ cache (only the context's KV cache and scratch buffers are per process).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -24,6 +25,8 @@ from openbotkit.models.providers import (
     Finished,
     GenerationOptions,
     Token,
+    ToolMode,
+    ToolSpec,
 )
 
 # Generation runs at a lower CPU priority (nice +10; Linux keeps it per thread, and llama.cpp's
@@ -41,6 +44,8 @@ GENERATION_NICE = 10
 # each other (under bench/load.py, 50 clients on 2 cores, a SmolLM2 completion took 14 s with
 # two prompt threads and 1.3-1.7 s with one).
 IDLE_THREADS = 2
+# The most a chosen action may take (its JSON: a name and a few short arguments).
+CHOICE_MAX_TOKENS = 160
 
 
 _log = logging.getLogger("openbotkit.llamacpp")
@@ -95,7 +100,13 @@ class LlamaCppProvider:
     The chat template is applied here rather than by `create_chat_completion`, so the prompt's
     exact token count is known before generation: it is what usage reports and what the
     context check uses (llama.cpp's streamed chunks carry no usage).
+
+    A small local model cannot hold a tool loop (fed a result back, the 1.5B default calls the
+    same tool again), so its tool mode is "choice": `choose` picks one action under a JSON
+    grammar and the platform runs it (services/completion.py).
     """
+
+    tool_mode: ToolMode = "choice"
 
     def __init__(
         self,
@@ -208,8 +219,8 @@ class LlamaCppProvider:
             formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
         )
 
-    def stream(self, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[Event]:
-        prompt = self.prompt_tokens(messages)
+    def _fits(self, prompt: list[int], max_tokens: int) -> int:
+        """The answer's room after the prompt (an error when there is none)."""
         room = self.context_window - len(prompt)
         if room < 1:
             raise ProviderError(
@@ -217,9 +228,13 @@ class LlamaCppProvider:
                 f"{self.context_window}: shorten the text or the backstory, or lower the dataset's "
                 "searchMaxTokens"
             )
+        return min(max_tokens, room)
+
+    def stream(self, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[Event]:
+        prompt = self.prompt_tokens(messages)
         params: dict[str, Any] = {
             # What fits after the prompt; hitting it ends the answer with reason "length".
-            "max_tokens": min(options.max_tokens, room),
+            "max_tokens": self._fits(prompt, options.max_tokens),
             "temperature": options.temperature,
             "stop": [self.formatter.eos_token],
         }
@@ -231,6 +246,34 @@ class LlamaCppProvider:
             params["frequency_penalty"] = options.frequency_penalty
         if options.presence_penalty is not None:
             params["presence_penalty"] = options.presence_penalty
+        return self._run(prompt, params)
+
+    def choose(
+        self, messages: list[ChatMessage], tools: list[ToolSpec], options: GenerationOptions
+    ) -> Iterator[Event]:
+        """One action, as JSON the grammar allows only: `{"tool": <name>, "arguments": <that
+        tool's arguments>}` or `{"tool": "none", "arguments": {}}`. Greedy (temperature 0): the
+        same question picks the same action."""
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        prompt = self.prompt_tokens(messages)
+        schema = choice_schema(tools)
+        try:
+            grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        except (ValueError, RuntimeError):
+            # A parameter schema llama.cpp's converter cannot express: the names still bind.
+            grammar = LlamaGrammar.from_json_schema(
+                json.dumps(choice_schema(tools, loose=True)), verbose=False
+            )
+        params: dict[str, Any] = {
+            "max_tokens": self._fits(prompt, min(options.max_tokens, CHOICE_MAX_TOKENS)),
+            "temperature": 0.0,
+            "stop": [self.formatter.eos_token],
+            "grammar": grammar,
+        }
+        return self._run(prompt, params)
+
+    def _run(self, prompt: list[int], params: dict[str, Any]) -> Iterator[Event]:
         pieces: list[str] = []
         reason: Literal["stop", "length"] = "stop"
         # The model runs on its own thread and hands tokens over a queue, so the lock is held
@@ -258,3 +301,38 @@ class LlamaCppProvider:
         # Streamed pieces may join several tokens (UTF-8 sequences); retokenizing counts them.
         output_tokens = self.count_tokens("".join(pieces)) if pieces else 0
         yield Finished(reason, len(prompt), output_tokens)
+
+
+def choice_schema(tools: list[ToolSpec], *, loose: bool = False) -> dict[str, Any]:
+    """The JSON Schema of one chosen action: each tool with its own arguments' schema (or, when
+    `loose`, any object), or "none"."""
+    options: list[dict[str, Any]] = [
+        {
+            "type": "object",
+            "properties": {
+                "tool": {"const": t.name},
+                "arguments": {"type": "object"} if loose else _closed(t.parameters),
+            },
+            "required": ["tool", "arguments"],
+        }
+        for t in tools
+    ]
+    options.append(
+        {
+            "type": "object",
+            "properties": {"tool": {"const": "none"}, "arguments": {"type": "object"}},
+            "required": ["tool", "arguments"],
+        }
+    )
+    return {"anyOf": options}
+
+
+def _closed(parameters: dict[str, Any]) -> dict[str, Any]:
+    """A tool's parameters schema with no other properties (the grammar then writes only the
+    ones the tool takes)."""
+    schema: dict[str, Any] = (
+        dict(parameters) if parameters else {"type": "object", "properties": {}}
+    )
+    schema.setdefault("type", "object")
+    schema.setdefault("additionalProperties", False)
+    return schema

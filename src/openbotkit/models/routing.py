@@ -11,6 +11,7 @@ The table is a JSON (or, by its `.toml` suffix, TOML) file named by OBK_MODELS_F
     provider = "openai"
     baseUrl = "https://api.openai.com/v1"
 
+An `openai` entry calls tools natively unless it says `"tools": false`.
 A `local` entry with a `path` serves that GGUF through llama.cpp with the chat template the file
 carries; a `local` entry without one is the bundled default. The bundled models answer to their
 own names (models/bundled.py) without any entry.

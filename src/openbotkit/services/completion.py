@@ -3,14 +3,16 @@
 Streamed as spec events (completeBegin, token..., usage, completeEnd, result). The model runs
 outside any write transaction; the exchange is stored in one transaction at the end, so a
 request that fails (or whose client goes away) stores nothing and can simply be retried. Its
-tokens are charged all the same: reserved from the key's budget before the model runs, charged
-as used when the stream ends, however it ends (`_metered`).
+tokens are charged all the same: reserved from the key's budget before each generation runs,
+charged as used when it ends, however it ends (services/metering.py).
+
+A bot with abilities (its skillset's, or the request's `extensions.skillsets`) or a request with
+`functions` calls them while answering (services/answering.py runs the loop).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,19 +21,12 @@ from sqlalchemy import select
 from openbotkit.errors import InvalidInput, Problem
 from openbotkit.models.modelstring import ModelSpec, parse_model
 from openbotkit.models.prompt import Turn, build_messages, context_block
-from openbotkit.models.providers import (
-    ChatMessage,
-    Finished,
-    GenerationOptions,
-    LLMProvider,
-    Role,
-    Token,
-)
+from openbotkit.models.providers import ChatMessage, GenerationOptions, LLMProvider, Role
 from openbotkit.retrieval.citations import SourceRecord, align
 from openbotkit.retrieval.embedders import Embedder
-from openbotkit.services import bots, conversations, datasets, usage
+from openbotkit.services import answering, bots, conversations, datasets, usage
 from openbotkit.services.context import AccountScope, Ctx
-from openbotkit.services.metering import Meter, metered
+from openbotkit.services.metering import Meter
 from openbotkit.services.search import search_records
 from openbotkit.store.tables import Message
 
@@ -48,6 +43,7 @@ class BotConfig:
     model: str | None = None
     backstory: str | None = None
     dataset_id: str | None = None
+    skillset_id: str | None = None
 
 
 @dataclass
@@ -61,6 +57,26 @@ class Prepared:
     embedder: Embedder | None = None
     # Each record's search score, in the order of `records`.
     scores: list[float] = field(default_factory=list)
+    # What the prompt was built from, so a grounded answer can be rebuilt with more facts (the
+    # result of an action the local model chose).
+    backstory: str | None = None
+    history: list[Turn] = field(default_factory=list)
+    facts: list[str] = field(default_factory=list)
+    match_instruction: str | None = None
+    mismatch_instruction: str | None = None
+
+    def with_facts(self, extra: Sequence[str]) -> list[ChatMessage]:
+        """The prompt again, `extra` numbered after the facts it already had."""
+        context = context_block(
+            [*self.facts, *extra], self.match_instruction, self.mismatch_instruction
+        )
+        return build_messages(
+            self.provider,
+            backstory=self.backstory,
+            context=context,
+            history=self.history,
+            max_new_tokens=self.options.max_tokens,
+        )
 
     def answer_meta(self, answer: str) -> dict[str, Any]:
         """The bot message's meta: the records used and, when a dataset was consulted, which
@@ -91,11 +107,12 @@ def _config(ctx: Ctx, bot_id: str | None, inline: BotConfig) -> BotConfig:
     base = BotConfig()
     if bot_id:
         bot = bots.get(ctx, bot_id)
-        base = BotConfig(bot.model, bot.backstory, bot.dataset_id)
+        base = BotConfig(bot.model, bot.backstory, bot.dataset_id, bot.skillset_id)
     return BotConfig(
         inline.model or base.model,
         inline.backstory if inline.backstory is not None else base.backstory,
         inline.dataset_id or base.dataset_id,
+        inline.skillset_id or base.skillset_id,
     )
 
 
@@ -144,37 +161,49 @@ def _prepare(
         history=history,
         max_new_tokens=options.max_tokens,
     )
-    return Prepared(provider, spec, messages, options, records, embedder, scores)
+    return Prepared(
+        provider,
+        spec,
+        messages,
+        options,
+        records,
+        embedder,
+        scores,
+        backstory=config.backstory,
+        history=history,
+        facts=facts,
+        match_instruction=match_instruction,
+        mismatch_instruction=mismatch_instruction,
+    )
 
 
-def _generate(prepared: Prepared, answer: list[str], finished: list[Finished]) -> Iterator[Event]:
-    """The model's events; fills `answer` and `finished` for the caller to store."""
-    yield {"type": "completeBegin", "data": {}}
-    for event in prepared.provider.stream(prepared.messages, prepared.options):
-        if isinstance(event, Token):
-            answer.append(event.text)
-            yield {"type": "token", "data": {"token": event.text}}
-        elif isinstance(event, Finished):
-            finished.append(event)
-            yield {
-                "type": "usage",
-                "data": {
-                    "model": prepared.spec.name,
-                    "inputTokensUsed": event.input_tokens,
-                    "outputTokensUsed": event.output_tokens,
-                },
-            }
-    yield {"type": "completeEnd", "data": {}}
+@dataclass(frozen=True)
+class TurnTools:
+    """What a request adds to a turn: client-side `functions`, `extensions` (a backstory put
+    after the bot's, a dataset instead of the bot's, skillsets beside the bot's) and `limits`."""
+
+    functions: Sequence[answering.ClientFunction] = ()
+    skillset_ids: Sequence[str] = ()
+    backstory: str | None = None
+    dataset_id: str | None = None
+    limits: answering.TurnLimits = field(default_factory=answering.TurnLimits)
+
+    def apply(self, config: BotConfig) -> BotConfig:
+        backstory = config.backstory
+        if self.backstory:
+            backstory = f"{backstory.strip()}\n\n{self.backstory}" if backstory else self.backstory
+        return replace(config, backstory=backstory, dataset_id=self.dataset_id or config.dataset_id)
+
+    def skillsets(self, config: BotConfig) -> list[str]:
+        ids = [config.skillset_id] if config.skillset_id else []
+        return ids + [i for i in self.skillset_ids if i not in ids]
 
 
-@contextmanager
-def _metered(scope: AccountScope, prepared: Prepared) -> Iterator[Meter]:
-    """A Meter for this completion (see metering.metered), its answer capped at what the
-    key's budget leaves."""
-    with metered(scope, prepared.provider, prepared.messages, prepared.options.max_tokens) as meter:
-        if meter.hold.output_limit is not None:
-            prepared.options = replace(prepared.options, max_tokens=meter.hold.output_limit)
-        yield meter
+NO_TOOLS = TurnTools()
+
+
+def _usage_data(done: answering.Answer) -> dict[str, int]:
+    return {"inputTokensUsed": done.input_tokens, "outputTokensUsed": done.output_tokens}
 
 
 def history_limit(ctx: Ctx, config: BotConfig) -> int:
@@ -213,16 +242,23 @@ def converse(
     entities: Sequence[dict[str, Any]] = (),
     with_end: bool = True,
     stored: Callable[[Ctx, str], None] | None = None,
+    turn: TurnTools = NO_TOOLS,
 ) -> Iterator[Event]:
     """Answer in a stored conversation: `text` (if any) is the new user message. `stored` is
     called with the answer inside the transaction that stores the exchange (a channel keeps
-    the answer to send with it: both are written, or neither)."""
+    the answer to send with it: both are written, or neither). The turn's tool calls are stored
+    with it, as activity messages between the user's message and the answer."""
     text = _check_text(text)
     with scope.transaction(write=False) as ctx:
         conversation = conversations.get(ctx, conversation_id)
         conversation_id = conversation.id
-        inline = BotConfig(conversation.model, conversation.backstory, conversation.dataset_id)
-        config = _config(ctx, conversation.bot_id, inline)
+        inline = BotConfig(
+            conversation.model,
+            conversation.backstory,
+            conversation.dataset_id,
+            conversation.skillset_id,
+        )
+        config = turn.apply(_config(ctx, conversation.bot_id, inline))
         history = _history(ctx, conversation_id, history_limit(ctx, config))
         if text is not None:
             history.append(Turn("user", text))
@@ -231,38 +267,48 @@ def converse(
                 "the conversation has no messages yet: send `text`",
                 details=[Problem("/text", "required", "nothing to answer")],
             )
+        box = answering.toolbox(ctx, turn.skillsets(config), turn.functions)
         prepared = _prepare(ctx, config, history)
-    with _metered(scope, prepared) as meter:
-        yield from _generate(prepared, meter.answer, meter.finished)
-        end = meter.end
-        reply = "".join(meter.answer).strip()
-        meta = prepared.answer_meta(reply)
-        meta["usage"] = {
-            "inputTokensUsed": end.input_tokens,
-            "outputTokensUsed": end.output_tokens,
-        }
+        answering.check_model(prepared, box)
+    kept: dict[str, Any] = {}
+
+    def finish(meter: Meter, done: answering.Answer) -> None:
+        meta = prepared.answer_meta(done.text)
+        meta["usage"] = _usage_data(done)
         with meter.hold.charging(meter.used()) as ctx:
             conversation = conversations.get(ctx, conversation_id)
             if text is not None:
                 user = {"type": "user", "text": text, "entities": list(entities)}
                 conversations.add_message(ctx, conversation, user)
-            bot_message = conversations.add_message(
-                ctx,
-                conversation,
-                {"type": "bot", "text": reply, "meta": meta},
-            )
-            message_id = bot_message.id
-            if stored is not None:
-                stored(ctx, reply)
+            last = None
+            for activity in done.activities:
+                last = conversations.add_message(ctx, conversation, activity)
+            if done.reason != "activity":
+                bot = {"type": "bot", "text": done.text, "meta": meta}
+                last = conversations.add_message(ctx, conversation, bot)
+                if stored is not None:
+                    stored(ctx, done.text)
+            assert last is not None
+            kept.update(id=last.id, meta=meta)
+
+    done = yield from answering.answer(scope, prepared, box, turn.limits, finish)
     result: dict[str, Any] = {
-        "id": message_id,
-        "text": reply,
-        "usage": {"token": end.input_tokens + end.output_tokens},
-        "meta": meta,
+        "id": kept["id"],
+        "text": done.text,
+        "usage": {"token": done.input_tokens + done.output_tokens},
+        "meta": _result_meta(kept["meta"], done),
     }
     if with_end:
-        result["end"] = {"reason": end.reason}
+        result["end"] = {"reason": done.reason}
     yield {"type": "result", "data": result}
+
+
+def _result_meta(meta: dict[str, Any], done: answering.Answer) -> dict[str, Any]:
+    """The answer's meta, with the turn's calls (`activities`: each call's meta.activity) when
+    there were any: an unstreamed reply (and a client-side call) reads them here."""
+    if not done.activities:
+        return meta
+    return {**meta, "activities": [a["meta"]["activity"] for a in done.activities]}
 
 
 def attachment_texts(scope: AccountScope, urls: Sequence[str]) -> list[str]:
@@ -298,6 +344,7 @@ def complete_messages(
     inline: BotConfig,
     *,
     attachments: Sequence[str] = (),
+    turn: TurnTools = NO_TOOLS,
 ) -> Iterator[Event]:
     """A stateless completion over the given messages; nothing but the token usage is stored."""
     history = [Turn(ROLE_OF[m["type"]], m["text"]) for m in messages if m["type"] in ROLE_OF]
@@ -313,19 +360,23 @@ def complete_messages(
             usage.remaining_budget(ctx, at_least=len(history) + 1)
     documents = attachment_texts(scope, attachments)
     with scope.transaction(write=False) as ctx:
-        prepared = _prepare(ctx, _config(ctx, bot_id, inline), history, documents)
-    with _metered(scope, prepared) as meter:
-        yield from _generate(prepared, meter.answer, meter.finished)
-        end = meter.end
-        reply = "".join(meter.answer).strip()
-        meta = prepared.answer_meta(reply)
+        config = turn.apply(_config(ctx, bot_id, inline))
+        box = answering.toolbox(ctx, turn.skillsets(config), turn.functions)
+        prepared = _prepare(ctx, config, history, documents)
+        answering.check_model(prepared, box)
+    kept: dict[str, Any] = {}
+
+    def finish(meter: Meter, done: answering.Answer) -> None:
+        kept["meta"] = prepared.answer_meta(done.text)
         meter.hold.settle(meter.used())
+
+    done = yield from answering.answer(scope, prepared, box, turn.limits, finish)
     yield {
         "type": "result",
         "data": {
-            "text": reply,
-            "usage": {"token": end.input_tokens + end.output_tokens},
-            "end": {"reason": end.reason},
-            "meta": meta,
+            "text": done.text,
+            "usage": {"token": done.input_tokens + done.output_tokens},
+            "end": {"reason": done.reason},
+            "meta": _result_meta(kept["meta"], done),
         },
     }

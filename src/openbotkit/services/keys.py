@@ -172,6 +172,8 @@ def _authorize_session(key: Key, conversation_id: str, call: Call) -> None:
         raise ScopeMissing(
             f"{call.action} needs scope {call.effect.value}; this key has {key.describe()}"
         )
+    if call.configures:
+        _authorize_public(key, call)  # refuses what it configures
     for kind, ref in call.refs:
         if (kind, ref) != ("conversation", conversation_id):
             raise ScopeMissing(
