@@ -51,6 +51,7 @@ ENV_VARS: dict[str, str] = {
     "OBK_SECRET_KEY": "secret_key",
     "OBK_PUBLIC_URL": "public_url",
     "OBK_SLACK_API_URL": "slack_api_url",
+    "OBK_TELEGRAM_API_URL": "telegram_api_url",
     SERVE_PEERS_ENV: "serve_peers",
     # Read before settings by the CLI's warm start (cli/warm.py); declared here to be validated.
     "OBK_CLI_WARM_SECONDS": "cli_warm_seconds",
@@ -144,6 +145,8 @@ class Settings(BaseModel):
     # and the Slack Web API base (a test or a proxy points it elsewhere).
     public_url: str | None = None
     slack_api_url: str = "https://slack.com/api"
+    # The Telegram Bot API base (`{base}/bot{token}/{method}`).
+    telegram_api_url: str = "https://api.telegram.org"
     # The folder the API processes of one `obk serve --workers N` share (server/balance.py).
     serve_peers: Path | None = None
     # How long the connector CLI's warm process outlives its last call; 0: no warm process. At

@@ -163,10 +163,10 @@ def test_secrets_are_write_only(served: Served) -> None:
     served.run("update_slack_integration", {"integrationId": iid, "botToken": None})
     setup = served.run("setup_slack_integration", {"integrationId": iid})
     assert setup["ready"] is False and setup["missing"] == ["botToken"]
-    telegram = served.run("create_telegram_integration", {"botToken": "123:abc"})["id"]
-    status = served.run("setup_telegram_integration", {"integrationId": telegram})
+    discord = served.run("create_discord_integration", {"botToken": "x", "appId": "1"})["id"]
+    status = served.run("setup_discord_integration", {"integrationId": discord})
     assert status["runtime"] is False and status["ready"] is False
-    assert status["missing"] == ["botId"] and "not run" in status["message"]
+    assert status["missing"] == ["botId", "publicKey"] and "not run" in status["message"]
 
 
 def test_forged_stale_and_challenge(served: Served) -> None:

@@ -102,7 +102,14 @@ class SetupOutput(Output):
         None, description="Slack: the Request URL for the app's Event Subscriptions."
     )
     team_id: str | None = Field(None, description="Slack: the workspace the bot token is for.")
-    bot_user_id: str | None = Field(None, description="Slack: the bot's user id.")
+    bot_user_id: str | None = Field(None, description="Slack, Telegram: the bot's user id.")
+    bot_username: str | None = Field(None, description="Telegram: the bot's @username.")
+    mode: str | None = Field(
+        None, description="Telegram: `webhook` (OBK_PUBLIC_URL is set) or `polling`."
+    )
+    webhook_url: str | None = Field(
+        None, description="Telegram: where Telegram delivers updates (webhook mode)."
+    )
     error: str | None = None
 
 
@@ -158,7 +165,10 @@ class SlackOutput(IntegrationOutput):
 
 
 class TelegramOutput(IntegrationOutput):
-    pass
+    bot_username: str | None = Field(None, description="The bot's @username (set by setup).")
+    webhook_url: str | None = Field(
+        None, description="Where Telegram delivers updates; unset: the workers poll."
+    )
 
 
 class DiscordOutput(IntegrationOutput):
@@ -274,8 +284,13 @@ def _declare(
             IntegrationRef,
             SetupOutput,
             f"Check a {label} integration's configuration and say what it still needs.",
-            # Only Slack's setup calls out (auth.test); the others report configuration.
-            {"idempotent": True, "open_world": kind == "slack", "own_transactions": True},
+            # Slack's and Telegram's setup call out (auth.test, getMe and setWebhook); the
+            # others report configuration.
+            {
+                "idempotent": True,
+                "open_world": kind in ("slack", "telegram"),
+                "own_transactions": True,
+            },
         ),
     ]
     for fn, name, effect, route, inp_type, out_type, doc, extensions in declared:

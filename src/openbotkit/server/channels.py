@@ -1,7 +1,8 @@
-"""Where chat channels deliver updates: `POST /v1/integration/slack/{integrationId}/event` (and
-under `/api/v1`). No API key: the channel's own signature authenticates the request
-(services/channel_events.py), and the answer is left to a worker, so Slack gets its
-acknowledgement well within the three seconds it waits."""
+"""Where chat channels deliver updates: `POST /v1/integration/slack/{integrationId}/event`,
+`POST /v1/integration/telegram/{integrationId}/webhook` (and under `/api/v1`). No API key: the
+channel's own signature (or secret token) authenticates the request (services/channel_events.py,
+services/telegram.py), and the answer is left to a worker, so the channel gets its
+acknowledgement well within the seconds it waits."""
 
 from __future__ import annotations
 
@@ -21,12 +22,7 @@ MAX_EVENT_BYTES = 1024 * 1024
 
 def channel_routes(engine: Engine) -> list[BaseRoute]:
     async def slack_event(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_EVENT_BYTES:
-            raise InvalidInput(
-                "the event body is larger than 1 MiB",
-                details=[Problem("", "max_size", "larger than 1 MiB")],
-            )
+        body = await _body(request)
         ack = await run_in_threadpool(
             channel_events.receive_slack,
             engine.runtime,
@@ -36,5 +32,31 @@ def channel_routes(engine: Engine) -> list[BaseRoute]:
         )
         return Response(orjson.dumps(ack.body), media_type="application/json")
 
+    async def telegram_update(request: Request) -> Response:
+        from openbotkit.services import telegram
+
+        body = await _body(request)
+        ack = await run_in_threadpool(
+            telegram.receive,
+            engine.runtime,
+            request.path_params["integrationId"],
+            request.headers,
+            body,
+        )
+        return Response(orjson.dumps(ack.body), media_type="application/json")
+
     path = "/integration/slack/{integrationId}/event"
-    return [Route(p + path, slack_event, methods=["POST"]) for p in PREFIXES]
+    telegram_path = "/integration/telegram/{integrationId}/webhook"
+    routes: list[BaseRoute] = [Route(p + path, slack_event, methods=["POST"]) for p in PREFIXES]
+    routes += [Route(p + telegram_path, telegram_update, methods=["POST"]) for p in PREFIXES]
+    return routes
+
+
+async def _body(request: Request) -> bytes:
+    body = await request.body()
+    if len(body) > MAX_EVENT_BYTES:
+        raise InvalidInput(
+            "the event body is larger than 1 MiB",
+            details=[Problem("", "max_size", "larger than 1 MiB")],
+        )
+    return body

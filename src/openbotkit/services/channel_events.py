@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,8 +115,15 @@ def receive_slack(
 
 def _store_once(runtime: Runtime, row: Integration, event_id: str, payload: dict[str, Any]) -> bool:
     """Store the update and queue its answer, unless its id was stored before (False)."""
+    with runtime.store.session() as session:
+        return store(session, row, event_id, payload)
+
+
+def store(session: Session, row: Integration, event_id: str, payload: dict[str, Any]) -> bool:
+    """Store the update and queue its answer in the caller's transaction (a savepoint), unless
+    its id was stored before (False). `payload` may carry the contact's `fingerprint`."""
     try:
-        with runtime.store.session() as session:
+        with session.begin_nested():
             event = IntegrationEvent(
                 id=new_id(),
                 account_id=row.account_id,
@@ -191,14 +199,17 @@ def answer(runtime: Runtime, job: Job, finish: Callable[[Session], None]) -> Non
         reply = event.reply
         conversation_id = event.conversation_id
         if reply is None and conversation_id is None:
-            fingerprint = f"{row.kind}:{payload.get('team')}:{payload.get('user')}"
+            fingerprint = payload.get("fingerprint") or (
+                f"{row.kind}:{payload.get('team')}:{payload.get('user')}"
+            )
             conversation_id = _conversation_for(ctx, row, fingerprint, event.created_at)
             event.conversation_id = conversation_id
         ctx.session.expunge(row)
         event_id = event.id
     if reply is None:
         assert conversation_id is not None
-        reply = _generate(scope, row, event_id, conversation_id, str(payload.get("text")))
+        with _typing(runtime, row, payload):
+            reply = _generate(scope, row, event_id, conversation_id, str(payload.get("text")))
     _send(runtime, row, payload, reply)
     with runtime.store.session() as session:
         sent = update(IntegrationEvent).where(IntegrationEvent.id == event_id)
@@ -225,7 +236,22 @@ def _generate(
     raise Undeliverable("the completion ended without an answer")
 
 
+def _typing(
+    runtime: Runtime, row: Integration, payload: dict[str, Any]
+) -> AbstractContextManager[Any]:
+    """What the channel shows while the answer is generated (Telegram: "typing…")."""
+    if row.kind == "telegram":
+        from openbotkit.services import telegram
+
+        return telegram.typing(runtime, row, payload)
+    return nullcontext()
+
+
 def _send(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
+    if row.kind == "telegram":
+        from openbotkit.services import telegram
+
+        return telegram.send(runtime, row, payload, reply)
     token = integrations.secret(runtime.vault, row, "bot_token")
     if token is None:
         raise Undeliverable("the integration has no botToken: set it to answer")

@@ -1,5 +1,6 @@
-"""The worker: runs sync jobs through their stages (fetch, parse, chunk, embed, index), and
-answers chat channels' updates (services/channel_events.py).
+"""The worker: runs sync jobs through their stages (fetch, parse, chunk, embed, index),
+answers chat channels' updates (services/channel_events.py), and polls the channels that are
+polled (services/channel_polls.py: Telegram without a webhook).
 
 Everything slow happens outside write transactions; the records change in one final
 transaction that also marks the job done, so a search never sees a half-synced file and a
@@ -25,6 +26,7 @@ from contextlib import contextmanager
 from sqlalchemy.orm import Session
 
 from openbotkit.channels.slack import SlackError
+from openbotkit.channels.telegram import TelegramError
 from openbotkit.errors import InvalidInput, ObkError
 from openbotkit.ids import new_id, now_ms
 from openbotkit.ingestion import jobs
@@ -35,6 +37,7 @@ from openbotkit.ingestion.parsers import ParseLimits, parse
 from openbotkit.retrieval.embedders import Vectors
 from openbotkit.runtime import Runtime
 from openbotkit.services import channel_events, file_content, resync, retention
+from openbotkit.services.channel_polls import Pollers
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.store import Store
 from openbotkit.store.tables import Dataset, DatasetFile, File, Job
@@ -94,6 +97,12 @@ class Worker:
         # Bodies staged by processes that have ended (a worker killed mid-fetch) go now.
         self.runtime.blobs.clean_staging()
         signal = jobs.listen(self.runtime.store)
+        # Chat channels that are polled (Telegram without a webhook), leased across workers.
+        pollers, halt = Pollers(self.runtime, self.worker_id, self.lease_ms), threading.Event()
+        polling = threading.Thread(
+            target=pollers.run, args=(halt,), name="obk-channel-pollers", daemon=True
+        )
+        polling.start()
         try:
             while not stop.is_set():
                 try:
@@ -108,6 +117,8 @@ class Worker:
                     signal.wait(stop, poll_s)
         finally:
             signal.close()
+            halt.set()
+            polling.join(timeout=10)
 
     def prune(self) -> retention.Pruned:
         """Apply OBK_RETENTION_DAYS to finished jobs and connector executions."""
@@ -140,7 +151,9 @@ class Worker:
             self._fail(job, str(exc), retry=False)
         except Exception as exc:
             log.warning("job %s: answer failed, will retry: %s", job.id, exc)
-            error = str(exc) if isinstance(exc, ObkError | SlackError) else repr(exc)
+            error = (
+                str(exc) if isinstance(exc, ObkError | SlackError | TelegramError) else repr(exc)
+            )
             if job.attempts >= job.max_attempts:
                 self._report(job, f"gave up after {job.attempts} attempts: {error}")
             self._fail(job, error, retry=True)
