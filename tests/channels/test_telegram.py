@@ -347,7 +347,9 @@ def test_a_failed_send_is_retried_then_reported(served: Served) -> None:
     time.sleep(1.5)
     assert len(served.fake.replies()) == 1
     fetched = served.run("fetch_telegram_integration", {"integrationId": iid})
-    assert "blocked by the user" in fetched["lastError"]
+    with served.engine.store.session(write=False) as session:
+        states = [(j.status, j.attempts, j.error) for j in session.scalars(select(Job)).all()]
+    assert "blocked by the user" in fetched["lastError"], (states, served.fake.methods())
     with served.engine.store.session(write=False) as session:
         failed = session.scalars(select(Job).where(Job.status == "failed")).one()
     assert "403" in (failed.error or "")
@@ -439,3 +441,20 @@ def test_which_messages_are_answered() -> None:
     assert asked(update(text, "supergroup", entities=[mention])) == "😀 hi"
     assert asked(update("hi", sender={"id": 8, "is_bot": True})) is None
     assert asked({"update_id": 2, "edited_message": {"text": "x"}}) is None
+
+
+def test_the_token_never_reaches_a_log_or_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    """The token is part of every Bot API URL: httpx's request log masks it, and a failed
+    call's error names the method, not the URL."""
+    with fake_telegram() as fake, caplog.at_level("INFO", logger="httpx"):
+        wire.Bot(fake.url, TOKEN).get_me()
+        with pytest.raises(wire.TelegramError) as refused:
+            wire.Bot(fake.url, TOKEN + "x").get_me()
+        with pytest.raises(wire.TelegramError) as unreachable:
+            wire.Bot("http://127.0.0.1:9", TOKEN).get_me()
+    logged = caplog.text
+    assert "getMe" in logged and "/bot<token>/" in logged
+    for shown in (logged, str(refused.value), str(unreachable.value)):
+        assert TOKEN not in shown
+    assert refused.value.permanent and refused.value.code == 401
+    assert not unreachable.value.permanent

@@ -94,6 +94,7 @@ def poll(
         if row is None or not _polled(row):
             return True
         session.expunge(row)
+    sealed = (row.secrets or {}).get("bot_token")
     with httpx.Client() as client:
         try:
             bot = _bot(runtime, row, client)
@@ -110,14 +111,20 @@ def poll(
             except telegram.TelegramError as exc:
                 if exc.code == 409 and not _still_polled(runtime, integration_id):
                     return True  # setup has just registered a webhook: nothing is wrong
-                if exc.code == 409:  # a webhook is set, or a poller outside this installation
+                if exc.code == 409 and "webhook" in str(exc):  # set outside this installation
                     channel_events.report(
                         runtime,
                         integration_id,
-                        f"getUpdates refused: {exc}. Run setup (it deletes a webhook set "
-                        "elsewhere), and stop any other program polling this bot",
+                        f"getUpdates refused: {exc}. Run setup: it deletes the webhook",
                     )
                     return False
+                if exc.code == 409:  # another getUpdates: a dead holder's last poll, or a
+                    # program outside this installation polling the same bot
+                    channel_events.report(
+                        runtime,
+                        integration_id,
+                        f"getUpdates refused: {exc}. Is another program polling this bot?",
+                    )
                 if exc.permanent:
                     channel_events.report(runtime, integration_id, f"getUpdates failed: {exc}")
                     return False
@@ -136,6 +143,7 @@ def poll(
                 lease_ms,
                 updates,
                 (bot_id, username),
+                sealed,
             )
             if not kept:
                 log.info("telegram integration %s: no longer polled here", integration_id)
@@ -151,15 +159,17 @@ def _store_updates(
     lease_ms: int,
     updates: list[dict[str, Any]],
     me: tuple[int, str],
+    sealed: object,
 ) -> bool:
     """Store the answerable updates and move the cursor past them, in one transaction that
     only the lease's holder can commit; False when it cannot (the lease is lost, or the
-    integration is gone or no longer polled)."""
+    integration is gone, no longer polled, or has another token: `sealed` is the one this
+    poller started with)."""
     with runtime.store.session() as session:
         if not channel_polls.advance(session, integration_id, holder, cursor, lease_ms):
             return False
         row = session.get(Integration, integration_id)
-        if row is None or not _polled(row):
+        if row is None or not _polled(row) or (row.secrets or {}).get("bot_token") != sealed:
             session.rollback()
             return False
         for update in updates:
