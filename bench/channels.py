@@ -1,7 +1,7 @@
 """Chat channels end to end: from a signed update reaching the server to the answer reaching
 the channel.
 
-    .venv/bin/python bench/channels.py [--channel slack|discord|whatsapp] [--runs 5]
+    .venv/bin/python bench/channels.py [--channel slack|discord|whatsapp|telegram] [--runs 5]
                                        [--model qwen2.5-1.5b]
 
 Runs the real app (its worker in-process) on loopback with a fake of the channel's API (Slack's
@@ -9,6 +9,8 @@ Web API, Discord's REST API, the Graph API), a bot on the given model (default: 
 installation's default model) and a dataset of three facts, and sends `--runs` updates one
 after the other. Prints the acknowledgement time (what the channel waits for) and the time
 until the answer arrives at the fake (what the person waits for): p50, min and max.
+Telegram is polled, not posted to: its updates appear in the fake Bot API's getUpdates, which the
+worker's poller long-polls, and the time is from an update appearing there to its sendMessage.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from openbotkit.channels import slack, whatsapp
 from openbotkit.engine import Engine
 from openbotkit.server.app import create_app
 from openbotkit.settings import Settings
-from tests.channels import fake_discord, fake_graph, fake_slack
+from tests.channels import fake_discord, fake_graph, fake_slack, fake_telegram
 from tests.server.serving import serve_in_thread
 
 SECRET = "bench-signing-secret"
@@ -55,7 +57,8 @@ class Channel:
     setting: str
     fields: dict[str, object]
     path: str  # the delivery route's last segment
-    update: Callable[[int], tuple[bytes, dict[str, str]]]
+    # None: the channel is polled (the update is put where the poller reads it).
+    update: Callable[[int], tuple[bytes, dict[str, str]]] | None
     answers: Callable[[Any], list[str]]
 
 
@@ -137,6 +140,15 @@ CHANNELS = {
         whatsapp_update,
         lambda fake: [m["text"]["body"] for m in fake.sent()],
     ),
+    "telegram": Channel(
+        "telegram",
+        fake_telegram.fake_telegram,
+        "telegram_api_url",
+        {"botToken": fake_telegram.TOKEN},
+        "webhook",
+        None,
+        lambda fake: [r["text"] for r in fake.replies()],
+    ),
 }
 
 
@@ -178,6 +190,9 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model string (default: the default)")
     args = parser.parse_args()
     channel = CHANNELS[args.channel]
+    if channel.update is None:
+        polled(channel, args.runs, args.model)
+        return
     acks, answers = [], []
     with served(channel, args.model) as (url, _, fake, settings), httpx.Client(timeout=30) as http:
         for i in range(args.runs + 1):  # the first run loads the model: not counted
@@ -201,6 +216,28 @@ def main() -> None:
     )
     print(
         f"update -> answer p50 {statistics.median(answers):.2f} s"
+        f" (min {min(answers):.2f}, max {max(answers):.2f})"
+    )
+    print("last answer:", last)
+
+
+def polled(channel: Channel, runs: int, model: str | None) -> None:
+    """Updates pushed into the fake's getUpdates, timed to their sendMessage."""
+    answers = []
+    with served(channel, model) as (_, _, fake, settings):
+        for i in range(runs + 1):  # the first run loads the model: not counted
+            before = len(channel.answers(fake))
+            update_id = fake.push(QUESTION, user=7000 + i)
+            while len(channel.answers(fake)) == before:
+                time.sleep(0.005)
+            answered = fake.sent_at[before] - fake.pushed_at[update_id]
+            if i:
+                answers.append(answered)
+                print(f"run {i}: answer {answered:.2f} s")
+        last = channel.answers(fake)[-1]
+    print(f"channel: {channel.kind}, model: {model or settings.default_model}")
+    print(
+        f"update in getUpdates -> sendMessage p50 {statistics.median(answers):.2f} s"
         f" (min {min(answers):.2f}, max {max(answers):.2f})"
     )
     print("last answer:", last)

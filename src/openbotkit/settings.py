@@ -54,6 +54,7 @@ ENV_VARS: dict[str, str] = {
     "OBK_DISCORD_API_URL": "discord_api_url",
     "OBK_WHATSAPP_API_URL": "whatsapp_api_url",
     "OBK_EMAIL_LISTEN": "email_listen",
+    "OBK_TELEGRAM_API_URL": "telegram_api_url",
     SERVE_PEERS_ENV: "serve_peers",
     # Read before settings by the CLI's warm start (cli/warm.py); declared here to be validated.
     "OBK_CLI_WARM_SECONDS": "cli_warm_seconds",
@@ -153,6 +154,8 @@ class Settings(BaseModel):
     # Where `obk serve` listens for the email integrations' inbound mail (SMTP, `host:port`);
     # unset: no listener (channels/email.py says why a listener and not IMAP polling).
     email_listen: str | None = None
+    # The Telegram Bot API base (`{base}/bot{token}/{method}`).
+    telegram_api_url: str = "https://api.telegram.org"
     # The folder the API processes of one `obk serve --workers N` share (server/balance.py).
     serve_peers: Path | None = None
     # How long the connector CLI's warm process outlives its last call; 0: no warm process. At

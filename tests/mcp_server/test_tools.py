@@ -39,6 +39,7 @@ def test_only_url_uploads_model_runs_and_channel_checks_reach_the_open_world() -
         "setup_slack_integration",  # Slack's auth.test
         "setup_discord_integration",  # Discord's /users/@me and the command's registration
         "setup_whatsapp_integration",  # the Graph API's phone number
+        "setup_telegram_integration",  # getMe, and setWebhook or deleteWebhook
         "setup_email_integration",  # the SMTP login
     }
 

@@ -108,12 +108,21 @@ class SetupOutput(Output):
         " Callback URL.",
     )
     team_id: str | None = Field(None, description="Slack: the workspace the bot token is for.")
-    bot_user_id: str | None = Field(None, description="Slack, Discord: the bot's user id.")
+    bot_user_id: str | None = Field(
+        None, description="Slack, Discord, Telegram: the bot's user id."
+    )
     command_id: str | None = Field(
         None, description="Discord: the slash command `setup` registered (named by `handle`)."
     )
     display_phone_number: str | None = Field(
         None, description="WhatsApp: the business number the access token answers from."
+    )
+    bot_username: str | None = Field(None, description="Telegram: the bot's @username.")
+    mode: str | None = Field(
+        None, description="Telegram: `webhook` (OBK_PUBLIC_URL is set) or `polling`."
+    )
+    webhook_url: str | None = Field(
+        None, description="Telegram: where Telegram delivers updates (webhook mode)."
     )
     error: str | None = None
 
@@ -209,7 +218,10 @@ class SlackOutput(IntegrationOutput):
 
 
 class TelegramOutput(IntegrationOutput):
-    pass
+    bot_username: str | None = Field(None, description="The bot's @username (set by setup).")
+    webhook_url: str | None = Field(
+        None, description="Where Telegram delivers updates; unset: the workers poll."
+    )
 
 
 class DiscordOutput(IntegrationOutput):
@@ -327,11 +339,11 @@ def _declare(
             IntegrationRef,
             SetupOutput,
             f"Check a {label} integration's configuration and say what it still needs.",
-            # Slack's, Discord's and WhatsApp's setup call out to check the credentials, email's
-            # logs in to SMTP.
+            # Slack's, Discord's, WhatsApp's and Telegram's setup call out to check the
+            # credentials (Telegram's also sets its webhook), email's logs in to SMTP.
             {
                 "idempotent": True,
-                "open_world": kind in ("slack", "discord", "whatsapp", "email"),
+                "open_world": kind in ("slack", "discord", "whatsapp", "telegram", "email"),
                 "own_transactions": True,
             },
         ),

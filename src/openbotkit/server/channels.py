@@ -1,8 +1,9 @@
 """Where chat channels deliver updates: `POST /v1/integration/slack/{integrationId}/event`,
-`POST .../discord/{integrationId}/interaction` and `GET|POST .../whatsapp/{integrationId}/webhook`
-(each also under `/api/v1`), and the SMTP listener for email (OBK_EMAIL_LISTEN). No API key: the
-channel's own signature authenticates the request (services/channel_events.py), and the answer
-is left to a worker, so Slack gets its acknowledgement well within the three seconds it waits."""
+`POST .../discord/{integrationId}/interaction`, `GET|POST .../whatsapp/{integrationId}/webhook` and
+`POST .../telegram/{integrationId}/webhook` (each also under `/api/v1`), and the SMTP listener for
+email (OBK_EMAIL_LISTEN). No API key: the channel's own signature (or secret token) authenticates
+the request (services/channel_events.py, services/telegram.py), and the answer is left to a
+worker, so the channel gets its acknowledgement well within the seconds it waits."""
 
 from __future__ import annotations
 
@@ -31,6 +32,19 @@ def channel_routes(engine: Engine) -> list[BaseRoute]:
         body = await _body(request)
         ack = await run_in_threadpool(
             channel_events.receive_slack,
+            engine.runtime,
+            request.path_params["integrationId"],
+            request.headers,
+            body,
+        )
+        return Response(orjson.dumps(ack.body), media_type="application/json")
+
+    async def telegram_update(request: Request) -> Response:
+        from openbotkit.services import telegram
+
+        body = await _body(request)
+        ack = await run_in_threadpool(
+            telegram.receive,
             engine.runtime,
             request.path_params["integrationId"],
             request.headers,
@@ -70,6 +84,7 @@ def channel_routes(engine: Engine) -> list[BaseRoute]:
         (slack_event, "/integration/slack/{integrationId}/event", ["POST"]),
         (discord_interaction, "/integration/discord/{integrationId}/interaction", ["POST"]),
         (whatsapp_webhook, "/integration/whatsapp/{integrationId}/webhook", ["GET", "POST"]),
+        (telegram_update, "/integration/telegram/{integrationId}/webhook", ["POST"]),
     ):
         routes.extend(Route(p + path, handler, methods=methods) for p in PREFIXES)
     return routes

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,8 +227,15 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 def _store_once(runtime: Runtime, row: Integration, event_id: str, payload: dict[str, Any]) -> bool:
     """Store the update and queue its answer, unless its id was stored before (False)."""
+    with runtime.store.session() as session:
+        return store(session, row, event_id, payload)
+
+
+def store(session: Session, row: Integration, event_id: str, payload: dict[str, Any]) -> bool:
+    """Store the update and queue its answer in the caller's transaction (a savepoint), unless
+    its id was stored before (False). `payload` may carry the contact's `fingerprint`."""
     try:
-        with runtime.store.session() as session:
+        with session.begin_nested():
             event = IntegrationEvent(
                 id=new_id(),
                 account_id=row.account_id,
@@ -318,7 +326,8 @@ def answer(runtime: Runtime, job: Job, finish: Callable[[Session], None]) -> Non
         try:
             if conversation_id is None:
                 conversation_id = _start(scope, row, event_id, payload)
-            reply = _generate(scope, row, event_id, conversation_id, str(payload.get("text")))
+            with _typing(runtime, row, payload):
+                reply = _generate(scope, row, event_id, conversation_id, str(payload.get("text")))
         except Undeliverable:
             _notify_failure(runtime, row, payload)
             raise
@@ -367,6 +376,17 @@ def _generate(
     except ObkError as exc:  # the bot cannot answer (a bad model, limits): say so once
         raise Undeliverable(f"the bot could not answer: {exc.message}") from None
     raise Undeliverable("the completion ended without an answer")
+
+
+def _typing(
+    runtime: Runtime, row: Integration, payload: dict[str, Any]
+) -> AbstractContextManager[Any]:
+    """What the channel shows while the answer is generated (Telegram: "typing…")."""
+    if row.kind == "telegram":
+        from openbotkit.services import telegram
+
+        return telegram.typing(runtime, row, payload)
+    return nullcontext()
 
 
 def _notify_failure(runtime: Runtime, row: Integration, payload: dict[str, Any]) -> None:
@@ -538,10 +558,17 @@ def _send_email(runtime: Runtime, row: Integration, payload: dict[str, Any], rep
     email_channel.send(server, message)
 
 
+def _send_telegram(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
+    from openbotkit.services import telegram  # it stores updates through this module
+
+    telegram.send(runtime, row, payload, reply)
+
+
 # How each kind delivers an answer (the payload is what its receive_* stored).
 SENDERS: dict[str, Callable[[Runtime, Integration, dict[str, Any], str], None]] = {
     "slack": _send_slack,
     "discord": _send_discord,
     "whatsapp": _send_whatsapp,
+    "telegram": _send_telegram,
     "email": _send_email,
 }

@@ -63,7 +63,9 @@ KINDS: dict[str, Kind] = {
         required=("bot_id", "bot_token", "signing_secret"),
         runtime=True,
     ),
-    "telegram": Kind("telegram", secrets=("bot_token",), required=("bot_id", "bot_token")),
+    "telegram": Kind(
+        "telegram", secrets=("bot_token",), required=("bot_id", "bot_token"), runtime=True
+    ),
     "discord": Kind(
         "discord",
         settings=("app_id", "public_key", "handle"),
@@ -242,10 +244,12 @@ def setup(scope: AccountScope, kind_name: str, ref: str) -> dict[str, Any]:
     """Check what the integration needs and, where the channel has one, its credentials.
 
     Slack: the bot token is checked with `auth.test` and the Events URL to paste into the Slack
-    app is given (from OBK_PUBLIC_URL). Discord: the bot token is checked and the slash command
-    registered. WhatsApp: the access token is checked against the phone number id. Email: the
-    SMTP login is tried, and whether this server listens for mail (OBK_EMAIL_LISTEN) is said.
-    Kinds this installation does not run yet report their configuration only. A failed check is
+    app is given (from OBK_PUBLIC_URL). Telegram: the token is checked with getMe, and the
+    webhook registered (with OBK_PUBLIC_URL) or deleted (without: the workers poll). Discord: the
+    bot token is checked and the slash command registered. WhatsApp: the access token is checked
+    against the phone number id. Email: the SMTP login is tried, and whether this server listens
+    for mail (OBK_EMAIL_LISTEN) is said. Kinds this installation does not run yet report their
+    configuration only. A failed check is
     also kept as the integration's lastError.
     """
     from openbotkit.channels import slack  # httpx: not for the CLI's plain reads
@@ -278,6 +282,10 @@ def setup(scope: AccountScope, kind_name: str, ref: str) -> dict[str, Any]:
             )
         else:
             out["message"] = "paste eventsUrl into the Slack app's Event Subscriptions"
+    elif kind.name == "telegram":
+        from openbotkit.services import telegram
+
+        error = telegram.setup(scope, row, out)
     elif kind.name == "discord":
         error = _setup_discord(scope, row, out)
     elif kind.name == "whatsapp":

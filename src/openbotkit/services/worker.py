@@ -1,5 +1,6 @@
-"""The worker: runs sync jobs through their stages (fetch, parse, chunk, embed, index), and
-answers chat channels' updates (services/channel_events.py).
+"""The worker: runs sync jobs through their stages (fetch, parse, chunk, embed, index),
+answers chat channels' updates (services/channel_events.py), and polls the channels that are
+polled (services/channel_polls.py: Telegram without a webhook).
 
 Everything slow happens outside write transactions; the records change in one final
 transaction that also marks the job done, so a search never sees a half-synced file and a
@@ -35,6 +36,7 @@ from openbotkit.ingestion.parsers import ParseLimits, parse
 from openbotkit.retrieval.embedders import Vectors
 from openbotkit.runtime import Runtime
 from openbotkit.services import channel_events, file_content, resync, retention
+from openbotkit.services.channel_polls import Pollers
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.store import Store
 from openbotkit.store.tables import Dataset, DatasetFile, File, Job
@@ -94,6 +96,12 @@ class Worker:
         # Bodies staged by processes that have ended (a worker killed mid-fetch) go now.
         self.runtime.blobs.clean_staging()
         signal = jobs.listen(self.runtime.store)
+        # Chat channels that are polled (Telegram without a webhook), leased across workers.
+        pollers, halt = Pollers(self.runtime, self.worker_id, self.lease_ms), threading.Event()
+        polling = threading.Thread(
+            target=pollers.run, args=(halt,), name="obk-channel-pollers", daemon=True
+        )
+        polling.start()
         try:
             while not stop.is_set():
                 try:
@@ -108,6 +116,8 @@ class Worker:
                     signal.wait(stop, poll_s)
         finally:
             signal.close()
+            halt.set()
+            polling.join(timeout=10)
 
     def prune(self) -> retention.Pruned:
         """Apply OBK_RETENTION_DAYS to finished jobs and connector executions."""

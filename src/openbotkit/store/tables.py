@@ -479,7 +479,26 @@ class IntegrationEvent(Base):
     conversation_id: Mapped[str | None] = mapped_column(String(40))
     reply: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[int | None] = mapped_column(BigInteger)
+    # How many parts of a long reply the channel has accepted: a retry sends only the rest.
+    sent_parts: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class IntegrationPoller(Base):
+    """Who polls a channel that is polled rather than pushed to (Telegram's getUpdates): one
+    worker at a time holds the lease, renewed while it polls and free once `lease_until` has
+    passed (its worker died). `cursor` is where the next poll starts, stored in the transaction
+    that stores the updates before it, so a restart neither loses nor repeats one."""
+
+    __tablename__ = "integration_pollers"
+
+    integration_id: Mapped[str] = mapped_column(
+        String(40), _fk("integrations.id"), primary_key=True
+    )
+    holder: Mapped[str | None] = mapped_column(String(191))
+    lease_until: Mapped[int | None] = mapped_column(BigInteger)
+    cursor: Mapped[str | None] = mapped_column(String(191))
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
 
 
 class IntegrationSession(Base):
