@@ -165,12 +165,19 @@ class EmailFields(IntegrationFields):
         None,
         description="The bot's address: mail to it is answered, and answers come from it.",
         max_length=254,
+        # The rule _address checks, stated in the schema (the check's error says it in words).
+        json_schema_extra={"pattern": r"^$|^\s*[^@\s<>\"(),;:]+@[^@\s<>\"(),;:]+\s*$"},
     )
     smtp_url: str | None = Field(
         None,
         description="The SMTP server answers are sent through: smtp://host:587 (STARTTLS when"
         " offered) or smtps://host:465.",
         max_length=500,
+        # What check_url accepts, stated in the schema (its error says it in words): a scheme, a
+        # host and a port, no login.
+        json_schema_extra={
+            "pattern": r"^$|^\s*smtps?://([^/?#@\s:\[\]]+|\[[0-9a-fA-F:.]+\])(:[0-9]{1,5})?/?\s*$"
+        },
     )
     smtp_username: str | None = Field(None, description="The SMTP login (none if empty).")
     smtp_password: SecretValue = None
