@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -20,71 +20,63 @@ from starlette.routing import BaseRoute, Route
 from openbotkit.channels import email as email_channel
 from openbotkit.engine import Engine
 from openbotkit.errors import InvalidInput, Problem
+from openbotkit.runtime import Runtime
 from openbotkit.server.routes import PREFIXES
-from openbotkit.services import channel_events
+from openbotkit.services import channel_events, telegram
 
 MAX_EVENT_BYTES = 1024 * 1024
 log = logging.getLogger("openbotkit.channels")
 
 
+# How a channel's signed delivery is received: (runtime, integration id, headers, raw body).
+Receiver = Callable[[Runtime, str, Mapping[str, str], bytes], channel_events.Acknowledged]
+
+
 def channel_routes(engine: Engine) -> list[BaseRoute]:
-    async def slack_event(request: Request) -> Response:
-        body = await _body(request)
-        ack = await run_in_threadpool(
-            channel_events.receive_slack,
-            engine.runtime,
-            request.path_params["integrationId"],
-            request.headers,
-            body,
-        )
-        return Response(orjson.dumps(ack.body), media_type="application/json")
+    def delivered(receive: Receiver) -> Callable[[Request], Awaitable[Response]]:
+        """The endpoint of one channel: the raw body to `receive` (off the event loop: it
+        verifies and stores), its acknowledgement as JSON."""
 
-    async def telegram_update(request: Request) -> Response:
-        from openbotkit.services import telegram
+        async def endpoint(request: Request) -> Response:
+            body = await _body(request)
+            ack = await run_in_threadpool(
+                receive,
+                engine.runtime,
+                request.path_params["integrationId"],
+                request.headers,
+                body,
+            )
+            return Response(orjson.dumps(ack.body), media_type="application/json")
 
-        body = await _body(request)
-        ack = await run_in_threadpool(
-            telegram.receive,
-            engine.runtime,
-            request.path_params["integrationId"],
-            request.headers,
-            body,
-        )
-        return Response(orjson.dumps(ack.body), media_type="application/json")
+        return endpoint
 
-    async def discord_interaction(request: Request) -> Response:
-        body = await _body(request)
-        ack = await run_in_threadpool(
-            channel_events.receive_discord,
-            engine.runtime,
-            request.path_params["integrationId"],
-            request.headers,
-            body,
-        )
-        return Response(orjson.dumps(ack.body), media_type="application/json")
+    whatsapp_post = delivered(channel_events.receive_whatsapp)
 
     async def whatsapp_webhook(request: Request) -> Response:
-        integration_id = request.path_params["integrationId"]
-        if request.method == "GET":
+        if request.method == "GET":  # Meta's subscription handshake
             challenge = await run_in_threadpool(
                 channel_events.whatsapp_challenge,
                 engine.runtime,
-                integration_id,
+                request.path_params["integrationId"],
                 dict(request.query_params),
             )
             return PlainTextResponse(challenge)
-        body = await _body(request)
-        ack = await run_in_threadpool(
-            channel_events.receive_whatsapp, engine.runtime, integration_id, request.headers, body
-        )
-        return Response(orjson.dumps(ack.body), media_type="application/json")
+        return await whatsapp_post(request)
 
     routes: list[BaseRoute] = []
     for handler, path, methods in (
-        (slack_event, "/integration/slack/{integrationId}/event", ["POST"]),
-        (discord_interaction, "/integration/discord/{integrationId}/interaction", ["POST"]),
+        (
+            delivered(channel_events.receive_slack),
+            "/integration/slack/{integrationId}/event",
+            ["POST"],
+        ),
+        (
+            delivered(channel_events.receive_discord),
+            "/integration/discord/{integrationId}/interaction",
+            ["POST"],
+        ),
         (whatsapp_webhook, "/integration/whatsapp/{integrationId}/webhook", ["GET", "POST"]),
-        (telegram_update, "/integration/telegram/{integrationId}/webhook", ["POST"]),
+        (delivered(telegram.receive), "/integration/telegram/{integrationId}/webhook", ["POST"]),
     ):
         routes.extend(Route(p + path, handler, methods=methods) for p in PREFIXES)
     return routes
