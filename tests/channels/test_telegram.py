@@ -378,7 +378,7 @@ def test_a_long_answer_is_split_and_a_retry_sends_only_the_rest(
         try:
             iid = make_integration(engine)
             with engine.store.session() as session:
-                row = channel_events._integration(session, "telegram", iid)
+                row = channel_events.integration_row(session, "telegram", iid)
                 channel_events.store(session, row, "manual:1", {"chatId": 7001, "messageId": 10})
                 event_id = session.scalars(select(IntegrationEvent.id)).one()
                 session.expunge(row)

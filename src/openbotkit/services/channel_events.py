@@ -63,7 +63,8 @@ class Acknowledged:
     body: dict[str, Any]
 
 
-def _integration(session: Session, kind: str, integration_id: str) -> Integration:
+def integration_row(session: Session, kind: str, integration_id: str) -> Integration:
+    """The integration of this kind (any account's: a delivery names it by id alone)."""
     row = session.get(Integration, integration_id)
     if row is None or row.kind != kind:
         raise NotFound(f"no {kind} integration {integration_id!r}")
@@ -75,10 +76,8 @@ def receive_slack(
 ) -> Acknowledged:
     """One Events API request: verified against the integration's signing secret, answered
     at once (the challenge, or an acknowledgement), its message queued to be answered."""
-    with runtime.store.session(write=False) as session:
-        row = _integration(session, "slack", integration_id)
-        signing = integrations.secret(runtime.vault, row, "signing_secret")
-        session.expunge(row)
+    row = detached(runtime, "slack", integration_id)
+    signing = integrations.secret(runtime.vault, row, "signing_secret")
     if signing is None:
         raise NotAuthenticated("the integration has no signingSecret: set it to receive events")
     try:
@@ -90,14 +89,7 @@ def receive_slack(
         )
     except slack.BadSignature as exc:
         raise NotAuthenticated(f"Slack signature refused: {exc}") from None
-    try:
-        envelope = json.loads(body)
-    except ValueError:
-        raise InvalidInput(
-            "the event body is not JSON", details=[Problem("", "json", "not JSON")]
-        ) from None
-    if not isinstance(envelope, dict):
-        raise InvalidInput("the event body is not an object", details=[Problem("", "type", "")])
+    envelope = json_object(body)
     if envelope.get("type") == "url_verification":
         return Acknowledged({"challenge": str(envelope.get("challenge", ""))})
     mention = slack.message_of(envelope)
@@ -119,10 +111,10 @@ def receive_slack(
     return Acknowledged({})
 
 
-def _detached(runtime: Runtime, kind: str, integration_id: str) -> Integration:
+def detached(runtime: Runtime, kind: str, integration_id: str) -> Integration:
     """The integration, read and detached (its settings and sealed secrets loaded)."""
     with runtime.store.session(write=False) as session:
-        row = _integration(session, kind, integration_id)
+        row = integration_row(session, kind, integration_id)
         session.expunge(row)
     return row
 
@@ -133,7 +125,7 @@ def receive_discord(
     """One interaction, verified against the application's public key: a PING gets its PONG,
     the integration's slash command a deferred response at once (its answer follows from a
     worker), anything else a note only the asker sees."""
-    row = _detached(runtime, "discord", integration_id)
+    row = detached(runtime, "discord", integration_id)
     public_key = str((row.settings or {}).get("public_key") or "")
     if not public_key:
         raise NotAuthenticated("the integration has no publicKey: set it to receive interactions")
@@ -146,7 +138,7 @@ def receive_discord(
         )
     except discord.BadSignature as exc:
         raise NotAuthenticated(f"Discord signature refused: {exc}") from None
-    interaction = _json_object(body)
+    interaction = json_object(body)
     if interaction.get("type") == discord.PING:
         return Acknowledged({"type": discord.PONG})
     handle = discord.handle_of(row.settings)
@@ -172,7 +164,7 @@ def receive_discord(
 
 def whatsapp_challenge(runtime: Runtime, integration_id: str, params: dict[str, str]) -> str:
     """Meta's subscription check: its challenge, echoed when the verify token is ours."""
-    row = _detached(runtime, "whatsapp", integration_id)
+    row = detached(runtime, "whatsapp", integration_id)
     challenge = whatsapp.handshake(params, (row.settings or {}).get("verify_token"))
     if challenge is None:
         raise NotAuthenticated(
@@ -188,7 +180,7 @@ def receive_whatsapp(
     """One webhook delivery, verified against the app secret: each text message to the
     integration's number is queued to be answered once; statuses and the rest are
     acknowledged."""
-    row = _detached(runtime, "whatsapp", integration_id)
+    row = detached(runtime, "whatsapp", integration_id)
     app_secret = integrations.secret(runtime.vault, row, "app_secret")
     if app_secret is None:
         raise NotAuthenticated("the integration has no appSecret: set it to receive messages")
@@ -197,7 +189,7 @@ def receive_whatsapp(
     except whatsapp.BadSignature as exc:
         raise NotAuthenticated(f"WhatsApp signature refused: {exc}") from None
     number = str((row.settings or {}).get("phone_number_id") or "")
-    for text in whatsapp.texts_of(_json_object(body)):
+    for text in whatsapp.texts_of(json_object(body)):
         if number and text.phone_number_id != number:
             continue  # one app's webhook serves all its numbers: another integration's
         if not integrations.allowed(row, text.user, "+" + text.user):
@@ -213,7 +205,8 @@ def receive_whatsapp(
     return Acknowledged({})
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def json_object(body: bytes) -> dict[str, Any]:
+    """A delivery's body as the JSON object every channel sends; InvalidInput otherwise."""
     try:
         value = json.loads(body)
     except ValueError:
@@ -319,7 +312,7 @@ def answer(runtime: Runtime, job: Job, finish: Callable[[Session], None]) -> Non
         if event.sent_at is not None:
             finish(ctx.session)
             return
-        row = _integration(ctx.session, str(payload.get("kind")), event.integration_id)
+        row = integration_row(ctx.session, str(payload.get("kind")), event.integration_id)
         ctx.session.expunge(row)
         reply, conversation_id, event_id = event.reply, event.conversation_id, event.id
     if reply is None:

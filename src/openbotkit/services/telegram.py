@@ -14,7 +14,6 @@ the chat's id (a group's, to let everyone in it in).
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets as token_source
 import threading
@@ -26,7 +25,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from openbotkit.channels import telegram
-from openbotkit.errors import InvalidInput, NotAuthenticated, Problem
+from openbotkit.errors import NotAuthenticated
 from openbotkit.ids import now_ms
 from openbotkit.runtime import Runtime
 from openbotkit.services import channel_events, channel_polls, integrations
@@ -205,26 +204,17 @@ def receive(
     runtime: Runtime, integration_id: str, headers: Mapping[str, str], body: bytes
 ) -> channel_events.Acknowledged:
     """One webhook delivery: its secret token checked, the update stored once."""
-    with runtime.store.session(write=False) as session:
-        row = channel_events._integration(session, "telegram", integration_id)
-        expected = integrations.secret(runtime.vault, row, "webhook_secret")
-        session.expunge(row)
+    row = channel_events.detached(runtime, "telegram", integration_id)
+    expected = integrations.secret(runtime.vault, row, "webhook_secret")
     try:
         telegram.verify_secret(expected, headers.get("x-telegram-bot-api-secret-token"))
     except telegram.BadSecret as exc:
         raise NotAuthenticated(f"Telegram webhook refused: {exc}") from None
-    try:
-        update = json.loads(body)
-    except ValueError:
-        raise InvalidInput(
-            "the update is not JSON", details=[Problem("", "json", "not JSON")]
-        ) from None
-    if not isinstance(update, dict):
-        raise InvalidInput("the update is not an object", details=[Problem("", "type", "")])
+    update = channel_events.json_object(body)
     settings = row.settings or {}
     me = (int(settings.get("bot_user_id") or 0), str(settings.get("bot_username") or ""))
     with runtime.store.session() as session:
-        current = channel_events._integration(session, "telegram", integration_id)
+        current = channel_events.integration_row(session, "telegram", integration_id)
         _store(session, current, update, me)
     return channel_events.Acknowledged({})
 
