@@ -3,6 +3,7 @@ browser (Chromium) against a real `obk serve` app on loopback."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,10 @@ from openbotkit.settings import Settings
 from tests.console.browser import chromium, watch
 from tests.console.test_console import sign_in
 from tests.server.serving import serve_in_thread
+from tests.services.test_answering import Script, calls, script, text
+from tests.services.test_tools import AUTH, TOKEN, Api, api, fetch_block
+
+__all__ = ["api", "script"]  # the loopback order API and the scripted model, as fixtures
 
 
 @pytest.fixture(scope="module")
@@ -296,3 +301,62 @@ def test_the_playground_shows_a_conversations_ability_calls(
         expect(shown.nth(0).get_by_label("Result")).to_contain_text("shipped")
         w.shot("playground-activity")
         w.assert_no_errors()
+
+
+def test_the_playground_shows_an_ability_call_as_it_streams(
+    tmp_path: Path, browser: Browser, script: tuple[Script, str], api: Api
+) -> None:
+    model, model_origin = script
+    table = {"models": {"scripted": {"provider": "openai", "baseUrl": f"{model_origin}/v1"}}}
+    (tmp_path / "models.json").write_text(json.dumps(table))
+    settings = Settings(
+        home=tmp_path / "home",
+        models_file=tmp_path / "models.json",
+        default_model="scripted",
+        fetch_allow_hosts=f"127.0.0.1:{api.port}",
+    )
+    engine = Engine(settings)
+    _, key = create_secret(engine.runtime, "local")
+
+    def run(name: str, data: dict[str, Any]) -> dict[str, Any]:
+        return engine.execute(name, data, account="local")
+
+    secret = run("create_secret", {"name": "Shop API", "type": "bearer", "value": TOKEN})["id"]
+    skillset = run("create_skillset", {"name": "Shop"})["id"]
+    order_url = f"{api.origin}/orders/$[orderId! euc|the order number]"
+    run(
+        "create_skillset_ability",
+        {
+            "skillsetId": skillset,
+            "name": "Lookup order",
+            "instruction": fetch_block(order_url, AUTH),
+            "linkedSecretId": secret,
+        },
+    )
+    bot = run("create_bot", {"name": "Shop", "skillsetId": skillset})["id"]
+    model.replies = [calls(("lookup_order", '{"orderId": "42"}')), text("Order 42 shipped.")]
+    try:
+        with serve_in_thread(create_app(settings, engine)) as origin:
+            w = watch(browser)
+            page = w.page
+            lists: list[str] = []
+            page.on("request", lambda r: lists.append(r.url) if "/message/list" in r.url else None)
+            sign_in(w, origin, key)
+            page.goto(f"{origin}/#/playground/{bot}")
+            page.get_by_label("Message", exact=True).fill("Where is order 42?")
+            page.get_by_role("button", name="Send").click()
+            expect(page.get_by_role("article", name="Answer")).to_contain_text("Order 42 shipped.")
+            shown = page.get_by_role("article", name="Ability call")
+            expect(shown).to_have_count(1)
+            expect(shown).to_contain_text("lookup_order")
+            expect(shown.locator(".call-status")).to_have_text("ok")
+            order = page.locator(".chat-log > article").evaluate_all(
+                "els => els.map(e => e.getAttribute('aria-label'))"
+            )
+            assert order == ["You", "Ability call", "Answer"]
+            # Drawn from the stream as it happened: the stored messages were not read for it.
+            assert lists == []
+            assert TOKEN not in page.content()
+            w.assert_no_errors()
+    finally:
+        engine.close()

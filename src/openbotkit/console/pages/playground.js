@@ -106,7 +106,8 @@ export default async function playground (main, [botParam, conversationParam]) {
       for await (const ev of stream(`/conversation/${conversationId}/complete`, { text })) {
         if (ev.type === 'token') { answer.body.textContent += ev.data.token; log.scrollTop = log.scrollHeight }
         if (ev.type === 'usage') usage = ev.data
-        if (ev.type === 'activity' && activityOf(ev.data)) { streamedCalls++; call(activityOf(ev.data), answer.el) }
+        // An ability call streams as a `message` event (ChatBotKit's) holding an activity message.
+        if (ev.type === 'message' && ev.data?.type === 'activity') { streamedCalls++; call(activityOf(ev.data), answer.el) }
         if (ev.type === 'result') result = ev.data
       }
       const stored = result?.id ? await get(`/conversation/${conversationId}/message/${result.id}/fetch`) : null
