@@ -26,7 +26,7 @@ from openbotkit.engine import Engine
 from openbotkit.models.providers import LLMProvider
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.server.app import create_app
-from openbotkit.services import channel_events
+from openbotkit.services import channel_updates
 from openbotkit.services import telegram as service
 from openbotkit.services.worker import Worker
 from openbotkit.settings import Settings
@@ -378,8 +378,8 @@ def test_a_long_answer_is_split_and_a_retry_sends_only_the_rest(
         try:
             iid = make_integration(engine)
             with engine.store.session() as session:
-                row = channel_events.integration_row(session, "telegram", iid)
-                channel_events.store(session, row, "manual:1", {"chatId": 7001, "messageId": 10})
+                row = channel_updates.integration_row(session, "telegram", iid)
+                channel_updates.store(session, row, "manual:1", {"chatId": 7001, "messageId": 10})
                 event_id = session.scalars(select(IntegrationEvent.id)).one()
                 session.expunge(row)
             paragraph = ("word " * 700).strip()  # 3499 characters

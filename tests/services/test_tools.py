@@ -17,6 +17,7 @@ from openbotkit.engine import Engine
 from openbotkit.models.providers import LLMProvider
 from openbotkit.retrieval.embedders import Embedder
 from openbotkit.services import ability_kinds, tools
+from openbotkit.services.completion import ask_bot
 from openbotkit.services.context import AccountScope
 from openbotkit.settings import Settings
 from tests.conftest import RunAction, make_runner
@@ -373,12 +374,12 @@ def test_asking_another_bot_gives_that_bots_answer(
     instruction = "```bot\nprompt: $[question!|the question for the expert]\n```"
     tool = the_tool(engine, ability(run, instruction, "Ask the expert", linkedBotId=expert))
     assert tool.parameters["required"] == ["question"]
-    out = tools.call(scope, tool, {"question": "What is a robot?"}, deadline_s=120)
+    out = tools.call(scope, tool, {"question": "What is a robot?"}, deadline_s=120, ask=ask_bot)
     assert out.ok and out.error is None, out
     assert out.result.strip() and len(out.result.split()) <= 4
     # A bot that does not exist (deleted since) is a failed call, not an exception.
     run("delete_bot", {"botId": expert})
-    out = tools.call(scope, tool, {"question": "What is a robot?"}, deadline_s=120)
+    out = tools.call(scope, tool, {"question": "What is a robot?"}, deadline_s=120, ask=ask_bot)
     assert not out.ok and out.error is not None and expert in out.error
 
 
@@ -387,10 +388,12 @@ def test_bots_asking_bots_cannot_loop(run: RunAction, engine: Engine, scope: Acc
     instruction = f"```bot/ask/id={expert}\n$[question!|question]\n```"
     tool = the_tool(engine, ability(run, instruction, "Ask"))
     # As if the expert itself were answering, and asked itself through this ability.
-    out = tools.call(replace(scope, asking=(expert,)), tool, {"question": "hi"}, deadline_s=60)
+    asking = replace(scope, asking=(expert,))
+    out = tools.call(asking, tool, {"question": "hi"}, deadline_s=60, ask=ask_bot)
     assert not out.ok and out.error is not None and "already answering" in out.error
     chain = tuple(f"bot_{i}" for i in range(ability_kinds.MAX_BOT_DEPTH))
-    out = tools.call(replace(scope, asking=chain), tool, {"question": "hi"}, deadline_s=60)
+    deep = replace(scope, asking=chain)
+    out = tools.call(deep, tool, {"question": "hi"}, deadline_s=60, ask=ask_bot)
     assert not out.ok and out.error is not None and "levels" in out.error
 
 

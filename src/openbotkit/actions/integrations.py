@@ -285,7 +285,10 @@ def _declare(
         return IdOutput(id=integrations.delete(ctx, kind, inp.integration_id))
 
     def setup(scope: AccountScope, inp: IntegrationRef) -> SetupOutput:
-        return SetupOutput.model_validate(integrations.setup(scope, kind, inp.integration_id))
+        # The channels' clients (httpx, smtplib) load when a setup runs, not with the registry.
+        from openbotkit.services import integration_setup
+
+        return SetupOutput.model_validate(integration_setup.setup(scope, kind, inp.integration_id))
 
     declared: list[Declared] = [
         (

@@ -22,14 +22,14 @@ from openbotkit.engine import Engine
 from openbotkit.errors import InvalidInput, Problem
 from openbotkit.runtime import Runtime
 from openbotkit.server.routes import PREFIXES
-from openbotkit.services import channel_events, telegram
+from openbotkit.services import channel_events, channel_updates, telegram
 
 MAX_EVENT_BYTES = 1024 * 1024
 log = logging.getLogger("openbotkit.channels")
 
 
 # How a channel's signed delivery is received: (runtime, integration id, headers, raw body).
-Receiver = Callable[[Runtime, str, Mapping[str, str], bytes], channel_events.Acknowledged]
+Receiver = Callable[[Runtime, str, Mapping[str, str], bytes], channel_updates.Acknowledged]
 
 
 def channel_routes(engine: Engine) -> list[BaseRoute]:

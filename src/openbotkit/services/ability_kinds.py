@@ -24,7 +24,14 @@ from openbotkit.abilities import instruction as fmt
 from openbotkit.errors import ObkError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from openbotkit.services.context import AccountScope
+
+    # How a bot is asked: (the asking scope, the bot's id, the prompt) to that bot's completion
+    # events. The completion running the tools passes its own (completion.ask_bot) down, so
+    # this module, below the completion, never imports it.
+    Asker = Callable[[AccountScope, str, str], Iterator[dict[str, Any]]]
 
 MAX_READ_BYTES = 256 * 1024  # of a fetch's response: the model reads MAX_RESULT_CHARS at most
 MAX_SEARCH_RECORDS = 5
@@ -179,14 +186,16 @@ class Request:
     linked_bot_id: str | None
 
 
-def run(scope: AccountScope, request: Request, deadline: float) -> tuple[bool, str, str | None]:
+def run(
+    scope: AccountScope, request: Request, deadline: float, ask: Asker | None = None
+) -> tuple[bool, str, str | None]:
     """Run a fetch, search or bot block: (ok, result, error)."""
     if request.action.type == "fetch":
         return _fetch(scope, request, deadline)
     if request.action.type == "search":
         return _search(scope, request, deadline)
     if request.action.type == "bot":
-        return _ask_bot(scope, request, deadline)
+        return _ask_bot(scope, request, deadline, ask)
     raise Failed(f"the action {request.action.type} cannot run here")
 
 
@@ -343,15 +352,13 @@ def _search(scope: AccountScope, request: Request, deadline: float) -> tuple[boo
 
 
 def _ask_bot(
-    scope: AccountScope, request: Request, deadline: float
+    scope: AccountScope, request: Request, deadline: float, ask: Asker | None
 ) -> tuple[bool, str, str | None]:
     """The other bot's grounded answer to the rendered prompt. Bots asking each other are
     bounded: a bot already asked on this chain is not asked again, and the chain is at most
     MAX_BOT_DEPTH deep. The chain travels on the scope (`AccountScope.asking`): the other bot's
     completion gets a scope naming it, and passes that scope to any call it makes."""
-    # completion imports this module (through tools): imported here, when a bot is asked.
     from openbotkit.services import bots
-    from openbotkit.services.completion import BotConfig, complete_messages
 
     body = request.action.body
     prompt = render(body.get("prompt"), request.params, request.arguments, request.secrets)
@@ -373,7 +380,9 @@ def _ask_bot(
     if isinstance(timeout, int):
         deadline = min(deadline, time.monotonic() + timeout / 1000)
     asked = replace(scope, asking=(*chain, bot_id))
-    events = complete_messages(asked, [{"type": "user", "text": prompt}], bot_id, BotConfig())
+    if ask is None:
+        raise Failed("asking another bot needs the completion this call runs in")
+    events = ask(asked, bot_id, prompt)
     try:
         for event in events:
             if time.monotonic() > deadline:

@@ -36,9 +36,10 @@ from openbotkit.models.providers import (
 )
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.services.metering import Meter, metered
+from openbotkit.services.prepared import Prepared
 
 if TYPE_CHECKING:
-    from openbotkit.services.completion import Prepared
+    from openbotkit.services.ability_kinds import Asker
     from openbotkit.services.tools import Tool
 
 Event = dict[str, Any]
@@ -82,6 +83,8 @@ class Toolbox:
 
     abilities: dict[str, Tool] = field(default_factory=dict)
     functions: dict[str, ClientFunction] = field(default_factory=dict)
+    # How an ability asks another bot (completion.ask_bot: the completion is above this module).
+    ask: Asker | None = None
 
     def __bool__(self) -> bool:
         return bool(self.abilities or self.functions)
@@ -92,10 +95,15 @@ class Toolbox:
         return found
 
 
-def toolbox(ctx: Ctx, skillset_ids: Sequence[str], functions: Sequence[ClientFunction]) -> Toolbox:
+def toolbox(
+    ctx: Ctx,
+    skillset_ids: Sequence[str],
+    functions: Sequence[ClientFunction],
+    ask: Asker | None = None,
+) -> Toolbox:
     """The abilities of these skillsets and the request's functions. A function named like an
     ability is refused (the model could not tell them apart)."""
-    box = Toolbox()
+    box = Toolbox(ask=ask)
     if skillset_ids:
         from openbotkit.services.tools import tools_for
 
@@ -409,7 +417,7 @@ def _run(
 
         assert ability is not None
         state.calls += 1
-        outcome = tools.call(scope, ability, call.arguments, deadline_s=left)
+        outcome = tools.call(scope, ability, call.arguments, deadline_s=left, ask=box.ask)
         result, error = (outcome.result, None) if outcome.ok else (None, outcome.error)
     status = "error" if error is not None else "ok"
     duration = int((time.monotonic() - started) * 1000)

@@ -17,24 +17,29 @@ deferred response in place, so a second send changes nothing).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from openbotkit.channels import ChannelError, discord, slack, whatsapp
 from openbotkit.channels import email as email_channel
-from openbotkit.errors import InvalidInput, NotAuthenticated, NotFound, ObkError, Problem
-from openbotkit.ids import new_id, now_ms
-from openbotkit.ingestion import jobs
+from openbotkit.errors import NotAuthenticated, ObkError
+from openbotkit.ids import now_ms
 from openbotkit.runtime import Runtime
-from openbotkit.services import completion, contacts, conversations, integrations
+from openbotkit.services import completion, contacts, conversations, integrations, telegram
+from openbotkit.services.channel_updates import (
+    Acknowledged,
+    Undeliverable,
+    detached,
+    integration_row,
+    json_object,
+    report,
+    store_once,
+)
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.store.tables import (
     Conversation,
@@ -45,30 +50,10 @@ from openbotkit.store.tables import (
 )
 
 log = logging.getLogger("openbotkit.channels")
-MAX_ATTEMPTS = 5
 # Channels that show the person a pending answer until it is sent, and what replaces it when the
 # bot cannot answer (_notify_failure).
 PENDING_KINDS = frozenset({"discord"})
 FAILURE_NOTICE = "Sorry, I could not answer this time."
-
-
-class Undeliverable(Exception):
-    """An answer that retrying cannot deliver (the token was refused, the bot is gone)."""
-
-
-@dataclass(frozen=True)
-class Acknowledged:
-    """What the server answers the channel: a JSON body (empty: plain acknowledgement)."""
-
-    body: dict[str, Any]
-
-
-def integration_row(session: Session, kind: str, integration_id: str) -> Integration:
-    """The integration of this kind (any account's: a delivery names it by id alone)."""
-    row = session.get(Integration, integration_id)
-    if row is None or row.kind != kind:
-        raise NotFound(f"no {kind} integration {integration_id!r}")
-    return row
 
 
 def receive_slack(
@@ -107,16 +92,8 @@ def receive_slack(
     }
     if not payload["text"]:
         return Acknowledged({})
-    _store_once(runtime, row, mention.event_id, payload)
+    store_once(runtime, row, mention.event_id, payload)
     return Acknowledged({})
-
-
-def detached(runtime: Runtime, kind: str, integration_id: str) -> Integration:
-    """The integration, read and detached (its settings and sealed secrets loaded)."""
-    with runtime.store.session(write=False) as session:
-        row = integration_row(session, kind, integration_id)
-        session.expunge(row)
-    return row
 
 
 def receive_discord(
@@ -158,7 +135,7 @@ def receive_discord(
         # The interaction token can edit the bot's answer for 15 minutes: sealed like a secret.
         "token": runtime.vault.encrypt(command.token).decode(),
     }
-    _store_once(runtime, row, command.interaction_id, payload)
+    store_once(runtime, row, command.interaction_id, payload)
     return Acknowledged({"type": discord.DEFERRED_CHANNEL_MESSAGE})
 
 
@@ -201,51 +178,8 @@ def receive_whatsapp(
             "text": text.text,
             "messageId": text.message_id,
         }
-        _store_once(runtime, row, text.message_id, payload)
+        store_once(runtime, row, text.message_id, payload)
     return Acknowledged({})
-
-
-def json_object(body: bytes) -> dict[str, Any]:
-    """A delivery's body as the JSON object every channel sends; InvalidInput otherwise."""
-    try:
-        value = json.loads(body)
-    except ValueError:
-        raise InvalidInput(
-            "the request body is not JSON", details=[Problem("", "json", "not JSON")]
-        ) from None
-    if not isinstance(value, dict):
-        raise InvalidInput("the request body is not an object", details=[Problem("", "type", "")])
-    return value
-
-
-def _store_once(runtime: Runtime, row: Integration, event_id: str, payload: dict[str, Any]) -> bool:
-    """Store the update and queue its answer, unless its id was stored before (False)."""
-    with runtime.store.session() as session:
-        return store(session, row, event_id, payload)
-
-
-def store(session: Session, row: Integration, event_id: str, payload: dict[str, Any]) -> bool:
-    """Store the update and queue its answer in the caller's transaction (a savepoint), unless
-    its id was stored before (False). `payload` may carry the contact's `fingerprint`."""
-    try:
-        with session.begin_nested():
-            event = IntegrationEvent(
-                id=new_id(),
-                account_id=row.account_id,
-                integration_id=row.id,
-                event_id=event_id,
-                created_at=now_ms(),
-            )
-            session.add(event)
-            session.flush()
-            job_payload = {"eventId": event.id, "kind": row.kind, **payload}
-            jobs.enqueue_payload(
-                session, row.account_id, jobs.CHANNEL_ANSWER, job_payload, MAX_ATTEMPTS
-            )
-    except IntegrityError:
-        log.info("integration %s: update %s delivered again, already queued", row.id, event_id)
-        return False
-    return True
 
 
 def _conversation_for(
@@ -376,8 +310,6 @@ def _typing(
 ) -> AbstractContextManager[Any]:
     """What the channel shows while the answer is generated (Telegram: "typing…")."""
     if row.kind == "telegram":
-        from openbotkit.services import telegram
-
         return telegram.typing(runtime, row, payload)
     return nullcontext()
 
@@ -446,20 +378,6 @@ def _send_whatsapp(runtime: Runtime, row: Integration, payload: dict[str, Any], 
     )
 
 
-def report(runtime: Runtime, integration_id: str, error: str) -> None:
-    """Keep `error` as the integration's lastError (its own transaction: it outlives a failed
-    attempt's)."""
-    with runtime.store.session() as session:
-        ctx = Ctx(runtime, session, "")
-        integrations.report_error(ctx, integration_id, error)
-
-
-def integration_of(session: Session, job: Job) -> str | None:
-    """The integration a CHANNEL_ANSWER job answers for (to report its failure on)."""
-    event = session.get(IntegrationEvent, (job.payload or {}).get("eventId"))
-    return event.integration_id if event is not None else None
-
-
 def _threaded(ctx: Ctx, row: Integration, payload: dict[str, Any]) -> str | None:
     """The conversation of the nearest earlier update this one answers (payload `thread`:
     their update ids, nearest first; `threadEvents`: ids of updates the bot's own answers
@@ -526,7 +444,7 @@ def receive_email(
             "thread": inbound.thread_keys,
             "threadEvents": [e for e in map(email_channel.replied_event, inbound.thread) if e],
         }
-        queued += _store_once(runtime, row, inbound.event_id, payload)
+        queued += store_once(runtime, row, inbound.event_id, payload)
     return queued
 
 
@@ -551,17 +469,11 @@ def _send_email(runtime: Runtime, row: Integration, payload: dict[str, Any], rep
     email_channel.send(server, message)
 
 
-def _send_telegram(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
-    from openbotkit.services import telegram  # it stores updates through this module
-
-    telegram.send(runtime, row, payload, reply)
-
-
 # How each kind delivers an answer (the payload is what its receive_* stored).
 SENDERS: dict[str, Callable[[Runtime, Integration, dict[str, Any], str], None]] = {
     "slack": _send_slack,
     "discord": _send_discord,
     "whatsapp": _send_whatsapp,
-    "telegram": _send_telegram,
+    "telegram": telegram.send,
     "email": _send_email,
 }

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select, update
@@ -122,17 +122,14 @@ class Channel:
     poll: Callable[[Runtime, str, str, str, int, threading.Event], bool]
 
 
-def _channels() -> list[Channel]:
-    from openbotkit.services import telegram  # httpx: only for workers that poll
-
-    return [telegram.CHANNEL]
-
-
 class Pollers:
     """A worker's pollers: one thread per integration whose lease this worker holds."""
 
-    def __init__(self, runtime: Runtime, holder: str, lease_ms: int) -> None:
+    def __init__(
+        self, runtime: Runtime, holder: str, lease_ms: int, channels: Sequence[Channel]
+    ) -> None:
         self.runtime = runtime
+        self.channels = list(channels)
         self.holder = holder
         self.lease_ms = lease_ms
         self._running: dict[str, tuple[threading.Thread, threading.Event]] = {}
@@ -141,7 +138,7 @@ class Pollers:
     def run(self, stop: threading.Event) -> None:
         """Look for integrations to poll every SCAN_S until `stop`; then stop the pollers and
         give their leases up."""
-        channels = _channels()
+        channels = self.channels
         try:
             while not stop.is_set():
                 try:

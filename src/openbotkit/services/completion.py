@@ -19,14 +19,14 @@ from typing import Any
 from sqlalchemy import select
 
 from openbotkit.errors import InvalidInput, Problem
-from openbotkit.models.modelstring import ModelSpec, parse_model
+from openbotkit.models.modelstring import parse_model
 from openbotkit.models.prompt import Turn, build_messages, context_block
-from openbotkit.models.providers import ChatMessage, GenerationOptions, LLMProvider, Role
-from openbotkit.retrieval.citations import SourceRecord, align
-from openbotkit.retrieval.embedders import Embedder
+from openbotkit.models.providers import GenerationOptions, Role
+from openbotkit.retrieval.citations import SourceRecord
 from openbotkit.services import answering, bots, conversations, datasets, usage
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.services.metering import Meter
+from openbotkit.services.prepared import Prepared
 from openbotkit.services.search import search_records
 from openbotkit.store.tables import Message
 
@@ -44,62 +44,6 @@ class BotConfig:
     backstory: str | None = None
     dataset_id: str | None = None
     skillset_id: str | None = None
-
-
-@dataclass
-class Prepared:
-    provider: LLMProvider
-    spec: ModelSpec
-    messages: list[ChatMessage]
-    options: GenerationOptions
-    # The records put in the prompt, and the embedder to cite them with (None: no dataset).
-    records: list[SourceRecord] = field(default_factory=list)
-    embedder: Embedder | None = None
-    # Each record's search score, in the order of `records`.
-    scores: list[float] = field(default_factory=list)
-    # What the prompt was built from, so a grounded answer can be rebuilt with more facts (the
-    # result of an action the local model chose).
-    backstory: str | None = None
-    history: list[Turn] = field(default_factory=list)
-    facts: list[str] = field(default_factory=list)
-    match_instruction: str | None = None
-    mismatch_instruction: str | None = None
-
-    def with_facts(self, extra: Sequence[str]) -> list[ChatMessage]:
-        """The prompt again, `extra` numbered after the facts it already had."""
-        context = context_block(
-            [*self.facts, *extra], self.match_instruction, self.mismatch_instruction
-        )
-        return build_messages(
-            self.provider,
-            backstory=self.backstory,
-            context=context,
-            history=self.history,
-            max_new_tokens=self.options.max_tokens,
-        )
-
-    def answer_meta(self, answer: str) -> dict[str, Any]:
-        """The bot message's meta: the records used and, when a dataset was consulted, which
-        sentences of the answer they support (citations, unsupported, grounding).
-        `sourceRecords` gives each record as a reader needs it without another request (a
-        widget's key may not read datasets): text, origin, dataset and score."""
-        meta: dict[str, Any] = {
-            "sources": [r.id for r in self.records],
-            "sourceRecords": [
-                {
-                    "id": r.id,
-                    "datasetId": r.dataset_id,
-                    "score": round(score, 4),
-                    "text": r.text,
-                    "source": r.source,
-                }
-                for r, score in zip(self.records, self.scores, strict=True)
-            ],
-            "model": self.spec.name,
-        }
-        if self.embedder is not None:
-            meta.update(align(answer, self.records, self.embedder).as_meta())
-        return meta
 
 
 def _config(ctx: Ctx, bot_id: str | None, inline: BotConfig) -> BotConfig:
@@ -267,7 +211,7 @@ def converse(
                 "the conversation has no messages yet: send `text`",
                 details=[Problem("/text", "required", "nothing to answer")],
             )
-        box = answering.toolbox(ctx, turn.skillsets(config), turn.functions)
+        box = answering.toolbox(ctx, turn.skillsets(config), turn.functions, ask_bot)
         prepared = _prepare(ctx, config, history)
         answering.check_model(prepared, box)
     kept: dict[str, Any] = {}
@@ -361,7 +305,7 @@ def complete_messages(
     documents = attachment_texts(scope, attachments)
     with scope.transaction(write=False) as ctx:
         config = turn.apply(_config(ctx, bot_id, inline))
-        box = answering.toolbox(ctx, turn.skillsets(config), turn.functions)
+        box = answering.toolbox(ctx, turn.skillsets(config), turn.functions, ask_bot)
         prepared = _prepare(ctx, config, history, documents)
         answering.check_model(prepared, box)
     kept: dict[str, Any] = {}
@@ -380,3 +324,9 @@ def complete_messages(
             "meta": _result_meta(kept["meta"], done),
         },
     }
+
+
+def ask_bot(scope: AccountScope, bot_id: str, prompt: str) -> Iterator[Event]:
+    """Another bot's completion of `prompt`, as an ability that asks it runs it (with a scope
+    naming the chain of bots asking: services/ability_kinds.py bounds it)."""
+    return complete_messages(scope, [{"type": "user", "text": prompt}], bot_id, BotConfig())

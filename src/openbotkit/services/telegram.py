@@ -28,7 +28,7 @@ from openbotkit.channels import telegram
 from openbotkit.errors import NotAuthenticated
 from openbotkit.ids import now_ms
 from openbotkit.runtime import Runtime
-from openbotkit.services import channel_events, channel_polls, integrations
+from openbotkit.services import channel_polls, channel_updates, integrations
 from openbotkit.services.context import AccountScope
 from openbotkit.store.tables import Integration, IntegrationEvent
 
@@ -46,7 +46,7 @@ def webhook_path(integration_id: str) -> str:
 def _bot(runtime: Runtime, row: Integration, client: httpx.Client | None = None) -> telegram.Bot:
     token = integrations.secret(runtime.vault, row, "bot_token")
     if token is None:
-        raise channel_events.Undeliverable("the integration has no botToken: set it to answer")
+        raise channel_updates.Undeliverable("the integration has no botToken: set it to answer")
     return telegram.Bot(runtime.settings.telegram_api_url, token, client)
 
 
@@ -98,8 +98,8 @@ def poll(
         try:
             bot = _bot(runtime, row, client)
             me = bot.get_me()
-        except (telegram.TelegramError, channel_events.Undeliverable) as exc:
-            channel_events.report(runtime, integration_id, f"getMe failed: {exc}")
+        except (telegram.TelegramError, channel_updates.Undeliverable) as exc:
+            channel_updates.report(runtime, integration_id, f"getMe failed: {exc}")
             return False
         bot_id, username = int(me.get("id") or 0), str(me.get("username") or "")
         owner, _, offset = cursor.partition(":")
@@ -111,7 +111,7 @@ def poll(
                 if exc.code == 409 and not _still_polled(runtime, integration_id):
                     return True  # setup has just registered a webhook: nothing is wrong
                 if exc.code == 409 and "webhook" in str(exc):  # set outside this installation
-                    channel_events.report(
+                    channel_updates.report(
                         runtime,
                         integration_id,
                         f"getUpdates refused: {exc}. Run setup: it deletes the webhook",
@@ -119,13 +119,13 @@ def poll(
                     return False
                 if exc.code == 409:  # another getUpdates: a dead holder's last poll, or a
                     # program outside this installation polling the same bot
-                    channel_events.report(
+                    channel_updates.report(
                         runtime,
                         integration_id,
                         f"getUpdates refused: {exc}. Is another program polling this bot?",
                     )
                 if exc.permanent:
-                    channel_events.report(runtime, integration_id, f"getUpdates failed: {exc}")
+                    channel_updates.report(runtime, integration_id, f"getUpdates failed: {exc}")
                     return False
                 log.warning("telegram integration %s: %s", integration_id, exc)
                 updates = []
@@ -197,26 +197,26 @@ def _store(session: Session, row: Integration, update: dict[str, Any], me: tuple
         "messageId": message.message_id,
         "text": message.text,
     }
-    return channel_events.store(session, row, f"{me[0]}:{message.update_id}", payload)
+    return channel_updates.store(session, row, f"{me[0]}:{message.update_id}", payload)
 
 
 def receive(
     runtime: Runtime, integration_id: str, headers: Mapping[str, str], body: bytes
-) -> channel_events.Acknowledged:
+) -> channel_updates.Acknowledged:
     """One webhook delivery: its secret token checked, the update stored once."""
-    row = channel_events.detached(runtime, "telegram", integration_id)
+    row = channel_updates.detached(runtime, "telegram", integration_id)
     expected = integrations.secret(runtime.vault, row, "webhook_secret")
     try:
         telegram.verify_secret(expected, headers.get("x-telegram-bot-api-secret-token"))
     except telegram.BadSecret as exc:
         raise NotAuthenticated(f"Telegram webhook refused: {exc}") from None
-    update = channel_events.json_object(body)
+    update = channel_updates.json_object(body)
     settings = row.settings or {}
     me = (int(settings.get("bot_user_id") or 0), str(settings.get("bot_username") or ""))
     with runtime.store.session() as session:
-        current = channel_events.integration_row(session, "telegram", integration_id)
+        current = channel_updates.integration_row(session, "telegram", integration_id)
         _store(session, current, update, me)
-    return channel_events.Acknowledged({})
+    return channel_updates.Acknowledged({})
 
 
 def typing(

@@ -40,6 +40,7 @@ from openbotkit.store.tables import Ability, AbilitySecret, Skillset
 
 if TYPE_CHECKING:
     from openbotkit.services import mcp_remote
+    from openbotkit.services.ability_kinds import Asker
 
 log = logging.getLogger("openbotkit.tools")
 
@@ -226,10 +227,16 @@ def _load(scope: AccountScope, ability_id: str) -> _Loaded:
 
 
 def call(
-    scope: AccountScope, tool: Tool, arguments: dict[str, Any], *, deadline_s: float
+    scope: AccountScope,
+    tool: Tool,
+    arguments: dict[str, Any],
+    *,
+    deadline_s: float,
+    ask: Asker | None = None,
 ) -> Outcome:
     """Check `arguments` against the tool's schema, render the ability's instruction, run it
-    within `deadline_s` seconds; never raises for a failed call (module doc)."""
+    within `deadline_s` seconds; never raises for a failed call (module doc). `ask` asks
+    another bot (completion.ask_bot, passed by the completion the call runs in)."""
     started = time.monotonic()
     deadline = started + max(deadline_s, 0.0)
     secrets: _Secrets | None = None
@@ -262,7 +269,7 @@ def call(
         else:
             params = {p.name: p for p in loaded.parsed.parameters}
             request = kinds.Request(action, params, arguments, secrets.values, loaded.linked_bot_id)
-            ok, result, error = kinds.run(scope, request, deadline)
+            ok, result, error = kinds.run(scope, request, deadline, ask)
     except kinds.Failed as exc:
         error = str(exc)
     except ObkError as exc:

@@ -35,7 +35,7 @@ from openbotkit.ingestion.diff import plan_diff
 from openbotkit.ingestion.parsers import ParseLimits, parse
 from openbotkit.retrieval.embedders import Vectors
 from openbotkit.runtime import Runtime
-from openbotkit.services import channel_events, file_content, resync, retention
+from openbotkit.services import channel_events, channel_updates, file_content, resync, retention
 from openbotkit.services.channel_polls import Pollers
 from openbotkit.services.context import AccountScope, Ctx
 from openbotkit.store import Store
@@ -97,7 +97,10 @@ class Worker:
         self.runtime.blobs.clean_staging()
         signal = jobs.listen(self.runtime.store)
         # Chat channels that are polled (Telegram without a webhook), leased across workers.
-        pollers, halt = Pollers(self.runtime, self.worker_id, self.lease_ms), threading.Event()
+        from openbotkit.services import telegram  # httpx: only for workers that poll
+
+        pollers = Pollers(self.runtime, self.worker_id, self.lease_ms, [telegram.CHANNEL])
+        halt = threading.Event()
         polling = threading.Thread(
             target=pollers.run, args=(halt,), name="obk-channel-pollers", daemon=True
         )
@@ -145,7 +148,7 @@ class Worker:
                 channel_events.answer(self.runtime, job, finish)
         except JobLost:
             log.warning("job %s was taken over by another worker", job.id)
-        except channel_events.Undeliverable as exc:
+        except channel_updates.Undeliverable as exc:
             self._report(job, str(exc))
             self._fail(job, str(exc), retry=False)
         except Exception as exc:
@@ -157,9 +160,9 @@ class Worker:
 
     def _report(self, job: Job, error: str) -> None:
         with self.runtime.store.session(write=False) as session:
-            integration_id = channel_events.integration_of(session, job)
+            integration_id = channel_updates.integration_of(session, job)
         if integration_id is not None:
-            channel_events.report(self.runtime, integration_id, error)
+            channel_updates.report(self.runtime, integration_id, error)
 
     def _fail(self, job: Job, error: str, *, retry: bool) -> None:
         with self.runtime.store.session() as session:
