@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,9 @@ from openbotkit.channels import slack, whatsapp
 from openbotkit.engine import Engine
 from openbotkit.server.app import create_app
 from openbotkit.settings import Settings
+
+# The fakes live with the tests: the repository root on the path, however this is started.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.channels import fake_discord, fake_graph, fake_slack, fake_telegram
 from tests.server.serving import serve_in_thread
 

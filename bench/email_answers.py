@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import smtplib
 import statistics
+import sys
 import tempfile
 import time
 from email.message import EmailMessage
@@ -24,6 +25,10 @@ from pathlib import Path
 from openbotkit.engine import Engine
 from openbotkit.server.app import create_app
 from openbotkit.settings import Settings
+
+# The fake SMTP server lives with the tests: the repository root on the path, however this is
+# started.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.channels.fake_smtp import PASSWORD, USERNAME, fake_smtp
 from tests.server.serving import free_port, serve_in_thread
 
