@@ -1,6 +1,7 @@
 """Wake-ups for idle queue consumers on both databases: PostgreSQL's arrive with the commit of
-the transaction that sent them (never with a rollback, never on another channel); SQLite sends
-none and a listener waits out its poll interval, or less when it is stopped."""
+the transaction that sent them (never with a rollback, never on another channel); on SQLite
+only listeners in the sending process are woken, the same way, and one with nothing sent waits
+out its poll interval, or less when it is stopped."""
 
 from __future__ import annotations
 
@@ -61,8 +62,13 @@ def test_postgresql_wakes_on_commit_only_and_on_its_channel(store: Store) -> Non
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
-def test_sqlite_sends_nothing_and_waits_its_interval(store: Store) -> None:
-    assert not woken_by(store, CHANNEL)
+def test_sqlite_wakes_this_process_on_commit_only_and_else_waits_its_interval(
+    store: Store,
+) -> None:
+    # obk serve's own worker, the CLI's: a job queued in this process wakes it at once.
+    assert woken_by(store, CHANNEL)
+    assert not woken_by(store, CHANNEL, commit=False)
+    assert not woken_by(store, "obk_some_other_channel")
     listener = store.listen(CHANNEL)
     assert waited(listener, 0.3) >= 0.29
     stop = threading.Event()

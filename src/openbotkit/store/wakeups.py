@@ -3,7 +3,8 @@
 A producer calls `notify` inside the transaction that adds work; a consumer waits on a
 `Listener` between polls. PostgreSQL sends a NOTIFY (delivered when that transaction commits)
 and a listener LISTENs on a connection of its own, so an idle worker on any machine starts at
-once. SQLite has no notification between processes: nothing is sent, and a listener simply
+once. SQLite has no notification between processes: a listener in the producer's own process
+(`obk serve`'s worker, the CLI's) is woken when the transaction commits, one in another process
 waits its poll interval. The SQL that only PostgreSQL has lives here, nowhere else.
 
 Consumers keep polling on every database: work that becomes due later (a retry after backoff,
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 _CHANNEL = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -44,25 +46,70 @@ def _check(channel: str) -> str:
     return channel
 
 
-class _Timer:
-    """Waits out the poll interval (or until `stop`)."""
+# How often a waiting in-process listener looks at its `stop` (it waits on its own event).
+STOP_CHECK_S = 0.1
+
+
+class _Local:
+    """The listeners of this process, by (database, channel): a commit that notified a channel
+    sets each one's event, which stays set until its wait takes it (like a queued NOTIFY)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[tuple[str, str], set[threading.Event]] = {}
+
+    def add(self, key: tuple[str, str]) -> threading.Event:
+        woken = threading.Event()
+        with self._lock:
+            self._events.setdefault(key, set()).add(woken)
+        return woken
+
+    def remove(self, key: tuple[str, str], woken: threading.Event) -> None:
+        with self._lock:
+            self._events.get(key, set()).discard(woken)
+
+    def fire(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            for woken in self._events.get(key, ()):
+                woken.set()
+
+
+class _LocalListener:
+    """Waits for a commit in this process that notified its channel, the poll interval, or
+    `stop`, whichever comes first."""
+
+    def __init__(self, local: _Local, key: tuple[str, str]) -> None:
+        self._local, self._key = local, key
+        self._woken = local.add(key)
 
     def wait(self, stop: threading.Event, timeout_s: float) -> None:
-        stop.wait(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if self._woken.wait(min(left, STOP_CHECK_S)):
+                self._woken.clear()
+                return
 
     def close(self) -> None:
-        pass
+        self._local.remove(self._key, self._woken)
 
 
 class PollingWakeups:
-    """SQLite: nothing to send; consumers find new work at their next poll."""
+    """SQLite: no notification between processes; within one, a commit wakes its listeners."""
+
+    def __init__(self) -> None:
+        self._local = _Local()
 
     def notify(self, session: Session, channel: str) -> None:
-        _check(channel)
+        bind = session.get_bind()
+        engine = bind if isinstance(bind, Engine) else bind.engine
+        key = (str(engine.url), _check(channel))
+        event.listen(session, "after_commit", lambda _: self._local.fire(key), once=True)
 
     def listen(self, engine: Engine, channel: str) -> Listener:
-        _check(channel)
-        return _Timer()
+        return _LocalListener(self._local, (str(engine.url), _check(channel)))
 
 
 class _PgListener:
