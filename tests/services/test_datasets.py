@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from openbotkit.engine import Engine
 from openbotkit.errors import InvalidInput, NotFound
+from openbotkit.services import crud
+from openbotkit.services.context import Ctx
+from openbotkit.store.tables import Record
 from tests.conftest import RunAction
 
 
@@ -88,3 +93,23 @@ def test_files_metadata_crud(run: RunAction) -> None:
     run("delete_file", {"fileId": file_id})
     with pytest.raises(NotFound):
         run("fetch_file", {"fileId": file_id})
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])
+def test_a_record_deleted_by_another_request_while_updated_is_not_found(
+    engine: Engine, run: RunAction
+) -> None:
+    # PostgreSQL runs writers side by side: the update read the record, another request deleted
+    # it and committed, and the update's write then matches no row. A 404, not a 500.
+    dataset = run("create_dataset", {})["id"]
+    record = run("create_dataset_record", {"datasetId": dataset, "text": "Lamps glow."})["id"]
+    account = engine.ensure_account("local")
+    with (
+        pytest.raises(NotFound, match="deleted by another request"),
+        engine.store.session() as updating,
+    ):
+        row = updating.scalars(select(Record).where(Record.id == record)).one()
+        run("delete_dataset_record", {"datasetId": dataset, "recordId": record})
+        crud.update(Ctx(engine.runtime, updating, account), row, {"meta": {"k": "v"}})
+    with pytest.raises(NotFound):
+        run("fetch_dataset_record", {"datasetId": dataset, "recordId": record})

@@ -8,6 +8,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm.exc import StaleDataError
 
 from openbotkit.errors import Conflict, InvalidInput, NotFound, Problem
 from openbotkit.ids import new_id, now_ms
@@ -67,7 +68,14 @@ def update(ctx: Ctx, row: Base, fields: Mapping[str, Any]) -> None:
     for key, value in fields.items():
         setattr(row, key, value)
     row.updated_at = now_ms()  # type: ignore[attr-defined]
-    ctx.session.flush()
+    named = f"{type(row).__name__.lower()} {getattr(row, 'id', '')}"  # read before a failed flush
+    try:
+        ctx.session.flush()
+    except StaleDataError:
+        # Deleted by another transaction since this one read it (PostgreSQL runs writers side
+        # by side): the row is gone, as if that delete had come first.
+        msg = f"{named} was deleted by another request while this one changed it"
+        raise NotFound(msg, details=[Problem("", "exists", "deleted meanwhile")]) from None
 
 
 class PageRequest(Protocol):
