@@ -38,6 +38,7 @@ from openbotkit.services.channel_updates import (
     integration_row,
     json_object,
     report,
+    sending_secret,
     store_once,
 )
 from openbotkit.services.context import AccountScope, Ctx
@@ -340,18 +341,10 @@ def _send(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: st
         raise
 
 
-def _token(runtime: Runtime, row: Integration, name: str, field: str) -> str:
-    """The secret `name` (the input `field`) the answer is sent with; Undeliverable if unset."""
-    token = integrations.secret(runtime.vault, row, name)
-    if token is None:
-        raise Undeliverable(f"the integration has no {field}: set it to answer")
-    return token
-
-
 def _send_slack(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
     slack.post_message(
         runtime.settings.slack_api_url,
-        _token(runtime, row, "bot_token", "botToken"),
+        sending_secret(runtime, row, "bot_token", "botToken"),
         str(payload.get("channel")),
         reply,
         str(payload.get("threadTs") or ""),
@@ -370,7 +363,7 @@ def _send_discord(runtime: Runtime, row: Integration, payload: dict[str, Any], r
 def _send_whatsapp(runtime: Runtime, row: Integration, payload: dict[str, Any], reply: str) -> None:
     whatsapp.send_text(
         runtime.settings.whatsapp_api_url,
-        _token(runtime, row, "access_token", "accessToken"),
+        sending_secret(runtime, row, "access_token", "accessToken"),
         str(payload.get("team")),
         str(payload.get("user")),
         reply,

@@ -112,3 +112,11 @@ def integration_of(session: Session, job: Job) -> str | None:
     """The integration a CHANNEL_ANSWER job answers for (to report its failure on)."""
     event = session.get(IntegrationEvent, (job.payload or {}).get("eventId"))
     return event.integration_id if event is not None else None
+
+
+def sending_secret(runtime: Runtime, row: Integration, name: str, field: str) -> str:
+    """The secret `name` (the input `field`) an answer is sent with; Undeliverable if unset."""
+    token = integrations.secret(runtime.vault, row, name)
+    if token is None:
+        raise Undeliverable(f"the integration has no {field}: set it to answer")
+    return token

@@ -44,9 +44,7 @@ def webhook_path(integration_id: str) -> str:
 
 
 def _bot(runtime: Runtime, row: Integration, client: httpx.Client | None = None) -> telegram.Bot:
-    token = integrations.secret(runtime.vault, row, "bot_token")
-    if token is None:
-        raise channel_updates.Undeliverable("the integration has no botToken: set it to answer")
+    token = channel_updates.sending_secret(runtime, row, "bot_token", "botToken")
     return telegram.Bot(runtime.settings.telegram_api_url, token, client)
 
 
